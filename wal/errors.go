@@ -1,0 +1,34 @@
+package wal
+
+import "errors"
+
+// Errors of the package. Callers compare with errors.Is: most are returned
+// wrapped with the sequence, file or field they concern.
+var (
+	// Event bodies (Event.UnmarshalBinary, Event.Validate).
+	ErrEventShort    = errors.New("wal: event body ends early")
+	ErrEventTrailing = errors.New("wal: event body has trailing bytes")
+	ErrEventType     = errors.New("wal: unknown event type")
+	ErrEventBounds   = errors.New("wal: event field over its limit")
+	ErrEventVarint   = errors.New("wal: event body has a malformed varint")
+
+	// Record frames (DecodeRecord, and every record that Open and Replay read).
+	ErrRecordShort    = errors.New("wal: record shorter than its header")
+	ErrRecordVersion  = errors.New("wal: unknown record version")
+	ErrRecordLength   = errors.New("wal: record length does not match its header")
+	ErrRecordChecksum = errors.New("wal: record checksum mismatch")
+	ErrRecordType     = errors.New("wal: record type does not match its body")
+	ErrRecordTooLarge = errors.New("wal: record body over its limit")
+
+	// The log. ErrCorrupt wraps every damage that is not a torn tail; the
+	// message names the sequence and the file.
+	ErrCorrupt    = errors.New("wal: log corrupt")
+	ErrFull       = errors.New("wal: append queue full")
+	ErrClosed     = errors.New("wal: log closed")
+	ErrOutOfRange = errors.New("wal: sequence out of range")
+
+	// Snapshots. ErrSnapshotCorrupt wraps every damage; the message names
+	// the file.
+	ErrSnapshotCorrupt = errors.New("wal: snapshot damaged")
+	ErrSnapshotName    = errors.New("wal: bad snapshot name")
+)

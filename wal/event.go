@@ -1,0 +1,319 @@
+package wal
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+// Type names what an event records. The numbers are written to disk: never
+// renumber one, only add.
+type Type uint8
+
+const (
+	TypeSaleCreated    Type = 1  // Blob: the sale definition (JSON); Num: unused
+	TypeHoldPlaced     Type = 2  // Sale, Zone, Hold, Buyer, Seats, At, Expires, Amount, IdemKey, IdemHash
+	TypeHoldReleased   Type = 3  // Sale, Zone, Hold, At
+	TypeHoldExpired    Type = 4  // Sale, Zone, Hold, At
+	TypeOrderPaid      Type = 5  // Sale, Zone, Hold, Order, At, Amount, IdemKey, IdemHash
+	TypeOrderCancelled Type = 6  // Sale, Zone, Hold, Order, At
+	TypeIdemResult     Type = 7  // Sale, Zone, Buyer, IdemKey, IdemHash, Num (scope), At, Blob (stored answer)
+	TypeQueueJoined    Type = 8  // Sale, Buyer, Hold (queue id), Num (ticket number, 0 before the draw), At
+	TypeQueueAdmitted  Type = 9  // Sale, Blob (list of queue ids), At, Expires (access expiry)
+	TypeQueueLeft      Type = 10 // Sale, Hold (queue id), At
+	TypeSalePaused     Type = 11 // Sale, At
+	TypeSaleResumed    Type = 12 // Sale, At
+	TypeQueueDrawn     Type = 13 // Sale, At, Blob (drawn order of queue ids)
+	TypeQueueDone      Type = 14 // Sale, Hold (queue id), At: the buyer completed a checkout
+	TypeMarker         Type = 15 // no state change: a snapshot barrier
+	typeMax            Type = 15
+)
+
+func (t Type) String() string {
+	switch t {
+	case TypeSaleCreated:
+		return "sale_created"
+	case TypeHoldPlaced:
+		return "hold_placed"
+	case TypeHoldReleased:
+		return "hold_released"
+	case TypeHoldExpired:
+		return "hold_expired"
+	case TypeOrderPaid:
+		return "order_paid"
+	case TypeOrderCancelled:
+		return "order_cancelled"
+	case TypeIdemResult:
+		return "idem_result"
+	case TypeQueueJoined:
+		return "queue_joined"
+	case TypeQueueAdmitted:
+		return "queue_admitted"
+	case TypeQueueLeft:
+		return "queue_left"
+	case TypeSalePaused:
+		return "sale_paused"
+	case TypeSaleResumed:
+		return "sale_resumed"
+	case TypeQueueDrawn:
+		return "queue_drawn"
+	case TypeQueueDone:
+		return "queue_done"
+	case TypeMarker:
+		return "marker"
+	}
+	return fmt.Sprintf("type(%d)", uint8(t))
+}
+
+// Event is one state change of a sale. It is a flat union: each type uses the
+// fields listed beside its constant and leaves the others zero. Times are Unix
+// milliseconds.
+type Event struct {
+	Type     Type
+	Sale     string
+	Zone     string
+	Hold     string // hold id, or queue id for queue events
+	Order    string
+	Buyer    string
+	Seats    []uint32 // seat indexes within the zone
+	At       int64
+	Expires  int64
+	Amount   int64 // cents
+	IdemKey  string
+	IdemHash uint64
+	Num      uint64
+	Blob     []byte
+}
+
+// Limits of a decoded event body. They bound what a corrupt or hostile record
+// can make the decoder allocate.
+const (
+	eventStringBytesMax = 1 << 10  // ids and keys are at most 128 bytes; 1 KiB is generous
+	eventSeatsMax       = 1 << 21  // a sale has at most 2,000,000 seats
+	eventBlobBytesMax   = 64 << 20 // a drawn order of 1,000,000 queue ids fits
+)
+
+// Validate reports whether e can be written and read back: a known type and
+// every field within the limits that UnmarshalBinary enforces. A log record
+// that the decoder refuses would stop every later replay, so Log.Append
+// checks this before it queues anything.
+func (e *Event) Validate() error {
+	if e.Type == 0 || e.Type > typeMax {
+		return fmt.Errorf("%w: %d", ErrEventType, uint8(e.Type))
+	}
+	for _, s := range [...]string{e.Sale, e.Zone, e.Hold, e.Order, e.Buyer, e.IdemKey} {
+		if len(s) > eventStringBytesMax {
+			return fmt.Errorf("%w: a string of %d bytes (max %d)", ErrEventBounds, len(s), eventStringBytesMax)
+		}
+	}
+	if len(e.Seats) > eventSeatsMax {
+		return fmt.Errorf("%w: %d seats (max %d)", ErrEventBounds, len(e.Seats), eventSeatsMax)
+	}
+	if len(e.Blob) > eventBlobBytesMax {
+		return fmt.Errorf("%w: a blob of %d bytes (max %d)", ErrEventBounds, len(e.Blob), eventBlobBytesMax)
+	}
+	return nil
+}
+
+// AppendBinary appends the compact body encoding of e to dst: the type byte,
+// then every field in declaration order, strings and blobs as uvarint length
+// plus bytes, numbers as uvarints (signed ones zigzag), seats as a uvarint
+// count plus uvarint deltas from the previous seat.
+func (e *Event) AppendBinary(dst []byte) []byte {
+	dst = append(dst, byte(e.Type))
+	dst = appendString(dst, e.Sale)
+	dst = appendString(dst, e.Zone)
+	dst = appendString(dst, e.Hold)
+	dst = appendString(dst, e.Order)
+	dst = appendString(dst, e.Buyer)
+	dst = binary.AppendUvarint(dst, uint64(len(e.Seats)))
+	var prev uint32
+	for i, s := range e.Seats {
+		if i == 0 {
+			dst = binary.AppendUvarint(dst, uint64(s))
+		} else {
+			// Zigzag so that unsorted seat lists still encode.
+			dst = binary.AppendVarint(dst, int64(s)-int64(prev))
+		}
+		prev = s
+	}
+	dst = binary.AppendVarint(dst, e.At)
+	dst = binary.AppendVarint(dst, e.Expires)
+	dst = binary.AppendVarint(dst, e.Amount)
+	dst = appendString(dst, e.IdemKey)
+	dst = binary.AppendUvarint(dst, e.IdemHash)
+	dst = binary.AppendUvarint(dst, e.Num)
+	dst = binary.AppendUvarint(dst, uint64(len(e.Blob)))
+	dst = append(dst, e.Blob...)
+	return dst
+}
+
+func appendString(dst []byte, s string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
+
+// UnmarshalBinary decodes a body written by AppendBinary into e. It copies
+// out of b, so b may be reused afterwards.
+func (e *Event) UnmarshalBinary(b []byte) error {
+	d := decoder{b: b}
+	*e = Event{}
+	t := d.byte()
+	if d.err == nil && (t == 0 || Type(t) > typeMax) {
+		return fmt.Errorf("%w: %d", ErrEventType, t)
+	}
+	e.Type = Type(t)
+	e.Sale = d.string()
+	e.Zone = d.string()
+	e.Hold = d.string()
+	e.Order = d.string()
+	e.Buyer = d.string()
+	n := d.uvarint()
+	if d.err == nil && n > eventSeatsMax {
+		d.err = ErrEventBounds
+	}
+	if d.err == nil && n > 0 {
+		if n > uint64(len(d.b)) { // each seat takes at least one byte
+			d.err = ErrEventShort
+		} else {
+			e.Seats = make([]uint32, n)
+			var prev int64
+			for i := range e.Seats {
+				var v int64
+				if i == 0 {
+					v = int64(d.uvarint())
+				} else {
+					v = prev + d.varint()
+				}
+				if v < 0 || v > 1<<32-1 {
+					d.fail(ErrEventBounds)
+				}
+				e.Seats[i] = uint32(v)
+				prev = v
+			}
+		}
+	}
+	e.At = d.varint()
+	e.Expires = d.varint()
+	e.Amount = d.varint()
+	e.IdemKey = d.string()
+	e.IdemHash = d.uvarint()
+	e.Num = d.uvarint()
+	e.Blob = d.bytes(eventBlobBytesMax)
+	if d.err != nil {
+		return d.err
+	}
+	if len(d.b) != 0 {
+		return ErrEventTrailing
+	}
+	return nil
+}
+
+// decoder reads fields in order and keeps the first error; after an error
+// every read returns a zero value.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) fail(err error) {
+	if d.err == nil {
+		d.err = err
+	}
+}
+
+func (d *decoder) byte() byte {
+	if d.err != nil {
+		return 0
+	}
+	if len(d.b) == 0 {
+		d.fail(ErrEventShort)
+		return 0
+	}
+	c := d.b[0]
+	d.b = d.b[1:]
+	return c
+}
+
+func (d *decoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n == 0 {
+		d.fail(ErrEventShort)
+		return 0
+	}
+	if n < 0 {
+		d.fail(ErrEventVarint) // more than 64 bits
+		return 0
+	}
+	if n > 1 && d.b[n-1] == 0 {
+		// A longer form of a shorter number: the encoder never writes it,
+		// and accepting it would give one event two encodings.
+		d.fail(ErrEventVarint)
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.b)
+	if n == 0 {
+		d.fail(ErrEventShort)
+		return 0
+	}
+	if n < 0 {
+		d.fail(ErrEventVarint) // more than 64 bits
+		return 0
+	}
+	if n > 1 && d.b[n-1] == 0 {
+		d.fail(ErrEventVarint)
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) bytes(max int) []byte {
+	n := d.uvarint()
+	if d.err != nil {
+		return nil
+	}
+	if n > uint64(max) {
+		d.fail(ErrEventBounds)
+		return nil
+	}
+	if n > uint64(len(d.b)) {
+		d.fail(ErrEventShort)
+		return nil
+	}
+	if n == 0 {
+		return nil
+	}
+	out := make([]byte, n)
+	copy(out, d.b[:n])
+	d.b = d.b[n:]
+	return out
+}
+
+func (d *decoder) string() string {
+	n := d.uvarint()
+	if d.err != nil {
+		return ""
+	}
+	if n > eventStringBytesMax {
+		d.fail(ErrEventBounds)
+		return ""
+	}
+	if n > uint64(len(d.b)) {
+		d.fail(ErrEventShort)
+		return ""
+	}
+	s := string(d.b[:n])
+	d.b = d.b[n:]
+	return s
+}

@@ -1,0 +1,384 @@
+package wal
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	twal "github.com/tidwall/wal"
+)
+
+// Limits and defaults of the log.
+const (
+	// segmentSizeDefault: tidwall keeps the whole tail segment in memory, and
+	// 64 MiB is about 500,000 records, a few seconds of writes at full load.
+	segmentSizeDefault = 64 << 20
+	// segmentSizeMax bounds the memory of the tail segment and what Replay
+	// reads at once.
+	segmentSizeMax = 512 << 20
+	// segmentFileBytesMax bounds what Open and Replay read from one file: a
+	// segment is cut after the first record that reaches SegmentSize, so it
+	// is at most SegmentSize plus one record.
+	segmentFileBytesMax = segmentSizeMax + recordBodyBytesMax + 1<<20
+	// queueMaxDefault is about 0.3 s of appends at 200,000 per second.
+	queueMaxDefault = 1 << 16
+	// queueMaxMax bounds the memory of the append queue's bookkeeping.
+	queueMaxMax = 1 << 24
+	// queueBytesMax bounds the memory held by records accepted and not yet
+	// durable; one record alone is always accepted.
+	queueBytesMax = 256 << 20
+	// batchMaxDefault: at 4,096 records a batch the fsync costs under a
+	// microsecond per record; larger batches only delay the acks.
+	batchMaxDefault = 4096
+	// batchMaxMax bounds the writer's per-batch work between two looks at
+	// the queue.
+	batchMaxMax = 1 << 16
+	// batchBytesMax: one write(2) of 8 MiB already runs at disk speed;
+	// beyond it a batch only delays its acks.
+	batchBytesMax = 8 << 20
+	// bufferKeepBytesMax: a queue or batch buffer that a large record grew
+	// past this is dropped after use instead of being kept for reuse.
+	bufferKeepBytesMax = 16 << 20
+	// scratchKeepBytesMax: encode buffers larger than this are not pooled.
+	scratchKeepBytesMax = 64 << 10
+
+	dirPerms  = 0o750 // the log holds buyers' data: no access for others
+	filePerms = 0o640 // as dirPerms
+)
+
+// Options configure Open. Zero fields take their defaults.
+type Options struct {
+	Dir         string
+	NoSync      bool // benchmarks and tests only: skip every fsync of a batch
+	SegmentSize int  // bytes per segment file; default 64 MiB
+	QueueMax    int  // records accepted and not yet durable; Append returns ErrFull past it; default 65,536
+	BatchMax    int  // records per write and fsync; default 4,096
+	// OnBatch, if set, is called on the writer goroutine after each durable
+	// batch with its record count, its bytes and the time of its write and
+	// fsync. It must not block.
+	OnBatch func(records, bytes int, fsync time.Duration)
+	// Logf, if set, receives notices of repairs made by Open.
+	Logf func(format string, args ...any)
+}
+
+// Log is the write-ahead log. Until Start the goroutine that opened it owns
+// it (Replay, TruncateFront); from Start on a single writer goroutine does.
+// Append, Err, FirstSeq and LastSeq may be called from any goroutine.
+type Log struct {
+	dir  string
+	opts Options // defaults filled in; read-only after Open
+
+	// tw is owned by the caller until Start, then by the writer goroutine.
+	// It is never read concurrently: tidwall's concurrent reads of old
+	// segments are unsafe, and Replay reads the files itself.
+	tw *twal.Log
+
+	// first and last are the first kept and last durable sequences. The owner
+	// writes them; anyone may read them.
+	first, last atomic.Uint64
+
+	// mu guards the append queue and the state that Append reads.
+	mu       sync.Mutex
+	queue    []pending // accepted, not yet taken by the writer, in order
+	arena    []byte    // the unsealed records of queue, back to back
+	inflight int       // records accepted and not yet resolved (queued or being written)
+	inBytes  int       // bytes of those records
+	started  bool
+	closed   bool
+	err      error // the fatal error; once set, never cleared
+
+	signal  chan struct{} // capacity 1: the queue became non-empty
+	ctl     chan truncateReq
+	stop    chan struct{} // closed by Close
+	stopped chan struct{} // closed when the writer goroutine returns
+
+	// Owned by the writer (the caller before Start).
+	spareQueue []pending
+	spareArena []byte
+	batch      twal.Batch
+	tailBytes  int64 // bytes in tidwall's tail segment, to see when it rotates
+
+	// beforeBatch, if set by a test, runs on the writer before each write.
+	beforeBatch func()
+}
+
+// pending is one accepted record waiting for the writer.
+type pending struct {
+	end  int // end of the record in the arena; it starts where the previous one ends
+	done func(seq uint64, err error)
+}
+
+// truncateReq hands a TruncateFront to the writer goroutine.
+type truncateReq struct {
+	seq   uint64
+	reply chan error // capacity 1
+}
+
+// scratch holds encode buffers, so that Append encodes outside the queue
+// lock without an allocation per call.
+var scratch = sync.Pool{New: func() any { return new([]byte) }}
+
+// Open opens or creates the log in opts.Dir. It cuts a torn tail off the last
+// segment first (keeping a <segment>.broken copy) and fails on any other
+// damage it sees there; see doc.go.
+func Open(opts Options) (*Log, error) {
+	if err := fillOptions(&opts); err != nil {
+		return nil, err
+	}
+	dir := opts.Dir
+	if err := ensureDir(dir); err != nil {
+		return nil, fmt.Errorf("wal: open %q: %w", dir, err)
+	}
+	tail, err := repairTail(dir, opts.Logf)
+	if err != nil {
+		return nil, err
+	}
+	tw, err := twal.Open(dir, &twal.Options{
+		NoSync:           opts.NoSync,
+		SegmentSize:      opts.SegmentSize,
+		LogFormat:        twal.Binary,
+		SegmentCacheSize: 1, // we never read through tidwall after Open
+		NoCopy:           true,
+		AllowEmpty:       true, // TruncateFront may drop every record, and a repair may empty the log
+		DirPerms:         dirPerms,
+		FilePerms:        filePerms,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("wal: open %q: %w", dir, err)
+	}
+	l := &Log{
+		dir:     dir,
+		opts:    opts,
+		tw:      tw,
+		signal:  make(chan struct{}, 1),
+		ctl:     make(chan truncateReq),
+		stop:    make(chan struct{}),
+		stopped: make(chan struct{}),
+	}
+	if err := l.load(tail); err != nil {
+		return nil, errors.Join(err, tw.Close())
+	}
+	return l, nil
+}
+
+// load reads the sequences from tidwall, checks them against what the tail
+// repair found, and makes the directory durable.
+func (l *Log) load(tail tailInfo) error {
+	first, err := l.tw.FirstIndex()
+	if err != nil {
+		return fmt.Errorf("wal: open %q: %w", l.dir, err)
+	}
+	last, err := l.tw.LastIndex()
+	if err != nil {
+		return fmt.Errorf("wal: open %q: %w", l.dir, err)
+	}
+	if tail.path != "" && last != tail.first+uint64(tail.records)-1 {
+		return fmt.Errorf("%w: %s holds records %d..%d but the log ends at %d", ErrCorrupt,
+			tail.path, tail.first, tail.first+uint64(tail.records)-1, last)
+	}
+	l.first.Store(first)
+	l.last.Store(last)
+	if l.tailBytes, err = tailSize(l.dir); err != nil {
+		return err
+	}
+	// tidwall creates files and finishes interrupted truncations by renames
+	// without syncing the directory.
+	return syncDir(l.dir)
+}
+
+func fillOptions(o *Options) error {
+	if o.Dir == "" {
+		return errors.New("wal: open: Options.Dir is empty")
+	}
+	if o.SegmentSize == 0 {
+		o.SegmentSize = segmentSizeDefault
+	}
+	if o.QueueMax == 0 {
+		o.QueueMax = queueMaxDefault
+	}
+	if o.BatchMax == 0 {
+		o.BatchMax = batchMaxDefault
+	}
+	if o.Logf == nil {
+		o.Logf = func(string, ...any) {}
+	}
+	switch {
+	case o.SegmentSize < 0 || o.SegmentSize > segmentSizeMax:
+		return fmt.Errorf("wal: open %q: SegmentSize %d out of 1..%d", o.Dir, o.SegmentSize, segmentSizeMax)
+	case o.QueueMax < 0 || o.QueueMax > queueMaxMax:
+		return fmt.Errorf("wal: open %q: QueueMax %d out of 1..%d", o.Dir, o.QueueMax, queueMaxMax)
+	case o.BatchMax < 0 || o.BatchMax > batchMaxMax:
+		return fmt.Errorf("wal: open %q: BatchMax %d out of 1..%d", o.Dir, o.BatchMax, batchMaxMax)
+	}
+	return nil
+}
+
+// FirstSeq is the sequence of the first kept record; LastSeq+1 when the log
+// is empty (1 for a new log).
+func (l *Log) FirstSeq() uint64 { return l.first.Load() }
+
+// LastSeq is the sequence of the last durable record; 0 for a new log.
+func (l *Log) LastSeq() uint64 { return l.last.Load() }
+
+// Err returns the fatal error after a failed write, fsync or truncation, and
+// nil before.
+func (l *Log) Err() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.err
+}
+
+// Start starts the writer goroutine, which owns the log from then on.
+func (l *Log) Start() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.started || l.closed {
+		panic("wal: Start called twice or after Close")
+	}
+	l.started = true
+	go l.run()
+}
+
+// Append queues ev and returns at once; ev is encoded before it returns, so
+// the caller may reuse it. It returns an error wrapping ErrEventType,
+// ErrEventBounds or ErrRecordTooLarge for an event that cannot be written,
+// ErrFull when QueueMax records (or queueBytesMax bytes) are waiting,
+// ErrClosed after Close, and the fatal error after a failed write. When it
+// returns nil, done (if not nil) is called exactly once, on the goroutine
+// that owns the log (the writer after Start; before Start, the one that
+// calls TruncateFront or Close): with the record's sequence and a nil error
+// once the record is durable, or with a non-nil error if it never will be.
+// done must not block.
+func (l *Log) Append(ev *Event, done func(seq uint64, err error)) error {
+	if err := ev.Validate(); err != nil {
+		return fmt.Errorf("wal: append: %w", err)
+	}
+	bp := scratch.Get().(*[]byte)
+	rec := appendUnsealed((*bp)[:0], ev)
+	err := l.enqueue(rec, done)
+	if cap(rec) <= scratchKeepBytesMax {
+		*bp = rec[:0]
+		scratch.Put(bp)
+	}
+	return err
+}
+
+// enqueue copies an unsealed record into the queue, or refuses it.
+func (l *Log) enqueue(rec []byte, done func(seq uint64, err error)) error {
+	l.mu.Lock()
+	var err error
+	switch {
+	case l.closed:
+		err = ErrClosed
+	case l.err != nil:
+		err = l.err
+	case l.inflight >= l.opts.QueueMax:
+		err = ErrFull
+	case l.inflight > 0 && l.inBytes+len(rec) > queueBytesMax:
+		err = ErrFull
+	}
+	if err != nil {
+		l.mu.Unlock()
+		return err
+	}
+	wake := len(l.queue) == 0
+	l.arena = append(l.arena, rec...)
+	l.queue = append(l.queue, pending{end: len(l.arena), done: done})
+	l.inflight++
+	l.inBytes += len(rec)
+	l.mu.Unlock()
+
+	if wake {
+		select {
+		case l.signal <- struct{}{}:
+		default: // a wake-up is already pending
+		}
+	}
+	return nil
+}
+
+// TruncateFront drops every record before seq, so that seq becomes the first
+// kept one; seq = LastSeq()+1 drops them all. Records appended before the
+// call are written first. After Start it runs on the writer goroutine and
+// returns when done. It wraps ErrOutOfRange when seq is past LastSeq()+1. A
+// failure of the truncation itself is fatal, like a failed write.
+func (l *Log) TruncateFront(seq uint64) error {
+	l.mu.Lock()
+	closed, started, fatal := l.closed, l.started, l.err
+	l.mu.Unlock()
+	switch {
+	case closed:
+		return ErrClosed
+	case fatal != nil:
+		return fatal
+	case !started:
+		l.flush()
+		return l.truncateFront(seq)
+	}
+	r := truncateReq{seq: seq, reply: make(chan error, 1)}
+	select {
+	case l.ctl <- r:
+		return <-r.reply
+	case <-l.stopped:
+		return ErrClosed
+	}
+}
+
+// Close writes and fsyncs every queued record (their done callbacks run),
+// stops the writer and closes the files. After a fatal error it returns that
+// error.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return ErrClosed
+	}
+	l.closed = true
+	started := l.started
+	l.mu.Unlock()
+
+	if started {
+		close(l.stop)
+		<-l.stopped
+	} else {
+		l.flush() // the caller owns the log
+		close(l.stopped)
+	}
+	var cerr error
+	if err := l.tw.Close(); err != nil {
+		cerr = fmt.Errorf("wal: close %q: %w", l.dir, err)
+	}
+	return errors.Join(l.Err(), cerr)
+}
+
+// ensureDir creates dir if it does not exist and makes its entry durable.
+func ensureDir(dir string) error {
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if err := os.MkdirAll(dir, dirPerms); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(filepath.Clean(dir)))
+}
+
+// syncDir fsyncs a directory, so that files created, renamed or removed in
+// it survive a crash.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("wal: sync directory: %w", err)
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("wal: sync directory %q: %w", dir, err)
+	}
+	return nil
+}
