@@ -1,0 +1,474 @@
+package actors
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"onsale/wal"
+)
+
+// Limits of the engine.
+const (
+	// salesMax is how many sales one server keeps: server-made ids route by a
+	// 16-bit sale index.
+	salesMax = 1<<16 - 1
+	// tickInterval is how often zones release expired holds and rooms admit:
+	// a hold lives at least a second, so a tenth of that is precise enough.
+	tickInterval = 100 * time.Millisecond
+	// callTimeoutDefault bounds how long the HTTP edge waits for an answer.
+	callTimeoutDefault = 5 * time.Second
+	// snapshotRecordsDefault is how many records the log may grow by before
+	// the engine snapshots every sale and truncates it: replaying 1,000,000
+	// records takes well under 2 s.
+	snapshotRecordsDefault = 1_000_000
+)
+
+// Config configures an Engine.
+type Config struct {
+	Dir             string // data directory: wal/ and snap/ inside
+	NoSync          bool   // skip fsync: benchmarks of the engine alone, never in production
+	Now             func() time.Time
+	Logger          *slog.Logger
+	CallTimeout     time.Duration
+	SnapshotRecords uint64                                        // 0: snapshotRecordsDefault
+	OnBatch         func(records, bytes int, fsync time.Duration) // log metrics hook
+	// Fatal is called once when the engine cannot go on safely (the log failed,
+	// an invariant broke). The server exits; recovery from the log restores
+	// every acknowledged change. Default: log it.
+	Fatal func(error)
+}
+
+// Engine runs every sale: their actor trees, the shared log and the ticks.
+type Engine struct {
+	cfg     Config
+	sys     *actor.ActorSystem
+	log     *wal.Log
+	snapDir string
+	logger  *slog.Logger
+
+	mu     sync.RWMutex // guards sales and byIdx
+	sales  map[string]*Sale
+	byIdx  []*Sale
+	create sync.Mutex // serializes sale creation and snapshots
+
+	failed   atomic.Pointer[error]
+	stop     chan struct{}
+	stopped  sync.WaitGroup
+	lastSnap atomic.Uint64 // log sequence at the last snapshot
+	snapping atomic.Bool
+}
+
+// Open recovers the engine from cfg.Dir: it loads the snapshots, replays the
+// log into fresh state, releases holds that expired while it was down, then
+// starts the actors. When Open returns, the engine is ready.
+func Open(cfg Config) (*Engine, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = callTimeoutDefault
+	}
+	if cfg.SnapshotRecords == 0 {
+		cfg.SnapshotRecords = snapshotRecordsDefault
+	}
+	e := &Engine{
+		cfg: cfg, logger: cfg.Logger, snapDir: filepath.Join(cfg.Dir, "snap"),
+		sales: make(map[string]*Sale), stop: make(chan struct{}),
+	}
+	lg, err := wal.Open(wal.Options{
+		Dir: filepath.Join(cfg.Dir, "wal"), NoSync: cfg.NoSync, OnBatch: cfg.OnBatch,
+		Logf: func(format string, args ...any) { e.logger.Warn(fmt.Sprintf(format, args...)) },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open log in %q: %w", cfg.Dir, err)
+	}
+	e.log = lg
+	if err := e.recover(); err != nil {
+		return nil, errors.Join(err, lg.Close())
+	}
+	e.lastSnap.Store(lg.LastSeq())
+	lg.Start()
+	if err := e.expireOverdue(); err != nil {
+		return nil, errors.Join(err, lg.Close())
+	}
+	e.sys = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+		return e.logger.With("lib", "actor")
+	}))
+	for _, s := range e.byIdx {
+		if s != nil {
+			e.spawn(s)
+		}
+	}
+	e.stopped.Add(1)
+	go e.ticker()
+	return e, nil
+}
+
+func (e *Engine) nowMs() int64 { return e.cfg.Now().UnixMilli() }
+
+func (e *Engine) after(d time.Duration) <-chan time.Time { return time.After(d) }
+
+// fatal records the first fatal error and reports it.
+func (e *Engine) fatal(err error) {
+	if e.failed.CompareAndSwap(nil, &err) {
+		e.logger.Error("fatal: the engine stops taking writes", "err", err)
+		if e.cfg.Fatal != nil {
+			e.cfg.Fatal(err)
+		}
+	}
+}
+
+// Err returns the fatal error, if one happened.
+func (e *Engine) Err() error {
+	if p := e.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func unavailable(err error) *Error {
+	return errorf(CodeUnavailable, "the change could not be made durable (%v); retry later", err)
+}
+
+// expiryDone is the log callback of writes that nobody waits for.
+func (e *Engine) expiryDone(_ uint64, err error) {
+	if err != nil {
+		e.fatal(fmt.Errorf("write expiry: %w", err))
+	}
+}
+
+// Sale returns the sale with that id.
+func (e *Engine) Sale(id string) (*Sale, bool) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	s, ok := e.sales[id]
+	return s, ok
+}
+
+// Sales returns every sale, in creation order.
+func (e *Engine) Sales() []*Sale {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	out := make([]*Sale, 0, len(e.sales))
+	for _, s := range e.byIdx {
+		if s != nil {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// saleRecord is the body of a sale_created event and of a sale snapshot.
+type saleRecord struct {
+	Def       SaleDef `json:"def"`
+	Idx       uint16  `json:"idx"`
+	Seed      string  `json:"seed"` // hex
+	CreatedAt int64   `json:"created_at"`
+	Paused    bool    `json:"paused,omitempty"`
+}
+
+// CreateSale creates an on-sale from a definition that Normalize accepted.
+// It answers once the sale is durable.
+func (e *Engine) CreateSale(def SaleDef) (*Sale, *Error) {
+	if err := def.Normalize(e.cfg.Now()); err != nil {
+		return nil, err
+	}
+	e.create.Lock()
+	defer e.create.Unlock()
+	if _, ok := e.Sale(def.ID); ok {
+		return nil, errorf(CodeSaleExists, "a sale with id %q exists already; pick another id", def.ID)
+	}
+	e.mu.RLock()
+	idx := len(e.byIdx)
+	e.mu.RUnlock()
+	if idx == 0 {
+		idx = 1 // index 0 is never used, so a zeroed id never routes
+	}
+	if idx > salesMax {
+		return nil, errorf(CodeUnavailable, "this server holds %d sales, its limit", salesMax)
+	}
+	rec := saleRecord{Def: def, Idx: uint16(idx), Seed: hex.EncodeToString(randomSeed()), CreatedAt: e.nowMs()}
+	blob, err := json.Marshal(rec)
+	if err != nil {
+		return nil, errorf(CodeBadRequest, "encode sale: %v", err)
+	}
+	c := newCall()
+	if err := e.log.Append(&wal.Event{Type: wal.TypeSaleCreated, Sale: def.ID, Num: uint64(idx), At: rec.CreatedAt, Blob: blob}, func(_ uint64, err error) {
+		if err != nil {
+			c.finish(Result{Err: unavailable(err)})
+			return
+		}
+		c.finish(Result{})
+	}); err != nil {
+		return nil, unavailable(err)
+	}
+	if r := c.wait(e.cfg.CallTimeout); r.Err != nil {
+		return nil, r.Err
+	}
+	s, serr := e.newSale(rec)
+	if serr != nil {
+		e.fatal(serr) // Normalize accepted it; a refusal here is a bug
+		return nil, unavailable(serr)
+	}
+	e.register(s)
+	e.spawn(s)
+	return s, nil
+}
+
+// newSale builds a sale's handle and fresh cores from its record.
+func (e *Engine) newSale(rec saleRecord) (*Sale, error) {
+	def := rec.Def
+	opens, err := parseTime(def.OpensAt)
+	if err != nil {
+		return nil, fmt.Errorf("sale %q: opens_at: %w", def.ID, err)
+	}
+	seed, err := hex.DecodeString(rec.Seed)
+	if err != nil || len(seed) != 32 {
+		return nil, fmt.Errorf("sale %q: bad draw seed", def.ID)
+	}
+	s := &Sale{
+		e: e, idx: rec.Idx, def: def, opensAt: opens.UnixMilli(), holdTTLMs: int64(def.HoldTTLS) * 1000,
+		createdAt: rec.CreatedAt, zoneByID: make(map[string]*zoneHandle, len(def.Zones)),
+		ledger: newLedger(def.MaxPerBuyer), idem: newIdemTable(),
+	}
+	copy(s.seed[:], seed)
+	s.paused.Store(rec.Paused)
+	for i := range s.def.Zones {
+		zd := &s.def.Zones[i]
+		zh := &zoneHandle{idx: uint16(i), def: zd, core: NewZone(*zd), idemFails: make(map[idemKey]idemFail)}
+		s.zones = append(s.zones, zh)
+		s.zoneByID[zd.ID] = zh
+	}
+	s.room = newRoomHandle(s)
+	return s, nil
+}
+
+func (e *Engine) register(s *Sale) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for len(e.byIdx) <= int(s.idx) {
+		e.byIdx = append(e.byIdx, nil)
+	}
+	e.byIdx[s.idx] = s
+	e.sales[s.def.ID] = s
+}
+
+// spawn starts a sale's actor tree and waits until its children exist.
+func (e *Engine) spawn(s *Sale) {
+	started := make(chan struct{})
+	a := &saleActor{s: s, started: started}
+	props := actor.PropsFromProducer(func() actor.Actor { return a },
+		actor.WithSupervisor(actor.NewOneForOneStrategy(0, 0, func(reason any) actor.Directive {
+			// A zone or room that panicked broke an invariant; its memory
+			// cannot be trusted. Stop it and stop the engine: a restart
+			// rebuilds everything from the log.
+			e.fatal(fmt.Errorf("sale %q: an actor failed: %v", s.def.ID, reason))
+			return actor.StopDirective
+		})))
+	pid, err := e.sys.Root.SpawnNamed(props, fmt.Sprintf("sale-%d", s.idx))
+	if err != nil {
+		panic(fmt.Sprintf("spawn sale actor %d: %v", s.idx, err))
+	}
+	s.pid = pid
+	<-started
+}
+
+// route finds the sale and zone of a server-made hold or order id.
+func (e *Engine) route(prefix byte, id string) (*Sale, *zoneHandle, bool) {
+	si, zi, ok := parseID(prefix, id)
+	if !ok {
+		return nil, nil, false
+	}
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if int(si) >= len(e.byIdx) || e.byIdx[si] == nil {
+		return nil, nil, false
+	}
+	s := e.byIdx[si]
+	if int(zi) >= len(s.zones) {
+		return nil, nil, false
+	}
+	return s, s.zones[zi], true
+}
+
+// HoldSale returns the sale a hold id belongs to.
+func (e *Engine) HoldSale(holdID string) (*Sale, bool) {
+	s, _, ok := e.route('h', holdID)
+	return s, ok
+}
+
+// GetHold reads a hold. Without admin, only its buyer may see it.
+func (e *Engine) GetHold(holdID, buyer string, admin bool) Result {
+	s, zh, ok := e.route('h', holdID)
+	if !ok {
+		return Result{Err: errHoldNotFound()}
+	}
+	c := newCall()
+	e.sys.Root.Send(zh.pid, &getHoldCmd{c: c, holdID: holdID, buyer: buyer, admin: admin})
+	return c.wait(s.e.cfg.CallTimeout)
+}
+
+// ReleaseHold gives a hold up; its seats are free at once.
+func (e *Engine) ReleaseHold(holdID, buyer string, admin bool) Result {
+	_, zh, ok := e.route('h', holdID)
+	if !ok {
+		return Result{Err: errHoldNotFound()}
+	}
+	c := newCall()
+	e.sys.Root.Send(zh.pid, &releaseCmd{c: c, holdID: holdID, buyer: buyer, admin: admin})
+	return c.wait(e.cfg.CallTimeout)
+}
+
+// Payer charges and refunds. Charge is called at most once per checkout,
+// outside every actor, and may take as long as the gateway does.
+type Payer interface {
+	Charge(orderID string, amountCents int64, token string) *Error
+	Refund(orderID string, amountCents int64) *Error
+}
+
+// CheckoutRequest is a buyer's payment for a hold.
+type CheckoutRequest struct {
+	HoldID       string
+	Buyer        string
+	PaymentToken string
+	IdemKey      string
+}
+
+func (r *CheckoutRequest) hash() uint64 {
+	h := fnv64(r.HoldID)
+	return h*1099511628211 ^ fnv64(r.PaymentToken)
+}
+
+// Checkout buys a hold: it checks the hold, charges through p, and turns the
+// hold into an order, durably. A charge whose hold could not be bought after
+// all (it expired during the payment) is refunded.
+func (e *Engine) Checkout(r CheckoutRequest, p Payer) Result {
+	s, zh, ok := e.route('h', r.HoldID)
+	if !ok {
+		return Result{Err: errHoldNotFound()}
+	}
+	c, fresh, ierr := s.begin(r.Buyer, scopeCheckout, r.IdemKey, r.hash())
+	if ierr != nil {
+		return Result{Err: ierr}
+	}
+	if !fresh {
+		return c.wait(e.cfg.CallTimeout)
+	}
+	probe := newCall()
+	e.sys.Root.Send(zh.pid, &checkoutBeginCmd{c: probe, holdID: r.HoldID, buyer: r.Buyer})
+	pr := probe.wait(e.cfg.CallTimeout)
+	if pr.Err != nil {
+		if pr.Err.Code == CodeNotFound || pr.Err.Code == CodeUnavailable {
+			// Not stored: a hold the buyer cannot see reveals nothing, and
+			// an unknown outcome must be asked again.
+			s.finish(c, pr)
+			return pr
+		}
+		e.sys.Root.Send(zh.pid, &checkoutEndCmd{c: c, holdID: r.HoldID, fail: pr.Err})
+		return c.wait(e.cfg.CallTimeout)
+	}
+	orderID := newID('o', s.idx, zh.idx)
+	if perr := p.Charge(orderID, pr.Hold.Amount, r.PaymentToken); perr != nil {
+		e.sys.Root.Send(zh.pid, &checkoutEndCmd{c: c, holdID: r.HoldID, began: true, fail: perr})
+		return c.wait(e.cfg.CallTimeout)
+	}
+	e.sys.Root.Send(zh.pid, &checkoutEndCmd{c: c, holdID: r.HoldID, began: true, paid: true, orderID: orderID})
+	res := c.wait(e.cfg.CallTimeout)
+	if res.Err != nil && (res.Err.Code == CodeHoldExpired || res.Err.Code == CodeHoldNotActive) {
+		if rerr := p.Refund(orderID, pr.Hold.Amount); rerr != nil {
+			e.logger.Error("refund of a charge whose hold could not be bought failed; refund it by hand",
+				"order", orderID, "hold", r.HoldID, "amount_cents", pr.Hold.Amount, "err", rerr.Message)
+		}
+	}
+	return res
+}
+
+// GetOrder reads an order; its id is the capability.
+func (e *Engine) GetOrder(orderID string) Result {
+	_, zh, ok := e.route('o', orderID)
+	if !ok {
+		return Result{Err: errorf(CodeNotFound, "no such order")}
+	}
+	c := newCall()
+	e.sys.Root.Send(zh.pid, &getOrderCmd{c: c, orderID: orderID})
+	return c.wait(e.cfg.CallTimeout)
+}
+
+// CancelOrder refunds an order through p and puts its seats back on sale.
+// A second cancel answers the same.
+func (e *Engine) CancelOrder(orderID string, p Payer) Result {
+	r := e.GetOrder(orderID)
+	if r.Err != nil || r.Order.State == "cancelled" {
+		return r
+	}
+	if perr := p.Refund(orderID, r.Order.Amount); perr != nil {
+		return Result{Err: perr}
+	}
+	_, zh, _ := e.route('o', orderID)
+	c := newCall()
+	e.sys.Root.Send(zh.pid, &cancelCmd{c: c, orderID: orderID})
+	return c.wait(e.cfg.CallTimeout)
+}
+
+// ticker drives expiry, admissions and snapshots. It is the engine's only
+// clock: actors never sleep or arm timers of their own.
+func (e *Engine) ticker() {
+	defer e.stopped.Done()
+	t := time.NewTicker(tickInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.stop:
+			return
+		case <-t.C:
+		}
+		for _, s := range e.Sales() {
+			for _, zh := range s.zones {
+				e.sys.Root.Send(zh.pid, tickMsg{})
+			}
+			if s.room != nil {
+				e.sys.Root.Send(s.room.pid, tickMsg{})
+			}
+		}
+		if e.log.LastSeq()-e.lastSnap.Load() >= e.cfg.SnapshotRecords && e.snapping.CompareAndSwap(false, true) {
+			go func() {
+				defer e.snapping.Store(false)
+				if err := e.Snapshot(); err != nil {
+					e.logger.Error("snapshot failed; the log keeps growing until one succeeds", "err", err)
+				}
+			}()
+		}
+	}
+}
+
+// Close stops the ticks and the actors, then drains and closes the log.
+func (e *Engine) Close() error {
+	close(e.stop)
+	e.stopped.Wait()
+	sales := e.Sales()
+	sort.Slice(sales, func(i, j int) bool { return sales[i].idx < sales[j].idx })
+	for _, s := range sales {
+		if err := e.sys.Root.PoisonFuture(s.pid).Wait(); err != nil {
+			e.logger.Warn("stop sale actor", "sale", s.def.ID, "err", err)
+		}
+	}
+	e.sys.Shutdown()
+	return e.log.Close()
+}
+
+// LogSeq is the sequence of the last record in the log.
+func (e *Engine) LogSeq() uint64 { return e.log.LastSeq() }

@@ -1,0 +1,48 @@
+package actors
+
+import "fmt"
+
+// Error is a refusal with a stable code, as API.md names them. The HTTP layer
+// maps Code to a status; the extra fields travel inside the JSON error.
+type Error struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	// Remaining is set with CodeLimitExceeded: how many more seats the buyer may take.
+	Remaining *int `json:"remaining,omitempty"`
+	// Alternatives is set with CodeSeatsTaken: up to 3 seat lists of the same size.
+	Alternatives [][]string `json:"alternatives,omitempty"`
+	// Zones is set with CodeSoldOut: the other zones with seats free.
+	Zones []ZoneFree `json:"zones,omitempty"`
+}
+
+// ZoneFree names a zone and how many seats it has free.
+type ZoneFree struct {
+	ID   string `json:"id"`
+	Free int    `json:"free"`
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// Stable error codes. They are part of the HTTP contract and of the stored
+// answers of idempotent requests: never rename one.
+const (
+	CodeBadRequest     = "bad_request"
+	CodeNotFound       = "not_found"
+	CodeSaleExists     = "sale_exists"
+	CodeSeatsTaken     = "seats_taken"
+	CodeSoldOut        = "sold_out"
+	CodeLimitExceeded  = "limit_exceeded"
+	CodeSalePaused     = "sale_paused"
+	CodeHoldNotActive  = "hold_not_active"
+	CodeHoldExpired    = "hold_expired"
+	CodeNotAdmitted    = "not_admitted"
+	CodeIdemReused     = "idempotency_key_reused"
+	CodePaymentDecline = "payment_declined"
+	CodePaymentDown    = "payment_unavailable"
+	CodeUnavailable    = "unavailable" // the engine cannot take writes (log failed, overloaded, timed out)
+	CodeLineFull       = "line_full"
+)
+
+func errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}

@@ -1,0 +1,141 @@
+package actors
+
+import (
+	"sync"
+	"time"
+)
+
+// A call is one engine request waiting for its answer. The answer is set once,
+// after what it says is durable, by whichever goroutine learns it (usually the
+// log writer's callback), and done is closed. Callers wait on done with a
+// timeout; a duplicate request with the same idempotency key waits on the same
+// call.
+type call struct {
+	done chan struct{}
+	res  Result
+
+	zseq uint64 // set by the zone actor that handles the request
+
+	// Idempotency, zero when the request carried no key.
+	key  idemKey
+	hash uint64
+	at   int64 // unix ms of the first request, for retention
+}
+
+// Result is an engine answer: one of Hold or Order, or Err.
+type Result struct {
+	Hold   *HoldView    `json:"hold,omitempty"`
+	Order  *OrderView   `json:"order,omitempty"`
+	Ticket *QueueTicket `json:"ticket,omitempty"`
+
+	// zseq is the position of the request in its zone actor's mailbox order
+	// (0 outside zones): tests check answers against a sequential model
+	// replayed in that order.
+	zseq uint64
+	Err  *Error `json:"err,omitempty"`
+}
+
+func newCall() *call { return &call{done: make(chan struct{})} }
+
+// finish sets the answer and wakes the waiters. It must be called once.
+func (c *call) finish(r Result) {
+	c.res = r
+	c.res.zseq = c.zseq
+	close(c.done)
+}
+
+// Wait returns the answer, or a CodeUnavailable error when it did not come
+// within d: the outcome is then unknown, and a retry with the same
+// idempotency key is the way to learn it.
+func (c *call) wait(d time.Duration) Result {
+	select {
+	case <-c.done:
+		return c.res
+	default:
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-c.done:
+		return c.res
+	case <-t.C:
+		return Result{Err: errorf(CodeUnavailable, "the server did not answer in time; retry with the same Idempotency-Key")}
+	}
+}
+
+type idemScope uint8
+
+const (
+	scopeHold     idemScope = 1
+	scopeCheckout idemScope = 2
+)
+
+type idemKey struct {
+	buyer string
+	scope idemScope
+	key   string
+}
+
+// idemRetention is how long a stored answer is kept: API.md promises at
+// least 24 hours; answers of successful holds and checkouts live as long as
+// the hold itself.
+const idemRetention = 24 * time.Hour
+
+// idemTable maps (buyer, endpoint, key) to the call that answered it first.
+// One per sale, shared by its zone actors and the HTTP edge; the mutex covers a
+// map operation only.
+type idemTable struct {
+	mu sync.Mutex
+	m  map[idemKey]*call
+}
+
+func newIdemTable() *idemTable { return &idemTable{m: make(map[idemKey]*call)} }
+
+// begin returns the call for k: fresh when this is the first request with
+// that key (the caller must then send it on and finish it), the existing one
+// otherwise. A key reused with another request body is refused.
+func (t *idemTable) begin(k idemKey, hash uint64, now int64) (c *call, fresh bool, err *Error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if old, ok := t.m[k]; ok {
+		if old.hash != hash {
+			return nil, false, errorf(CodeIdemReused, "this Idempotency-Key was used with a different request; use a new key for a new request")
+		}
+		return old, false, nil
+	}
+	c = &call{done: make(chan struct{}), key: k, hash: hash, at: now}
+	t.m[k] = c
+	return c, true, nil
+}
+
+// forget drops k, so that a retry runs again: used for answers that API.md
+// says are not stored (429 and 5xx).
+func (t *idemTable) forget(c *call) {
+	t.mu.Lock()
+	if t.m[c.key] == c {
+		delete(t.m, c.key)
+	}
+	t.mu.Unlock()
+}
+
+// put records a finished answer during recovery.
+func (t *idemTable) put(k idemKey, hash uint64, at int64, r Result) {
+	c := &call{done: make(chan struct{}), key: k, hash: hash, at: at, res: r}
+	close(c.done)
+	t.mu.Lock()
+	t.m[k] = c
+	t.mu.Unlock()
+}
+
+// storable reports whether an answer is kept for retries: API.md stores 2xx
+// and 4xx answers, not 429 and 5xx.
+func storable(r Result) bool {
+	if r.Err == nil {
+		return true
+	}
+	switch r.Err.Code {
+	case CodeUnavailable, CodeSalePaused, CodePaymentDown:
+		return false
+	}
+	return true
+}

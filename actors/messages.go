@@ -1,0 +1,77 @@
+package actors
+
+// Messages to zone actors. Each carries a *call that the actor (or the log
+// writer's callback, once the change is durable) finishes; the sender waits on
+// it. Every field is copied out of the HTTP request before it is sent.
+
+// holdCmd asks a zone to hold seats: Quantity seats picked by the zone, or the
+// named Seats.
+type holdCmd struct {
+	c         *call
+	buyer     string
+	quantity  int
+	seats     []string
+	acceptAlt bool
+}
+
+// releaseCmd gives a hold up. admin skips the owner check.
+type releaseCmd struct {
+	c      *call
+	holdID string
+	buyer  string
+	admin  bool
+}
+
+// getHoldCmd reads a hold.
+type getHoldCmd struct {
+	c      *call
+	holdID string
+	buyer  string
+	admin  bool
+}
+
+// checkoutBeginCmd checks that a hold can be bought and marks a checkout in
+// progress, so that two checkouts of one hold never both reach the gateway.
+type checkoutBeginCmd struct {
+	c      *call
+	holdID string
+	buyer  string
+}
+
+// checkoutEndCmd ends a checkout: with paid set the hold becomes an order
+// (durably); otherwise the refusal in fail is the answer, stored first when
+// the request carried an idempotency key. began says the begin succeeded, so
+// its in-progress mark is this checkout's to drop.
+type checkoutEndCmd struct {
+	c       *call
+	holdID  string
+	began   bool
+	paid    bool
+	fail    *Error
+	orderID string
+}
+
+// cancelCmd cancels an order and puts its seats back on sale.
+type cancelCmd struct {
+	c       *call
+	orderID string
+}
+
+// getOrderCmd reads an order.
+type getOrderCmd struct {
+	c       *call
+	orderID string
+}
+
+// seatsCmd reads the seat map of a reserved zone.
+type seatsCmd struct {
+	reply chan []SeatView
+}
+
+// tickMsg makes a zone release its expired holds.
+type tickMsg struct{}
+
+// snapCmd asks an owner for its snapshot; see snapshot.go.
+type snapCmd struct {
+	reply chan snapPart
+}

@@ -1,0 +1,491 @@
+package actors
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+)
+
+// The waiting room of one sale (API.md, "Waiting room (buyer)").
+//
+// Room is a pure state machine: no I/O, no clock reads, no goroutines, no
+// locks. One actor owns it and passes the time in (Unix milliseconds). The
+// decision methods (Join, Leave, Complete, Tick) return the events to make
+// durable and have already applied them through Apply, the single mutator,
+// which recovery calls with the same events in the same order.
+//
+// Invariants, checked by the tests and by RestoreRoom:
+//   - a buyer has at most one live ticket (waiting, or admitted with access
+//     not yet expired); byBuyer points to the buyer's latest ticket;
+//   - before the draw every ticket has number 0; the draw numbers the waiting
+//     pre-queue 1..k in drawn order; after it each new ticket takes the next
+//     number, so numbers 1..len(byNum) are each held by exactly one ticket;
+//   - the line (a Fenwick tree over numbers) holds 1 exactly at the numbers of
+//     waiting tickets, so a position is a prefix sum: O(log n);
+//   - shopping counts tickets with active set: admitted, not Done, not left,
+//     and not yet found expired by expire(now).
+//
+// Soft state: the token bucket and the measured admission rate depend on when
+// Tick ran, not only on the events, so replay does not rebuild them (they
+// start afresh at the first Tick after recovery). Snapshots keep them.
+
+// Limits of the waiting room. Each bounds memory or the size of one record.
+const (
+	// roomTicketsMax bounds the tickets of one sale, expired ones included
+	// (an expired queue id still answers GET). A ticket costs about 140
+	// bytes with its ids and indexes (TestRoomMemoryMillion: 131 MB for a
+	// line of 1,000,000), so a full line is about 275 MB.
+	roomTicketsMax = 2_000_000
+	// roomPreQueueMax bounds the joiners before the opening so that the drawn
+	// order fits in one queue_drawn record: 1,000,000 ids of at most 64 bytes
+	// plus a length byte is 65 MB, under the log's 64 MiB blob limit.
+	roomPreQueueMax = 1_000_000
+	// roomIDBytesMax bounds queue ids and buyer ids: API ids are at most 64
+	// characters, server-made queue ids 24.
+	roomIDBytesMax = 64
+	// roomActiveLimitMax and roomAdmitPerSMax are the API's ranges for
+	// waiting_room.active_limit and admit_per_s; the automatic rate is capped
+	// at roomAdmitPerSMax too.
+	roomActiveLimitMax = 1_000_000
+	roomAdmitPerSMax   = 100_000
+	// roomAccessTTLMax is the API's longest access window, 86,400 s, in ms.
+	roomAccessTTLMax = 86_400_000
+	// roomAdmitBatchMax bounds the ids in one queue_admitted record: one
+	// second at the highest rate, 6.5 MB at most.
+	roomAdmitBatchMax = 100_000
+	// roomBucketBurstMs is how much admission credit the token bucket keeps:
+	// one second, so a late tick loses nothing and a slot freed after a long
+	// wait on active_limit does not release more than a second's worth.
+	roomBucketBurstMs = 1_000
+	// roomAutoRateFloor is the automatic rate (admissions/s) before the
+	// server has measured any holds, and its lowest value after.
+	roomAutoRateFloor = 50
+	// roomAutoHoldHeadroom multiplies the measured hold rate into the
+	// automatic admission rate: the measured rate is what the server did, not
+	// what it could do, so admitting a little faster lets the rate climb while
+	// the server keeps up; active_limit and the stock cap stop it.
+	roomAutoHoldHeadroom = 2
+	// roomAutoShoppersPerFreeSeat caps buyers shopping at once in automatic
+	// mode at this many per free seat: no point admitting 100,000 people for
+	// 500 seats. Holders count too, which errs on the side of admitting fewer.
+	roomAutoShoppersPerFreeSeat = 2
+	// roomRateTauMs is the time constant of the measured admission rate
+	// (EWMA): eta_s follows a change of pace within about ten seconds.
+	roomRateTauMs = 10_000
+	// roomRateSampleMinMs is the shortest interval the measured rate is
+	// sampled over; shorter ones are merged into the next, which keeps a
+	// burst of ticks from making the average jumpy.
+	roomRateSampleMinMs = 100
+	// roomETARateFloor (admissions/s) is what eta_s assumes when the line does
+	// not move (paused, sold out, blocked on active_limit): it keeps eta_s a
+	// finite number.
+	roomETARateFloor = 1.0
+	// roomPollLoadTargetPerS is the polling load the whole line may cause
+	// while the line moves no faster than roomPollPositionsPerS
+	// (TestRoomPollLoadBound sums it over a full line).
+	roomPollLoadTargetPerS = 2_000
+	// roomPollPositionsPerS sets poll_after_s = ceil(position / D) with
+	// D = max(roomPollPositionsPerS, eta rate). Positions 1..D poll every
+	// second, D+1..2D every two, and so on: the load is about D·ln(n/D)
+	// polls/s, 1,954 for a full line of 2,000,000; when the line moves
+	// faster than D/s everyone polls about when their turn is due, which
+	// costs at most about 12 polls per admission.
+	roomPollPositionsPerS = 180
+	// roomPollAfterMaxS is the longest poll_after_s: the back of a long line
+	// checks in hourly, and that is also what expired tickets are told.
+	roomPollAfterMaxS = 3_600
+	// roomPollSoldOutMinS is the shortest poll while sold out: seats come
+	// back one expired hold at a time, and the event stream tells at once.
+	roomPollSoldOutMinS = 5
+	// roomTicketsPerChunk is how many tickets share one allocation; chunks
+	// never move, so a *Ticket stays valid as the line grows.
+	roomTicketsPerChunk = 1 << 12
+)
+
+// Errors of Join, Apply and RestoreRoom.
+var (
+	// ErrLineFull: the sale already has roomTicketsMax tickets, or
+	// roomPreQueueMax before the opening.
+	ErrLineFull = errors.New("waiting room: the line is full")
+	// ErrRoomBadID: a buyer or queue id is empty or longer than 64 bytes.
+	ErrRoomBadID = errors.New("waiting room: bad buyer or queue id")
+	// ErrQueueIDTaken: the queue id is already in use; queue ids are random,
+	// so this is a caller's bug.
+	ErrQueueIDTaken = errors.New("waiting room: queue id already in use")
+	// ErrRoomEvent: Apply was given an event that does not fit the state.
+	ErrRoomEvent = errors.New("waiting room: event does not apply")
+	// ErrRoomSnapshot: RestoreRoom was given bytes that are not a valid
+	// snapshot.
+	ErrRoomSnapshot = errors.New("waiting room: bad snapshot")
+	// ErrRoomConfig: a RoomConfig outside the API's ranges.
+	ErrRoomConfig = errors.New("waiting room: bad config")
+)
+
+// RoomConfig is a sale's waiting-room settings. It never changes.
+type RoomConfig struct {
+	OpensAt     int64    // unix ms; the draw happens at the first Tick or Join at or after it
+	ActiveLimit int      // buyers shopping at once, 1..1,000,000
+	AdmitPerS   int      // admissions/s, 0..100,000; 0 = automatic
+	AccessTTL   int64    // ms, 1..86,400,000
+	Seed        [32]byte // secret draw seed; its SHA-256 is published before the opening
+}
+
+// Validate reports whether c is within the API's ranges.
+func (c RoomConfig) Validate() error {
+	switch {
+	case c.ActiveLimit < 1 || c.ActiveLimit > roomActiveLimitMax:
+		return fmt.Errorf("%w: active_limit %d", ErrRoomConfig, c.ActiveLimit)
+	case c.AdmitPerS < 0 || c.AdmitPerS > roomAdmitPerSMax:
+		return fmt.Errorf("%w: admit_per_s %d", ErrRoomConfig, c.AdmitPerS)
+	case c.AccessTTL < 1 || c.AccessTTL > roomAccessTTLMax:
+		return fmt.Errorf("%w: access ttl %d ms", ErrRoomConfig, c.AccessTTL)
+	}
+	return nil
+}
+
+// TicketState is a ticket's state as the events left it.
+type TicketState uint8
+
+const (
+	TicketWaiting  TicketState = iota + 1 // in line, or in the pre-queue (Num 0)
+	TicketAdmitted                        // admitted; expired once AccessExpires passes
+	TicketExpired                         // left, or gave up its admission
+)
+
+// Ticket is one place in line. It belongs to the Room and its actor: read it,
+// never change it, and do not keep it past the actor's turn.
+type Ticket struct {
+	QueueID, Buyer string
+	// Num is the ticket number: the place in line. 0 while in the
+	// pre-queue, and for ever for a pre-queue ticket that left before the draw.
+	Num           uint64
+	JoinedAt      int64
+	AdmittedAt    int64 // 0 until admitted
+	AccessExpires int64 // 0 until admitted; access is valid while now < AccessExpires
+	// State is what the events recorded. An admission whose AccessExpires
+	// has passed is expired although State still says admitted: time alone
+	// ends it, without an event. StateAt tells.
+	State TicketState
+	// Done: the buyer completed a checkout, so the ticket no longer counts
+	// against ActiveLimit; it stays admitted until AccessExpires.
+	Done bool
+	// active: counted in Room.shopping. Admitted, not Done, not left, and
+	// not yet found expired by Room.expire.
+	active bool
+}
+
+// StateAt is the ticket's state at now, with time-based expiry applied.
+func (t *Ticket) StateAt(now int64) TicketState {
+	if t.State == TicketAdmitted && now >= t.AccessExpires {
+		return TicketExpired
+	}
+	return t.State
+}
+
+// Stock is what the zones report (the caller reads it from atomics): seats
+// free and held across the sale, and the server's measured hold rate.
+type Stock struct {
+	Free, Held int64
+	HoldsPerS  float64
+}
+
+func (st Stock) soldOut() bool { return st.Free <= 0 && st.Held <= 0 }
+
+// TicketView is what GET queue/{id} shows.
+type TicketView struct {
+	State         string // waiting, admitted, sold_out or expired
+	Position      int64  // 1 = next; 0 = absent (pre-queue, admitted, expired)
+	ETAS          int64  // seconds until admission as estimated now; always >= 0
+	PollAfterS    int64  // when to ask again, >= 1
+	OpensInS      int64  // seconds until opens_at for the pre-queue; -1 = absent
+	AccessExpires int64  // unix ms while admitted; 0 = absent
+}
+
+// Room is one sale's waiting room. Owned by the room actor; never touched
+// from another goroutine. Use it through its pointer only: its indexes point
+// into its own ticket store, so a copy would share and corrupt them.
+type Room struct {
+	sale     string
+	cfg      RoomConfig
+	seedHash string // hex SHA-256 of cfg.Seed, published before the opening
+
+	tickets  roomTickets
+	byID     roomIndex // queue id -> ticket index
+	byBuyer  roomIndex // buyer -> index of their latest ticket
+	byNum    []uint32  // byNum[n-1] = index of the ticket numbered n
+	line     roomLine  // 1 at each waiting number
+	head     uint64    // lowest number that may still be waiting; from 1
+	preQueue []uint32  // tickets that joined before the draw, in join order; nil after it
+
+	drawn         bool
+	drawCount     uint64 // tickets numbered by the draw: numbers 1..drawCount
+	lineWaiting   int64  // numbered tickets waiting
+	preWaiting    int64  // pre-queue tickets waiting
+	shopping      int64  // tickets with active set
+	admittedTotal int64
+	access        roomAccessHeap // active tickets by AccessExpires
+
+	paused bool  // set by the sale; the pause itself is the sale's event
+	clock  int64 // latest time seen; decisions never go back before it
+
+	// Soft state (see the package comment above).
+	bucketOn     bool
+	tokens       float64 // admission credit
+	refilledAt   int64
+	sampleOn     bool
+	sampledAt    int64
+	sampledTotal int64
+	sampleLine   bool    // a line existed at sampledAt
+	rateOn       bool    // rate holds a measurement
+	rate         float64 // EWMA of admissions/s while a line exists
+
+	onAdmitted func(*Ticket)
+
+	// Limits, as fields so that tests can lower them.
+	ticketsMax  int
+	preQueueMax int
+}
+
+// NewRoom returns an empty waiting room. cfg must be valid (the sale
+// definition is validated before): NewRoom panics otherwise.
+func NewRoom(sale string, cfg RoomConfig) *Room {
+	if err := cfg.Validate(); err != nil {
+		panic(fmt.Sprintf("NewRoom(%q): %v", sale, err))
+	}
+	return newRoom(sale, cfg)
+}
+
+func newRoom(sale string, cfg RoomConfig) *Room {
+	sum := sha256.Sum256(cfg.Seed[:])
+	r := &Room{
+		sale:        sale,
+		cfg:         cfg,
+		seedHash:    hex.EncodeToString(sum[:]),
+		head:        1,
+		ticketsMax:  roomTicketsMax,
+		preQueueMax: roomPreQueueMax,
+	}
+	r.access.ts = &r.tickets
+	r.byID = newRoomIndex(&r.tickets, false)
+	r.byBuyer = newRoomIndex(&r.tickets, true)
+	return r
+}
+
+// OnAdmitted sets a function that Join and Tick call for each ticket they
+// admit, after applying the admission and before returning its event. The
+// event is not durable yet: to tell the buyer, wait until it is (or decode
+// the returned queue_admitted events with QueueIDs). Apply never calls it, so
+// recovery is silent.
+func (r *Room) OnAdmitted(fn func(t *Ticket)) { r.onAdmitted = fn }
+
+// SetPaused stops (true) or resumes admissions. The pause is logged by the
+// sale, which calls this again after recovery.
+func (r *Room) SetPaused(paused bool) { r.paused = paused }
+
+// Paused reports what SetPaused set.
+func (r *Room) Paused() bool { return r.paused }
+
+// Ticket returns the ticket with this queue id, or nil.
+func (r *Room) Ticket(queueID string) *Ticket {
+	i, ok := r.byID.get(queueID)
+	if !ok {
+		return nil
+	}
+	return r.tickets.at(i)
+}
+
+// ByBuyer returns the buyer's live ticket (waiting, or admitted with access
+// not expired) as of the latest time the room has seen, or nil.
+func (r *Room) ByBuyer(buyer string) *Ticket { return r.byBuyerAt(buyer, r.clock) }
+
+func (r *Room) byBuyerAt(buyer string, now int64) *Ticket {
+	i, ok := r.byBuyer.get(buyer)
+	if !ok {
+		return nil
+	}
+	t := r.tickets.at(i)
+	if t.StateAt(now) == TicketExpired {
+		return nil
+	}
+	return t
+}
+
+// Waiting is how many tickets wait, the pre-queue included.
+func (r *Room) Waiting() int64 { return r.lineWaiting + r.preWaiting }
+
+// Admitted is how many buyers shop now (admitted, access not expired, not
+// done), as of the latest Tick or Join.
+func (r *Room) Admitted() int64 { return r.shopping }
+
+// AdmittedTotal is how many admissions there have been.
+func (r *Room) AdmittedTotal() int64 { return r.admittedTotal }
+
+// Position is the ticket's place in line, 1 = next, or 0 when it is not
+// numbered and waiting. O(log n).
+func (r *Room) Position(t *Ticket) int64 {
+	if t.State != TicketWaiting || t.Num == 0 {
+		return 0
+	}
+	return r.line.prefix(t.Num-1) + 1
+}
+
+// SeedSHA256 is the hex SHA-256 of the draw seed.
+func (r *Room) SeedSHA256() string { return r.seedHash }
+
+// Draw returns the seed in hex and the drawn order of the pre-queue once the
+// draw has happened; done is false before it (and the seed stays secret).
+func (r *Room) Draw() (seedHex string, order []string, done bool) {
+	if !r.drawn {
+		return "", nil, false
+	}
+	// The draw numbered its order 1..drawCount, so the order is read back
+	// from the numbers instead of being kept twice.
+	order = make([]string, r.drawCount)
+	for n := range order {
+		order[n] = r.tickets.at(r.byNum[n]).QueueID
+	}
+	return hex.EncodeToString(r.cfg.Seed[:]), order, true
+}
+
+// State is queue.state: "paused", then "pre_queue" (until the draw), then
+// "sold_out", then "queueing" (someone waits), then "open".
+func (r *Room) State(now int64, st Stock) string {
+	switch {
+	case r.paused:
+		return "paused"
+	case !r.drawn:
+		return "pre_queue"
+	case st.soldOut():
+		return "sold_out"
+	case r.lineWaiting > 0:
+		return "queueing"
+	}
+	return "open"
+}
+
+// RateInForce is the admission rate (admissions/s) in force: 0 while paused,
+// before the draw and while sold out; else admit_per_s, or in automatic mode
+// roomAutoHoldHeadroom × the measured hold rate, at least roomAutoRateFloor
+// and at most roomAdmitPerSMax.
+func (r *Room) RateInForce(now int64, st Stock) float64 {
+	if r.paused || !r.drawn || st.soldOut() {
+		return 0
+	}
+	if r.cfg.AdmitPerS > 0 {
+		return float64(r.cfg.AdmitPerS)
+	}
+	rate := float64(roomAutoRateFloor)
+	// The comparison is false for NaN, so a broken measurement is ignored.
+	if h := roomAutoHoldHeadroom * st.HoldsPerS; h > rate {
+		rate = min(h, roomAdmitPerSMax)
+	}
+	return rate
+}
+
+// MeasuredRate is the EWMA of actual admissions/s while a line existed, or 0
+// before the first measurement.
+func (r *Room) MeasuredRate() float64 { return r.rate }
+
+// shoppingCap is how many may shop at once: ActiveLimit, and in automatic
+// mode also roomAutoShoppersPerFreeSeat per free seat.
+func (r *Room) shoppingCap(st Stock) int64 {
+	c := int64(r.cfg.ActiveLimit)
+	if r.cfg.AdmitPerS == 0 {
+		c = min(c, roomAutoShoppersPerFreeSeat*max(st.Free, 0))
+	}
+	return c
+}
+
+// slots is how many may be admitted now, the rate aside.
+func (r *Room) slots(st Stock) int64 {
+	if r.paused || !r.drawn || st.soldOut() {
+		return 0
+	}
+	return max(r.shoppingCap(st)-r.shopping, 0)
+}
+
+// etaRate is the admissions/s that eta_s and poll_after_s assume: the
+// measured rate, or before any measurement the rate in force, never below
+// roomETARateFloor.
+func (r *Room) etaRate(now int64, st Stock) float64 {
+	rate := r.rate
+	if !r.rateOn {
+		rate = r.RateInForce(now, st)
+	}
+	return max(rate, roomETARateFloor)
+}
+
+// View is what GET queue/{id} shows of t at now.
+func (r *Room) View(t *Ticket, now int64, st Stock) TicketView {
+	v := TicketView{OpensInS: -1}
+	switch t.StateAt(now) {
+	case TicketExpired:
+		v.State = "expired"
+		v.PollAfterS = roomPollAfterMaxS
+	case TicketAdmitted:
+		v.State = "admitted"
+		v.AccessExpires = t.AccessExpires
+		v.PollAfterS = min(max(ceilDiv(t.AccessExpires-now, 1000), 1), roomPollAfterMaxS)
+	case TicketWaiting:
+		if t.Num == 0 {
+			v.State = "waiting"
+			v.OpensInS = max(ceilDiv(r.cfg.OpensAt-now, 1000), 0)
+			v.ETAS = v.OpensInS // nobody is admitted before the opening
+			v.PollAfterS = r.preQueuePoll(t, v.OpensInS)
+			return v
+		}
+		v.Position = r.Position(t)
+		rate := r.etaRate(now, st)
+		v.ETAS = int64(math.Ceil(float64(v.Position) / rate))
+		v.PollAfterS = pollAfter(v.Position, rate)
+		v.State = "waiting"
+		if st.soldOut() {
+			v.State = "sold_out"
+			v.PollAfterS = max(v.PollAfterS, roomPollSoldOutMinS)
+		}
+	default:
+		panic(fmt.Sprintf("waiting room %q: ticket %q in state %d", r.sale, t.QueueID, t.State))
+	}
+	return v
+}
+
+// pollAfter is poll_after_s at a position when the line moves at rate/s:
+// ceil(position / D) with D = max(roomPollPositionsPerS, rate), clamped to
+// 1..roomPollAfterMaxS. See roomPollPositionsPerS for the load it causes.
+func pollAfter(position int64, rate float64) int64 {
+	d := max(float64(roomPollPositionsPerS), rate)
+	p := int64(math.Ceil(float64(position) / d))
+	return min(max(p, 1), roomPollAfterMaxS)
+}
+
+// preQueuePoll spreads the pre-queue's first poll after the opening over
+// enough seconds that it arrives at about roomPollLoadTargetPerS, instead of
+// the whole pre-queue polling in the opening second. A ticket's offset in
+// the spread comes from a hash of its queue id, so it is stable from poll to
+// poll. Buyers on the event stream hear of their admission at once anyway.
+func (r *Room) preQueuePoll(t *Ticket, opensInS int64) int64 {
+	spread := max(ceilDiv(r.preWaiting, roomPollLoadTargetPerS), 1)
+	jitter := int64(roomFNV(t.QueueID) % uint64(spread))
+	return min(max(opensInS, 1), roomPollAfterMaxS) + jitter
+}
+
+// ceilDiv is ⌈a/b⌉ for b > 0, rounding toward +∞ for negative a too.
+func ceilDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && a > 0 {
+		q++
+	}
+	return q
+}
+
+// roomFNV is 64-bit FNV-1a, written out so that View does not allocate.
+func roomFNV(s string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= 1099511628211
+	}
+	return h
+}

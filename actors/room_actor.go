@@ -1,0 +1,326 @@
+package actors
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"sync/atomic"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"onsale/wal"
+)
+
+// roomHandle is what others know of a sale's waiting room: its PID and the
+// figures it publishes after every tick for readers that must not wait on it
+// (the sale's GET, metrics, the dashboard).
+type roomHandle struct {
+	s   *Sale
+	pid *actor.PID
+
+	waiting       atomic.Int64
+	admitted      atomic.Int64
+	admittedTotal atomic.Int64
+	rateBits      atomic.Uint64 // float64 bits of the admission rate in force
+	state         atomic.Value  // string: queue.state
+
+	// Recovery only, then handed to the actor.
+	core    *Room
+	snapSeq uint64
+}
+
+func newRoomHandle(s *Sale) *roomHandle {
+	rh := &roomHandle{s: s}
+	rh.core = NewRoom(s.def.ID, s.roomConfig())
+	rh.state.Store("open")
+	return rh
+}
+
+func (s *Sale) roomConfig() RoomConfig {
+	return RoomConfig{
+		OpensAt: s.opensAt, ActiveLimit: s.def.WaitingRoom.ActiveLimit, AdmitPerS: s.def.WaitingRoom.AdmitPerS,
+		AccessTTL: int64(s.def.WaitingRoom.AccessTTLS) * 1000, Seed: s.seed,
+	}
+}
+
+func (rh *roomHandle) load(dir string) error {
+	seq, data, err := wal.ReadSnapshot(dir, roomSnapName(rh.s))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("room snapshot: %w", err)
+	}
+	r, err := RestoreRoom(rh.s.def.ID, rh.s.roomConfig(), data)
+	if err != nil {
+		return fmt.Errorf("room snapshot %q: %w", roomSnapName(rh.s), err)
+	}
+	rh.core, rh.snapSeq = r, seq
+	return nil
+}
+
+func (rh *roomHandle) replay(seq uint64, ev *wal.Event) error {
+	if seq <= rh.snapSeq {
+		return nil
+	}
+	if err := rh.core.Apply(ev); err != nil {
+		return fmt.Errorf("room of sale %q: %w", rh.s.def.ID, err)
+	}
+	return nil
+}
+
+// QueueTicket is a buyer's place in line as the HTTP edge renders it.
+type QueueTicket struct {
+	QueueID string     `json:"queue_id"`
+	Buyer   string     `json:"buyer"`
+	View    TicketView `json:"view"`
+}
+
+// Messages to the room actor.
+type (
+	roomJoinCmd struct {
+		c     *call
+		buyer string
+	}
+	roomGetCmd struct {
+		c       *call
+		queueID string
+	}
+	roomLeaveCmd struct {
+		c       *call
+		queueID string
+	}
+	roomDoneMsg struct {
+		buyer string
+	}
+	roomPauseMsg struct {
+		paused bool
+	}
+)
+
+// roomActor is the thin shell around a sale's Room.
+type roomActor struct {
+	s  *Sale
+	rh *roomHandle
+	r  *Room // owned by this actor
+
+	lastHolds   int64 // holds placed at the previous tick, for the hold rate
+	lastTickMs  int64
+	holdsPerSec float64
+}
+
+func newRoomActor(s *Sale, rh *roomHandle) *roomActor {
+	a := &roomActor{s: s, rh: rh, r: rh.core}
+	rh.core = nil
+	a.r.SetPaused(s.paused.Load())
+	a.publish(s.e.nowMs())
+	return a
+}
+
+// stock reads what the zones publish.
+func (a *roomActor) stock() Stock {
+	free, held, _ := a.s.Stock()
+	return Stock{Free: free, Held: held, HoldsPerS: a.holdsPerSec}
+}
+
+func (a *roomActor) publish(now int64) {
+	st := a.stock()
+	a.rh.waiting.Store(a.r.Waiting())
+	a.rh.admitted.Store(a.r.Admitted())
+	a.rh.admittedTotal.Store(a.r.AdmittedTotal())
+	a.rh.rateBits.Store(math.Float64bits(a.r.RateInForce(now, st)))
+	a.rh.state.Store(a.r.State(now, st))
+}
+
+func (a *roomActor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *roomJoinCmd:
+		a.join(m)
+	case *roomGetCmd:
+		a.get(m)
+	case *roomLeaveCmd:
+		a.leave(m)
+	case roomDoneMsg:
+		if t := a.r.ByBuyer(m.buyer); t != nil {
+			a.commit(a.r.Complete(t.QueueID, a.s.e.nowMs()), nil, Result{})
+		}
+	case roomPauseMsg:
+		a.r.SetPaused(m.paused)
+		a.publish(a.s.e.nowMs())
+	case tickMsg:
+		a.tick()
+	case *roomDrawCmd:
+		m.reply <- a.draw()
+	case *snapCmd:
+		sendSnapshot(a.s.e, a.s.def.ID, "", roomSnapName(a.s), a.r.AppendSnapshot(nil), m.reply)
+	}
+}
+
+// commit queues events that the room has already applied; c (if any) is
+// finished with r once the last is durable.
+func (a *roomActor) commit(evs []wal.Event, c *call, r Result) {
+	if len(evs) == 0 {
+		if c != nil {
+			c.finish(r)
+		}
+		return
+	}
+	for i := range evs {
+		var done func(uint64, error)
+		if i == len(evs)-1 && c != nil {
+			done = func(_ uint64, err error) {
+				if err != nil {
+					c.finish(Result{Err: unavailable(err)})
+					return
+				}
+				c.finish(r)
+			}
+		} else {
+			done = a.s.e.expiryDone
+		}
+		if err := a.s.e.log.Append(&evs[i], done); err != nil {
+			// The room applied these already; memory and log now disagree.
+			a.s.e.fatal(fmt.Errorf("room of sale %q: log refused a queue event: %w", a.s.def.ID, err))
+			if c != nil {
+				c.finish(Result{Err: unavailable(err)})
+			}
+			return
+		}
+	}
+}
+
+func (a *roomActor) ticket(t *Ticket, now int64) *QueueTicket {
+	return &QueueTicket{QueueID: t.QueueID, Buyer: t.Buyer, View: a.r.View(t, now, a.stock())}
+}
+
+func (a *roomActor) join(m *roomJoinCmd) {
+	now := a.s.e.nowMs()
+	t, evs, err := a.r.Join(m.buyer, randomID('q'), now, a.stock())
+	if err != nil {
+		m.c.finish(Result{Err: errorf(CodeLineFull, "%v", err)})
+		return
+	}
+	a.commit(evs, m.c, Result{Ticket: a.ticket(t, now)})
+	a.publish(now)
+}
+
+func (a *roomActor) get(m *roomGetCmd) {
+	t := a.r.Ticket(m.queueID)
+	if t == nil {
+		m.c.finish(Result{Err: errorf(CodeNotFound, "no such place in line")})
+		return
+	}
+	m.c.finish(Result{Ticket: a.ticket(t, a.s.e.nowMs())})
+}
+
+func (a *roomActor) leave(m *roomLeaveCmd) {
+	t := a.r.Ticket(m.queueID)
+	if t == nil {
+		m.c.finish(Result{Err: errorf(CodeNotFound, "no such place in line")})
+		return
+	}
+	now := a.s.e.nowMs()
+	evs := a.r.Leave(m.queueID, now)
+	a.commit(evs, m.c, Result{Ticket: a.ticket(t, now)})
+	a.publish(now)
+}
+
+// holdRateAlpha weights the newest tick in the hold-rate average: about the
+// last two seconds count.
+const holdRateAlpha = 0.05
+
+func (a *roomActor) tick() {
+	now := a.s.e.nowMs()
+	holds := a.s.holdsPlaced.Load()
+	if a.lastTickMs != 0 && now > a.lastTickMs {
+		inst := float64(holds-a.lastHolds) * 1000 / float64(now-a.lastTickMs)
+		a.holdsPerSec += holdRateAlpha * (inst - a.holdsPerSec)
+	}
+	a.lastHolds, a.lastTickMs = holds, now
+	a.commit(a.r.Tick(now, a.stock()), nil, Result{})
+	a.publish(now)
+}
+
+// Join puts a buyer in line (or returns their place) once it is durable.
+func (s *Sale) Join(buyer string) Result {
+	c := newCall()
+	s.e.sys.Root.Send(s.room.pid, &roomJoinCmd{c: c, buyer: buyer})
+	return c.wait(s.e.cfg.CallTimeout)
+}
+
+// QueueStatus reads a place in line.
+func (s *Sale) QueueStatus(queueID string) Result {
+	c := newCall()
+	s.e.sys.Root.Send(s.room.pid, &roomGetCmd{c: c, queueID: queueID})
+	return c.wait(s.e.cfg.CallTimeout)
+}
+
+// Leave gives up a place in line or an admission.
+func (s *Sale) Leave(queueID string) Result {
+	c := newCall()
+	s.e.sys.Root.Send(s.room.pid, &roomLeaveCmd{c: c, queueID: queueID})
+	return c.wait(s.e.cfg.CallTimeout)
+}
+
+// CheckoutDone tells the room that a buyer completed a checkout, so they no
+// longer count against active_limit.
+func (s *Sale) CheckoutDone(buyer string) {
+	s.e.sys.Root.Send(s.room.pid, roomDoneMsg{buyer: buyer})
+}
+
+// QueueSummary is the line as the sale's GET shows it.
+type QueueSummary struct {
+	State         string  `json:"state"`
+	Waiting       int64   `json:"waiting"`
+	Admitted      int64   `json:"admitted"`
+	AdmittedTotal int64   `json:"admitted_total"`
+	AdmitPerS     float64 `json:"admit_per_s"`
+}
+
+// Queue returns the line's published figures.
+func (s *Sale) Queue() QueueSummary {
+	rh := s.room
+	st, _ := rh.state.Load().(string)
+	if s.paused.Load() {
+		st = "paused"
+	}
+	return QueueSummary{State: st, Waiting: rh.waiting.Load(), Admitted: rh.admitted.Load(),
+		AdmittedTotal: rh.admittedTotal.Load(), AdmitPerS: math.Float64frombits(rh.rateBits.Load())}
+}
+
+// DrawInfo is the opening lottery as GET /draw shows it: the seed's hash
+// before the opening, the seed and the drawn order after.
+type DrawInfo struct {
+	SeedSHA256 string
+	Done       bool
+	Seed       string
+	Order      []string
+}
+
+type roomDrawCmd struct{ reply chan DrawInfo }
+
+// Draw reads the opening lottery; false if the room did not answer in time.
+func (s *Sale) Draw() (DrawInfo, bool) {
+	reply := make(chan DrawInfo, 1)
+	s.e.sys.Root.Send(s.room.pid, &roomDrawCmd{reply: reply})
+	select {
+	case d := <-reply:
+		return d, true
+	case <-s.e.after(s.e.cfg.CallTimeout):
+		return DrawInfo{}, false
+	}
+}
+
+func (a *roomActor) draw() DrawInfo {
+	seed, order, done := a.r.Draw()
+	d := DrawInfo{SeedSHA256: a.r.SeedSHA256(), Done: done}
+	if done {
+		d.Seed = seed
+		d.Order = append([]string{}, order...)
+		if d.Order == nil {
+			d.Order = []string{}
+		}
+	}
+	return d
+}

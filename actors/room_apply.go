@@ -1,0 +1,284 @@
+package actors
+
+import (
+	"encoding/binary"
+	"fmt"
+	"slices"
+
+	"onsale/wal"
+)
+
+// Apply changes the room by one queue event: the decisions call it on the
+// events they make, recovery on the events it reads back. It checks that the
+// event fits the state before it changes anything, so an error leaves the
+// room as it was. Events of other types or of another sale are errors.
+func (r *Room) Apply(ev *wal.Event) error {
+	if ev.Sale != r.sale {
+		return fmt.Errorf("%w: %s for sale %q in sale %q", ErrRoomEvent, ev.Type, ev.Sale, r.sale)
+	}
+	var err error
+	switch ev.Type {
+	case wal.TypeQueueJoined:
+		err = r.applyJoined(ev)
+	case wal.TypeQueueDrawn:
+		err = r.applyDrawn(ev)
+	case wal.TypeQueueAdmitted:
+		err = r.applyAdmitted(ev)
+	case wal.TypeQueueLeft:
+		err = r.applyLeft(ev)
+	case wal.TypeQueueDone:
+		err = r.applyDone(ev)
+	default:
+		err = fmt.Errorf("%w: %s is not a queue event", ErrRoomEvent, ev.Type)
+	}
+	if err != nil {
+		return err
+	}
+	r.clock = max(r.clock, ev.At)
+	return nil
+}
+
+func roomEventErr(ev *wal.Event, format string, args ...any) error {
+	return fmt.Errorf("%w: %s at %d: %s", ErrRoomEvent, ev.Type, ev.At, fmt.Sprintf(format, args...))
+}
+
+func (r *Room) applyJoined(ev *wal.Event) error {
+	switch {
+	case !roomValidID(ev.Buyer) || !roomValidID(ev.Hold):
+		return roomEventErr(ev, "bad buyer %q or queue id %q", ev.Buyer, ev.Hold)
+	case r.tickets.len() >= r.ticketsMax:
+		return roomEventErr(ev, "%v", ErrLineFull)
+	case ev.Num == 0 && r.drawn:
+		return roomEventErr(ev, "pre-queue ticket %q after the draw", ev.Hold)
+	case ev.Num == 0 && len(r.preQueue) >= r.preQueueMax:
+		return roomEventErr(ev, "%v", ErrLineFull)
+	case ev.Num != 0 && (!r.drawn || ev.Num != uint64(len(r.byNum))+1):
+		return roomEventErr(ev, "ticket %q numbered %d, next is %d (drawn %v)",
+			ev.Hold, ev.Num, len(r.byNum)+1, r.drawn)
+	}
+	if _, ok := r.byID.get(ev.Hold); ok {
+		return roomEventErr(ev, "queue id %q in use", ev.Hold)
+	}
+	if prev, ok := r.byBuyer.get(ev.Buyer); ok && r.tickets.at(prev).StateAt(ev.At) != TicketExpired {
+		return roomEventErr(ev, "buyer %q already has ticket %q", ev.Buyer, r.tickets.at(prev).QueueID)
+	}
+	r.addTicket(Ticket{QueueID: ev.Hold, Buyer: ev.Buyer, Num: ev.Num, JoinedAt: ev.At, State: TicketWaiting})
+	return nil
+}
+
+// addTicket stores a new waiting ticket and indexes it: in the line when
+// numbered (t.Num is the next number), else in the pre-queue.
+func (r *Room) addTicket(t Ticket) {
+	i := r.tickets.add(t)
+	r.byID.put(t.QueueID, i)
+	r.byBuyer.put(t.Buyer, i)
+	if t.Num != 0 {
+		r.byNum = append(r.byNum, i)
+		r.line.push(1)
+		r.lineWaiting++
+		return
+	}
+	r.preQueue = append(r.preQueue, i)
+	r.preWaiting++
+}
+
+func (r *Room) applyDrawn(ev *wal.Event) error {
+	if r.drawn {
+		return roomEventErr(ev, "drawn twice")
+	}
+	// Check first: every id a waiting pre-queue ticket, none twice, all of
+	// them there.
+	seen := make([]uint64, (r.tickets.len()+63)/64)
+	var k int64
+	err := roomEachID(ev.Blob, func(id []byte) error {
+		i, ok := r.byID.getBytes(id)
+		if !ok {
+			return roomEventErr(ev, "unknown queue id %q", id)
+		}
+		if t := r.tickets.at(i); t.Num != 0 || t.State != TicketWaiting {
+			return roomEventErr(ev, "queue id %q is not waiting in the pre-queue", id)
+		}
+		if seen[i/64]&(1<<(i%64)) != 0 {
+			return roomEventErr(ev, "queue id %q drawn twice", id)
+		}
+		seen[i/64] |= 1 << (i % 64)
+		k++
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if k != r.preWaiting {
+		return roomEventErr(ev, "order has %d of the %d waiting in the pre-queue", k, r.preWaiting)
+	}
+	err = roomEachID(ev.Blob, func(id []byte) error {
+		i, _ := r.byID.getBytes(id)
+		r.byNum = append(r.byNum, i)
+		r.tickets.at(i).Num = uint64(len(r.byNum))
+		r.line.push(1)
+		return nil
+	})
+	if err != nil {
+		panic(fmt.Sprintf("waiting room %q: draw order decoded once, not twice: %v", r.sale, err))
+	}
+	r.drawn, r.drawCount = true, uint64(k)
+	r.lineWaiting, r.preWaiting, r.preQueue = k, 0, nil
+	return nil
+}
+
+func (r *Room) applyAdmitted(ev *wal.Event) error {
+	if !r.drawn {
+		return roomEventErr(ev, "admission before the draw")
+	}
+	if ev.Expires <= ev.At {
+		return roomEventErr(ev, "access expires at %d", ev.Expires)
+	}
+	// Check first: waiting, numbered, in line order (which also rules out
+	// the same id twice).
+	var n int
+	var last uint64
+	err := roomEachID(ev.Blob, func(id []byte) error {
+		i, ok := r.byID.getBytes(id)
+		if !ok {
+			return roomEventErr(ev, "unknown queue id %q", id)
+		}
+		t := r.tickets.at(i)
+		if t.State != TicketWaiting || t.Num <= last {
+			return roomEventErr(ev, "queue id %q (number %d, state %d) is not next in line after %d",
+				id, t.Num, t.State, last)
+		}
+		last = t.Num
+		n++
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if n == 0 || n > roomAdmitBatchMax {
+		return roomEventErr(ev, "%d admissions in one event", n)
+	}
+	err = roomEachID(ev.Blob, func(id []byte) error {
+		i, _ := r.byID.getBytes(id)
+		t := r.tickets.at(i)
+		t.State, t.AdmittedAt, t.AccessExpires, t.active = TicketAdmitted, ev.At, ev.Expires, true
+		r.line.add(t.Num, -1)
+		r.access.push(i)
+		return nil
+	})
+	if err != nil {
+		panic(fmt.Sprintf("waiting room %q: admission decoded once, not twice: %v", r.sale, err))
+	}
+	r.lineWaiting -= int64(n)
+	r.shopping += int64(n)
+	r.admittedTotal += int64(n)
+	r.advanceHead()
+	return nil
+}
+
+func (r *Room) applyLeft(ev *wal.Event) error {
+	i, ok := r.byID.get(ev.Hold)
+	if !ok {
+		return roomEventErr(ev, "unknown queue id %q", ev.Hold)
+	}
+	t := r.tickets.at(i)
+	switch {
+	case t.State == TicketWaiting && t.Num == 0:
+		r.preWaiting--
+	case t.State == TicketWaiting:
+		r.line.add(t.Num, -1)
+		r.lineWaiting--
+	case t.State == TicketAdmitted:
+		if t.active {
+			t.active = false
+			r.shopping--
+		}
+	default:
+		return roomEventErr(ev, "queue id %q already expired", ev.Hold)
+	}
+	t.State = TicketExpired
+	r.advanceHead()
+	return nil
+}
+
+func (r *Room) applyDone(ev *wal.Event) error {
+	i, ok := r.byID.get(ev.Hold)
+	if !ok {
+		return roomEventErr(ev, "unknown queue id %q", ev.Hold)
+	}
+	t := r.tickets.at(i)
+	if t.State != TicketAdmitted || t.Done {
+		return roomEventErr(ev, "queue id %q is not shopping (state %d, done %v)", ev.Hold, t.State, t.Done)
+	}
+	t.Done = true
+	if t.active {
+		t.active = false
+		r.shopping--
+	}
+	return nil
+}
+
+// advanceHead moves the head past numbers that no longer wait.
+func (r *Room) advanceHead() {
+	for r.head <= uint64(len(r.byNum)) && r.tickets.at(r.byNum[r.head-1]).State != TicketWaiting {
+		r.head++
+	}
+}
+
+// AppendQueueIDs appends a list of queue ids to dst in the encoding of the
+// Blob of queue_admitted and queue_drawn events: a uvarint count, then each
+// id as a uvarint length and its bytes.
+func AppendQueueIDs(dst []byte, ids []string) []byte {
+	n := binary.MaxVarintLen64
+	for _, id := range ids {
+		n += 1 + len(id)
+	}
+	dst = slices.Grow(dst, n)
+	dst = binary.AppendUvarint(dst, uint64(len(ids)))
+	for _, id := range ids {
+		dst = binary.AppendUvarint(dst, uint64(len(id)))
+		dst = append(dst, id...)
+	}
+	return dst
+}
+
+// QueueIDs decodes a Blob written by AppendQueueIDs: the queue ids that a
+// queue_admitted event admitted, or the order a queue_drawn event drew.
+func QueueIDs(blob []byte) ([]string, error) {
+	var ids []string
+	err := roomEachID(blob, func(id []byte) error {
+		ids = append(ids, string(id))
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return ids, nil
+}
+
+// roomEachID calls fn with each id of an AppendQueueIDs blob, in order, and
+// stops at fn's first error. The id slice aliases blob. Strict: every id is
+// 1..roomIDBytesMax bytes and nothing trails.
+func roomEachID(blob []byte, fn func(id []byte) error) error {
+	count, k := binary.Uvarint(blob)
+	if k <= 0 {
+		return fmt.Errorf("%w: queue id list: bad count", ErrRoomEvent)
+	}
+	b := blob[k:]
+	if count > uint64(len(b))/2 { // every id takes at least two bytes
+		return fmt.Errorf("%w: queue id list: %d ids in %d bytes", ErrRoomEvent, count, len(b))
+	}
+	for range count {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || n == 0 || n > roomIDBytesMax || n > uint64(len(b)-k) {
+			return fmt.Errorf("%w: queue id list: bad id length", ErrRoomEvent)
+		}
+		if err := fn(b[k : k+int(n)]); err != nil {
+			return err
+		}
+		b = b[k+int(n):]
+	}
+	if len(b) != 0 {
+		return fmt.Errorf("%w: queue id list: %d trailing bytes", ErrRoomEvent, len(b))
+	}
+	return nil
+}

@@ -1,0 +1,231 @@
+package actors
+
+import (
+	"fmt"
+	"math"
+
+	"onsale/wal"
+)
+
+// The waiting room's decisions. Each one reads the state, makes events,
+// applies them through Apply and returns them to be made durable, in order.
+
+// Join puts a buyer in line, or returns the place they have: the buyer's
+// live ticket comes back unchanged. A buyer whose ticket expired gets a new
+// ticket, at the back, under newQueueID. Before the opening the ticket waits
+// in the pre-queue (number 0) for the draw; after it, it takes the next
+// number. A newcomer is admitted at once when nobody waits and a slot is
+// free (the sale drawn, not paused, not sold out; ActiveLimit and in
+// automatic mode the stock cap not reached).
+//
+// Join draws first when the opening has come and Tick has not drawn yet, so
+// that the pre-queue is always ahead of whoever joins after opens_at; the
+// queue_drawn event is then among the returned ones, also when the buyer
+// already had a ticket. On error nothing changed and no events are returned.
+func (r *Room) Join(buyer, newQueueID string, now int64, st Stock) (*Ticket, []wal.Event, error) {
+	now = r.advance(now)
+	if t := r.byBuyerAt(buyer, now); t != nil {
+		return t, r.drawIfDue(now, nil), nil
+	}
+	preQueue := !r.drawn && now < r.cfg.OpensAt
+	if err := r.checkJoin(buyer, newQueueID, preQueue); err != nil {
+		return nil, nil, err
+	}
+	evs := r.drawIfDue(now, nil)
+	alone := r.lineWaiting == 0
+	ev := wal.Event{Type: wal.TypeQueueJoined, Sale: r.sale, Buyer: buyer, Hold: newQueueID, At: now}
+	if r.drawn {
+		ev.Num = uint64(len(r.byNum)) + 1
+	}
+	r.mustApply(&ev)
+	evs = append(evs, ev)
+	if r.drawn && alone {
+		r.expire(now)
+		if r.slots(st) > 0 {
+			evs = r.admit(now, []string{newQueueID}, evs)
+		}
+	}
+	return r.Ticket(newQueueID), evs, nil
+}
+
+func (r *Room) checkJoin(buyer, queueID string, preQueue bool) error {
+	if !roomValidID(buyer) || !roomValidID(queueID) {
+		return ErrRoomBadID
+	}
+	if _, ok := r.byID.get(queueID); ok {
+		return ErrQueueIDTaken
+	}
+	if r.tickets.len() >= r.ticketsMax || (preQueue && len(r.preQueue) >= r.preQueueMax) {
+		return ErrLineFull
+	}
+	return nil
+}
+
+func roomValidID(s string) bool { return len(s) > 0 && len(s) <= roomIDBytesMax }
+
+// Leave gives up a place in line or an admission: the ticket is expired and,
+// if it was shopping, frees its slot. A ticket already expired (or unknown)
+// gives no events.
+func (r *Room) Leave(queueID string, now int64) []wal.Event {
+	now = r.advance(now)
+	t := r.Ticket(queueID)
+	if t == nil || t.StateAt(now) == TicketExpired {
+		return nil
+	}
+	ev := wal.Event{Type: wal.TypeQueueLeft, Sale: r.sale, Hold: queueID, At: now}
+	r.mustApply(&ev)
+	return []wal.Event{ev}
+}
+
+// Complete records that an admitted buyer completed a checkout: they stop
+// counting against ActiveLimit but stay admitted until AccessExpires. Only
+// the first call for a ticket whose access is still valid gives an event.
+func (r *Room) Complete(queueID string, now int64) []wal.Event {
+	now = r.advance(now)
+	t := r.Ticket(queueID)
+	if t == nil || t.StateAt(now) != TicketAdmitted || t.Done {
+		return nil
+	}
+	ev := wal.Event{Type: wal.TypeQueueDone, Sale: r.sale, Hold: queueID, At: now}
+	r.mustApply(&ev)
+	return []wal.Event{ev}
+}
+
+// Tick moves the line. Call it often (every 100 ms or so): it draws at the
+// first call at or after OpensAt, ends admissions whose access passed (time
+// alone ends them: no event), and admits from the front of the line by a
+// token bucket at the rate in force, as many as ActiveLimit (and in automatic
+// mode the stock cap) leaves room for. Admitted tickets are in the returned
+// queue_admitted event, and passed to the OnAdmitted function.
+func (r *Room) Tick(now int64, st Stock) []wal.Event {
+	now = r.advance(now)
+	evs := r.drawIfDue(now, nil)
+	r.expire(now)
+	r.refill(now, r.RateInForce(now, st))
+	n := min(int64(r.tokens), r.slots(st), r.lineWaiting, roomAdmitBatchMax)
+	if n > 0 {
+		evs = r.admit(now, r.front(n), evs)
+		r.tokens -= float64(n)
+	}
+	r.sample(now)
+	return evs
+}
+
+// advance moves the room's clock to now and returns it, or returns the clock
+// when now is earlier: decisions never go back in time, so an expiry once
+// seen stays seen and the bucket never refills backwards.
+func (r *Room) advance(now int64) int64 {
+	if now < r.clock {
+		return r.clock
+	}
+	r.clock = now
+	return now
+}
+
+// expire stops counting the admissions whose access passed by now.
+func (r *Room) expire(now int64) {
+	for len(r.access.idx) > 0 {
+		t := r.tickets.at(r.access.top())
+		if t.AccessExpires > now {
+			return
+		}
+		r.access.pop()
+		if t.active {
+			t.active = false
+			r.shopping--
+		}
+	}
+}
+
+// refill adds the credit earned since the last tick at rate/s. No credit is
+// kept while nobody waits: joiners are then admitted at once anyway, and
+// banked credit would let the next crowd in faster than the rate.
+func (r *Room) refill(now int64, rate float64) {
+	if !r.bucketOn {
+		r.bucketOn, r.refilledAt, r.tokens = true, now, 0
+		return
+	}
+	dt := now - r.refilledAt
+	r.refilledAt = now
+	if r.lineWaiting == 0 {
+		r.tokens = 0
+		return
+	}
+	burst := max(1, rate*roomBucketBurstMs/1000)
+	r.tokens = min(r.tokens+rate*float64(dt)/1000, burst)
+}
+
+// sample folds the admissions since the last sample into the measured rate,
+// when a line existed at the start of the interval: only then do admissions
+// say how fast the line moves.
+func (r *Room) sample(now int64) {
+	if !r.sampleOn {
+		r.sampleOn, r.sampledAt, r.sampledTotal, r.sampleLine = true, now, r.admittedTotal, r.lineWaiting > 0
+		return
+	}
+	dt := now - r.sampledAt
+	if dt < roomRateSampleMinMs {
+		return
+	}
+	if r.sampleLine {
+		inst := float64(r.admittedTotal-r.sampledTotal) * 1000 / float64(dt)
+		if !r.rateOn {
+			r.rate, r.rateOn = inst, true
+		} else {
+			alpha := 1 - math.Exp(-float64(dt)/roomRateTauMs)
+			r.rate += alpha * (inst - r.rate)
+		}
+	}
+	r.sampledAt, r.sampledTotal, r.sampleLine = now, r.admittedTotal, r.lineWaiting > 0
+}
+
+// front returns the queue ids of the first n waiting tickets, in line order.
+// The head skips what left or was admitted, so this costs O(n) amortized.
+func (r *Room) front(n int64) []string {
+	ids := make([]string, 0, n)
+	for num := r.head; num <= uint64(len(r.byNum)) && int64(len(ids)) < n; num++ {
+		if t := r.tickets.at(r.byNum[num-1]); t.State == TicketWaiting {
+			ids = append(ids, t.QueueID)
+		}
+	}
+	return ids
+}
+
+// admit applies the admission of ids (in line order) and appends its event.
+func (r *Room) admit(now int64, ids []string, evs []wal.Event) []wal.Event {
+	ev := wal.Event{Type: wal.TypeQueueAdmitted, Sale: r.sale, At: now,
+		Expires: now + r.cfg.AccessTTL, Blob: AppendQueueIDs(nil, ids)}
+	r.mustApply(&ev)
+	if r.onAdmitted != nil {
+		for _, id := range ids {
+			r.onAdmitted(r.Ticket(id))
+		}
+	}
+	return append(evs, ev)
+}
+
+// drawIfDue holds the draw once the opening has come: the waiting pre-queue
+// in DrawOrder, numbered 1..k ahead of everyone after.
+func (r *Room) drawIfDue(now int64, evs []wal.Event) []wal.Event {
+	if r.drawn || now < r.cfg.OpensAt {
+		return evs
+	}
+	ids := make([]string, 0, r.preWaiting)
+	for _, i := range r.preQueue {
+		if t := r.tickets.at(i); t.State == TicketWaiting {
+			ids = append(ids, t.QueueID)
+		}
+	}
+	ev := wal.Event{Type: wal.TypeQueueDrawn, Sale: r.sale, At: now,
+		Blob: AppendQueueIDs(nil, DrawOrder(r.cfg.Seed, ids))}
+	r.mustApply(&ev)
+	return append(evs, ev)
+}
+
+// mustApply applies an event the room just made; one that does not apply is
+// a bug in the decision that made it.
+func (r *Room) mustApply(ev *wal.Event) {
+	if err := r.Apply(ev); err != nil {
+		panic(fmt.Sprintf("waiting room %q: own %s event does not apply: %v", r.sale, ev.Type, err))
+	}
+}

@@ -1,0 +1,313 @@
+package actors
+
+import (
+	"encoding/binary"
+	"hash/fnv"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"onsale/wal"
+)
+
+// Sale is the handle of one on-sale that the HTTP edge holds: its fixed
+// definition, the PIDs of its actors, and state that many goroutines read
+// (counts published by the zones, the pause flag). Seat state is not here:
+// each zone actor owns its own.
+type Sale struct {
+	e         *Engine
+	idx       uint16 // routing index in server-made ids; fixed at creation
+	def       SaleDef
+	opensAt   int64 // unix ms
+	holdTTLMs int64
+	seed      [32]byte // secret draw seed, published after the opening
+	createdAt int64
+
+	pid      *actor.PID // the sale actor; set before the handle is published
+	zones    []*zoneHandle
+	zoneByID map[string]*zoneHandle
+	room     *roomHandle
+
+	ledger *ledger
+	idem   *idemTable
+	paused atomic.Bool // written by the sale actor
+	// holdsPlaced counts holds made since start, for the measured hold rate.
+	holdsPlaced atomic.Int64
+	// holdsExpired counts holds released by expiry since start.
+	holdsExpired atomic.Int64
+
+	// Recovery only: snapshot sequence of the sale-level state.
+	snapSeq uint64
+}
+
+// zoneHandle is what others know of a zone: its definition, PID and the
+// counts it publishes after every change.
+type zoneHandle struct {
+	idx              uint16
+	def              *ZoneDef
+	pid              *actor.PID
+	free, held, sold atomic.Int64
+
+	// Recovery only, then handed to the actor: the rebuilt core, the stored
+	// refusals, and the sequence of the snapshot the core came from.
+	core      *Zone
+	idemFails map[idemKey]idemFail
+	snapSeq   uint64
+}
+
+// ID is the sale's id.
+func (s *Sale) ID() string { return s.def.ID }
+
+// Def is the sale's definition with defaults filled in.
+func (s *Sale) Def() SaleDef { return s.def }
+
+// OpensAt is the opening time in unix ms.
+func (s *Sale) OpensAt() int64 { return s.opensAt }
+
+// Paused reports whether the organizer paused the sale.
+func (s *Sale) Paused() bool { return s.paused.Load() }
+
+// Counts returns the live stock of every zone, in definition order.
+func (s *Sale) Counts() []ZoneCounts {
+	out := make([]ZoneCounts, len(s.zones))
+	for i, zh := range s.zones {
+		out[i] = ZoneCounts{ID: zh.def.ID, Free: int(zh.free.Load()), Held: int(zh.held.Load()), Sold: int(zh.sold.Load())}
+	}
+	return out
+}
+
+// Stock sums the counts over all zones.
+func (s *Sale) Stock() (free, held, sold int64) {
+	for _, zh := range s.zones {
+		free += zh.free.Load()
+		held += zh.held.Load()
+		sold += zh.sold.Load()
+	}
+	return free, held, sold
+}
+
+func (s *Sale) otherZonesFree(except uint16) []ZoneFree {
+	out := []ZoneFree{}
+	for _, zh := range s.zones {
+		if zh.idx == except {
+			continue
+		}
+		if f := zh.free.Load(); f > 0 {
+			out = append(out, ZoneFree{ID: zh.def.ID, Free: int(f)})
+		}
+	}
+	return out
+}
+
+// Zone reports whether the sale has a zone with that id, and whether it is
+// reserved seating.
+func (s *Sale) Zone(id string) (exists, reserved bool) {
+	zh, ok := s.zoneByID[id]
+	if !ok {
+		return false, false
+	}
+	return true, len(zh.def.Rows) > 0
+}
+
+// finish answers c, and forgets its idempotency key when the answer is one
+// that is not stored, so that a retry runs again.
+func (s *Sale) finish(c *call, r Result) {
+	c.finish(r)
+	if c.key.key != "" && !storable(r) {
+		s.idem.forget(c)
+	}
+}
+
+// HoldRequest is a buyer's request for seats in one zone.
+type HoldRequest struct {
+	Buyer             string
+	Zone              string
+	Quantity          int
+	Seats             []string
+	AcceptAlternative bool
+	IdemKey           string // "" for none
+}
+
+// hash identifies the request for idempotency: same key with another
+// request is refused. FNV-1a is stable across restarts, which maphash is not.
+func (r *HoldRequest) hash() uint64 {
+	h := fnv.New64a()
+	var b [8]byte
+	h.Write([]byte(r.Zone))
+	h.Write([]byte{0})
+	binary.LittleEndian.PutUint64(b[:], uint64(r.Quantity))
+	h.Write(b[:])
+	for _, s := range r.Seats {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	if r.AcceptAlternative {
+		h.Write([]byte{1})
+	}
+	return h.Sum64()
+}
+
+// Hold holds seats for a buyer, durably, and returns the hold or a refusal.
+// The caller has checked the request's syntax and the buyer's admission.
+func (s *Sale) Hold(r HoldRequest) Result {
+	zh, ok := s.zoneByID[r.Zone]
+	if !ok {
+		return Result{Err: errorf(CodeBadRequest, "sale %q has no zone %q", s.def.ID, r.Zone)}
+	}
+	c, fresh, err := s.begin(r.Buyer, scopeHold, r.IdemKey, r.hash())
+	if err != nil {
+		return Result{Err: err}
+	}
+	if fresh {
+		s.e.sys.Root.Send(zh.pid, &holdCmd{c: c, buyer: r.Buyer, quantity: r.Quantity, seats: r.Seats, acceptAlt: r.AcceptAlternative})
+	}
+	return c.wait(s.e.cfg.CallTimeout)
+}
+
+// begin returns a call for a request: a fresh one without a key, else the
+// idempotency table's.
+func (s *Sale) begin(buyer string, scope idemScope, key string, hash uint64) (*call, bool, *Error) {
+	if key == "" {
+		return newCall(), true, nil
+	}
+	return s.idem.begin(idemKey{buyer: buyer, scope: scope, key: key}, hash, s.e.nowMs())
+}
+
+// Seats returns the seat map of a reserved zone (nil for general
+// admission), CodeNotFound for an unknown zone, CodeUnavailable when the zone
+// did not answer in time.
+func (s *Sale) Seats(zone string) ([]SeatView, *Error) {
+	zh, ok := s.zoneByID[zone]
+	if !ok {
+		return nil, errorf(CodeNotFound, "sale %q has no zone %q", s.def.ID, zone)
+	}
+	if len(zh.def.Rows) == 0 {
+		return nil, nil
+	}
+	reply := make(chan []SeatView, 1)
+	s.e.sys.Root.Send(zh.pid, &seatsCmd{reply: reply})
+	t := time.NewTimer(s.e.cfg.CallTimeout)
+	defer t.Stop()
+	select {
+	case v := <-reply:
+		return v, nil
+	case <-t.C:
+		return nil, errorf(CodeUnavailable, "zone %q did not answer in time; retry", zone)
+	}
+}
+
+// SetPaused pauses or resumes the sale, durably.
+func (s *Sale) SetPaused(paused bool) Result {
+	c := newCall()
+	s.e.sys.Root.Send(s.pid, &pauseCmd{c: c, paused: paused})
+	return c.wait(s.e.cfg.CallTimeout)
+}
+
+// pauseCmd asks the sale actor to pause or resume.
+type pauseCmd struct {
+	c      *call
+	paused bool
+}
+
+// saleActor owns the sale definition and the pause state, spawns the zone
+// actors as its children and supervises them. It is kept thin on purpose: a
+// panic here would take its children with it.
+type saleActor struct {
+	s       *Sale
+	started chan struct{}
+}
+
+func (a *saleActor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		for _, zh := range a.s.zones {
+			zh := zh
+			za := &zoneActor{s: a.s, zh: zh, z: zh.core, checkouts: make(map[string]int64), idemFails: zh.idemFails}
+			zh.core, zh.idemFails = nil, nil
+			za.publish()
+			pid, err := ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return za }), "zone-"+zh.def.ID)
+			if err != nil {
+				panic("spawn zone actor: " + err.Error())
+			}
+			zh.pid = pid
+		}
+		if rh := a.s.room; rh != nil {
+			ra := newRoomActor(a.s, rh)
+			pid, err := ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return ra }), "room")
+			if err != nil {
+				panic("spawn room actor: " + err.Error())
+			}
+			rh.pid = pid
+		}
+		close(a.started)
+	case *pauseCmd:
+		a.pause(m)
+	case *snapCmd:
+		a.snapshot(m)
+	}
+}
+
+func (a *saleActor) pause(m *pauseCmd) {
+	s := a.s
+	if s.paused.Load() == m.paused {
+		m.c.finish(Result{})
+		return
+	}
+	t := wal.TypeSaleResumed
+	if m.paused {
+		t = wal.TypeSalePaused
+	}
+	ev := &wal.Event{Type: t, Sale: s.def.ID, At: s.e.nowMs()}
+	c := m.c
+	if err := s.e.log.Append(ev, func(_ uint64, err error) {
+		if err != nil {
+			c.finish(Result{Err: unavailable(err)})
+			return
+		}
+		c.finish(Result{})
+	}); err != nil {
+		c.finish(Result{Err: unavailable(err)})
+		return
+	}
+	s.paused.Store(m.paused)
+	if s.room != nil {
+		s.e.sys.Root.Send(s.room.pid, roomPauseMsg{paused: m.paused})
+	}
+}
+
+// SaleStats are counters since the server started.
+type SaleStats struct {
+	HoldsPlaced  int64
+	HoldsExpired int64
+}
+
+// Stats returns the sale's counters.
+func (s *Sale) Stats() SaleStats {
+	return SaleStats{HoldsPlaced: s.holdsPlaced.Load(), HoldsExpired: s.holdsExpired.Load()}
+}
+
+// ValidSeat reports whether name is a seat of a reserved zone: "ROW-N" with
+// a row of the zone and N from 1 to the row's length.
+func (s *Sale) ValidSeat(zone, name string) bool {
+	zh, ok := s.zoneByID[zone]
+	if !ok {
+		return false
+	}
+	dash := strings.LastIndexByte(name, '-')
+	if dash <= 0 {
+		return false
+	}
+	n, err := strconv.Atoi(name[dash+1:])
+	if err != nil || n < 1 || strconv.Itoa(n) != name[dash+1:] {
+		return false
+	}
+	for _, r := range zh.def.Rows {
+		if r.Row == name[:dash] {
+			return n <= r.Seats
+		}
+	}
+	return false
+}

@@ -1,0 +1,201 @@
+package actors
+
+import (
+	"fmt"
+	"regexp"
+	"time"
+	"unicode/utf8"
+)
+
+// SaleDef is an on-sale as an organizer defines it (API.md, "Sales"). It is
+// written to the log as JSON in the sale_created event and never changes.
+type SaleDef struct {
+	ID          string         `json:"id"`
+	Name        string         `json:"name"`
+	OpensAt     string         `json:"opens_at"`
+	HoldTTLS    int            `json:"hold_ttl_s"`
+	MaxPerBuyer int            `json:"max_per_buyer"`
+	WaitingRoom WaitingRoomDef `json:"waiting_room"`
+	Zones       []ZoneDef      `json:"zones"`
+}
+
+// WaitingRoomDef configures a sale's line.
+type WaitingRoomDef struct {
+	ActiveLimit int `json:"active_limit"`
+	AdmitPerS   int `json:"admit_per_s"`
+	AccessTTLS  int `json:"access_ttl_s"`
+}
+
+// ZoneDef is one zone: general admission (Capacity, seats "1".."N") or
+// reserved seating (Rows, seats "ROW-N" numbered from 1).
+type ZoneDef struct {
+	ID         string   `json:"id"`
+	Name       string   `json:"name"`
+	PriceCents int64    `json:"price_cents"`
+	Capacity   int      `json:"capacity,omitempty"`
+	Rows       []RowDef `json:"rows,omitempty"`
+}
+
+// RowDef is one row of a reserved zone. Consecutive seat numbers are adjacent.
+type RowDef struct {
+	Row   string `json:"row"`
+	Seats int    `json:"seats"`
+}
+
+// Limits of a sale definition, from API.md.
+const (
+	holdTTLSMax       = 3600
+	holdTTLSDefault   = 600
+	maxPerBuyerMax    = 100
+	maxPerBuyerDef    = 6
+	activeLimitMax    = 1_000_000
+	activeLimitDef    = 1000
+	admitPerSMax      = 100_000
+	accessTTLSMax     = 86_400
+	accessTTLSDefault = 900
+	zonesMax          = 100
+	gaCapacityMax     = 1_000_000
+	rowsMax           = 1000
+	rowSeatsMax       = 1000
+	saleSeatsMax      = 2_000_000
+	nameBytesMax      = 200            // a display name; longer is a mistake, not a name
+	priceCentsMax     = 100_000_000_00 // 100 million in major units: far above any ticket
+)
+
+var (
+	idPattern  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+	rowPattern = regexp.MustCompile(`^[A-Za-z0-9]{1,8}$`)
+)
+
+// ValidID reports whether s is a client-supplied id (sale, zone, buyer).
+func ValidID(s string) bool { return idPattern.MatchString(s) }
+
+func badField(field, format string, args ...any) *Error {
+	return &Error{Code: CodeBadRequest, Message: field + ": " + fmt.Sprintf(format, args...)}
+}
+
+// Normalize checks d against API.md's limits, fills in defaults (a zero
+// number means absent) and writes opens_at in canonical form. The error
+// names the offending field.
+func (d *SaleDef) Normalize(now time.Time) *Error {
+	if !ValidID(d.ID) {
+		return badField("id", "must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+	}
+	if d.Name == "" {
+		d.Name = d.ID
+	}
+	if len(d.Name) > nameBytesMax || !utf8.ValidString(d.Name) {
+		return badField("name", "must be valid UTF-8 of at most %d bytes", nameBytesMax)
+	}
+	if d.OpensAt == "" {
+		d.OpensAt = FormatTime(now)
+	} else {
+		t, err := parseTime(d.OpensAt)
+		if err != nil {
+			return badField("opens_at", "must be an RFC 3339 time such as 2026-12-01T10:00:00.000Z")
+		}
+		d.OpensAt = FormatTime(t)
+	}
+	if err := defaultRange("hold_ttl_s", &d.HoldTTLS, 1, holdTTLSMax, holdTTLSDefault); err != nil {
+		return err
+	}
+	if err := defaultRange("max_per_buyer", &d.MaxPerBuyer, 1, maxPerBuyerMax, maxPerBuyerDef); err != nil {
+		return err
+	}
+	w := &d.WaitingRoom
+	if err := defaultRange("waiting_room.active_limit", &w.ActiveLimit, 1, activeLimitMax, activeLimitDef); err != nil {
+		return err
+	}
+	if w.AdmitPerS < 0 || w.AdmitPerS > admitPerSMax {
+		return badField("waiting_room.admit_per_s", "must be 0 (automatic) to %d", admitPerSMax)
+	}
+	if err := defaultRange("waiting_room.access_ttl_s", &w.AccessTTLS, 1, accessTTLSMax, accessTTLSDefault); err != nil {
+		return err
+	}
+	if len(d.Zones) == 0 || len(d.Zones) > zonesMax {
+		return badField("zones", "must list 1 to %d zones", zonesMax)
+	}
+	seen := make(map[string]bool, len(d.Zones))
+	total := 0
+	for i := range d.Zones {
+		z := &d.Zones[i]
+		f := fmt.Sprintf("zones[%d]", i)
+		if !ValidID(z.ID) {
+			return badField(f+".id", "must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+		}
+		if seen[z.ID] {
+			return badField(f+".id", "zone %q is defined twice", z.ID)
+		}
+		seen[z.ID] = true
+		if z.Name == "" {
+			z.Name = z.ID
+		}
+		if len(z.Name) > nameBytesMax || !utf8.ValidString(z.Name) {
+			return badField(f+".name", "must be valid UTF-8 of at most %d bytes", nameBytesMax)
+		}
+		if z.PriceCents < 0 || z.PriceCents > priceCentsMax {
+			return badField(f+".price_cents", "must be 0 to %d", int64(priceCentsMax))
+		}
+		switch {
+		case z.Capacity != 0 && len(z.Rows) != 0:
+			return badField(f, "has both capacity and rows; a zone is general admission or reserved, not both")
+		case z.Capacity != 0:
+			if z.Capacity < 1 || z.Capacity > gaCapacityMax {
+				return badField(f+".capacity", "must be 1 to %d", gaCapacityMax)
+			}
+			total += z.Capacity
+		case len(z.Rows) != 0:
+			if len(z.Rows) > rowsMax {
+				return badField(f+".rows", "must list at most %d rows", rowsMax)
+			}
+			rows := make(map[string]bool, len(z.Rows))
+			for j, r := range z.Rows {
+				rf := fmt.Sprintf("%s.rows[%d]", f, j)
+				if !rowPattern.MatchString(r.Row) {
+					return badField(rf+".row", "must match ^[A-Za-z0-9]{1,8}$")
+				}
+				if rows[r.Row] {
+					return badField(rf+".row", "row %q is defined twice", r.Row)
+				}
+				rows[r.Row] = true
+				if r.Seats < 1 || r.Seats > rowSeatsMax {
+					return badField(rf+".seats", "must be 1 to %d", rowSeatsMax)
+				}
+				total += r.Seats
+			}
+		default:
+			return badField(f, "needs capacity (general admission) or rows (reserved seating)")
+		}
+	}
+	if total > saleSeatsMax {
+		return badField("zones", "the sale has %d seats; at most %d are allowed", total, saleSeatsMax)
+	}
+	return nil
+}
+
+func defaultRange(field string, v *int, lo, hi, def int) *Error {
+	if *v == 0 {
+		*v = def
+		return nil
+	}
+	if *v < lo || *v > hi {
+		return badField(field, "must be %d to %d", lo, hi)
+	}
+	return nil
+}
+
+// timeLayout is how every time is written: UTC with milliseconds.
+const timeLayout = "2006-01-02T15:04:05.000Z"
+
+// FormatTime writes t as API.md wants it.
+func FormatTime(t time.Time) string { return t.UTC().Format(timeLayout) }
+
+func fmtMs(ms int64) string { return FormatTime(time.UnixMilli(ms)) }
+
+// parseTime reads RFC 3339 with any offset and 0 to 9 fractional digits.
+func parseTime(s string) (time.Time, error) {
+	return time.Parse(time.RFC3339Nano, s)
+}
+
+// ParseTime reads an input time as API.md allows it.
+func ParseTime(s string) (time.Time, error) { return parseTime(s) }

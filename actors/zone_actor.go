@@ -1,0 +1,408 @@
+package actors
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"onsale/wal"
+)
+
+// Limits of the zone actor.
+const (
+	// expiriesPerTickMax bounds the work of one tick, so that a mass expiry
+	// (a crowd that held at opening and walked away) never stalls holds for
+	// long; the rest go on the next tick.
+	expiriesPerTickMax = 4096
+	// checkoutStaleMs is how long a checkout may be in progress before another
+	// may start: a gateway call is bounded well below it, so an older mark is
+	// left over from a request that timed out at the edge.
+	checkoutStaleMs = 60_000
+	// alternativesMax is how many alternatives a seats_taken answer offers.
+	alternativesMax = 3
+)
+
+// zoneActor is the thin shell around a Zone: it routes messages, asks the
+// core, hands events to the log and finishes calls once they are durable. It
+// is the only goroutine that touches z.
+type zoneActor struct {
+	s  *Sale
+	zh *zoneHandle
+	z  *Zone // owned by this actor
+
+	// checkouts marks holds whose payment is in progress: hold id -> start (ms).
+	checkouts map[string]int64
+	// pendingExpiry holds ids taken from the expiry heap whose expiry event
+	// could not be queued yet; retried on the next tick.
+	pendingExpiry []string
+	// ops counts the requests handled, in mailbox order.
+	ops uint64
+	// idemFails are the stored refusals of idempotent requests made in this
+	// zone; successes are derived from the holds. Kept for snapshots.
+	idemFails map[idemKey]idemFail
+}
+
+// idemFail is a stored refusal: what it answered and to which request.
+type idemFail struct {
+	Buyer string    `json:"b"`
+	Scope idemScope `json:"s"`
+	Key   string    `json:"k"`
+	Hash  uint64    `json:"h"`
+	At    int64     `json:"t"`
+	Err   *Error    `json:"e"`
+}
+
+func (a *zoneActor) Receive(ctx actor.Context) {
+	a.ops++
+	switch m := ctx.Message().(type) {
+	case *holdCmd:
+		m.c.zseq = a.ops
+		a.hold(m)
+	case *releaseCmd:
+		m.c.zseq = a.ops
+		a.release(m)
+	case *getHoldCmd:
+		m.c.zseq = a.ops
+		a.getHold(m)
+	case *checkoutBeginCmd:
+		m.c.zseq = a.ops
+		a.checkoutBegin(m)
+	case *checkoutEndCmd:
+		m.c.zseq = a.ops
+		a.checkoutEnd(m)
+	case *cancelCmd:
+		m.c.zseq = a.ops
+		a.cancel(m)
+	case *getOrderCmd:
+		m.c.zseq = a.ops
+		a.getOrder(m)
+	case *seatsCmd:
+		m.reply <- a.seats()
+	case tickMsg:
+		a.expire()
+	case *snapCmd:
+		a.snapshot(m)
+	}
+}
+
+// publish copies the zone's counts to the atomics that readers use.
+func (a *zoneActor) publish() {
+	free, held, sold := a.z.Counts()
+	a.zh.free.Store(int64(free))
+	a.zh.held.Store(int64(held))
+	a.zh.sold.Store(int64(sold))
+}
+
+// apply mutates the core with an event that the actor has just validated. A
+// refusal here means the actor and the core disagree: a broken invariant.
+func (a *zoneActor) apply(ev *wal.Event) {
+	if err := a.z.Apply(ev); err != nil {
+		panic(fmt.Sprintf("zone %s/%s: validated %s event refused by the core: %v", a.s.def.ID, a.zh.def.ID, ev.Type, err))
+	}
+	a.publish()
+}
+
+// commit queues ev and applies it; c is finished with r once ev is durable.
+// If the log refuses the event, nothing is applied and c gets the error.
+func (a *zoneActor) commit(ev *wal.Event, c *call, r Result) bool {
+	s := a.s
+	err := s.e.log.Append(ev, func(_ uint64, err error) {
+		if err != nil {
+			s.finish(c, Result{Err: unavailable(err)})
+			return
+		}
+		s.finish(c, r)
+	})
+	if err != nil {
+		s.finish(c, Result{Err: unavailable(err)})
+		return false
+	}
+	a.apply(ev)
+	return true
+}
+
+// refuse answers c with a refusal. When c carries an idempotency key and the
+// refusal is one that is stored, it is made durable first, so a retry after a
+// crash gets the same answer.
+func (a *zoneActor) refuse(c *call, e *Error) {
+	r := Result{Err: e}
+	if c.key.key == "" || !storable(r) {
+		a.s.finish(c, r)
+		return
+	}
+	f := idemFail{Buyer: c.key.buyer, Scope: c.key.scope, Key: c.key.key, Hash: c.hash, At: c.at, Err: e}
+	blob, err := json.Marshal(f)
+	if err != nil {
+		panic("marshal stored answer: " + err.Error())
+	}
+	ev := &wal.Event{Type: wal.TypeIdemResult, Sale: a.s.def.ID, Zone: a.zh.def.ID, Buyer: f.Buyer,
+		IdemKey: f.Key, IdemHash: f.Hash, Num: uint64(f.Scope), At: f.At, Blob: blob}
+	s := a.s
+	if err := s.e.log.Append(ev, func(_ uint64, err error) {
+		if err != nil {
+			s.finish(c, Result{Err: unavailable(err)})
+			return
+		}
+		s.finish(c, r)
+	}); err != nil {
+		s.finish(c, Result{Err: unavailable(err)})
+		return
+	}
+	a.idemFails[c.key] = f
+}
+
+func (a *zoneActor) hold(m *holdCmd) {
+	s, z := a.s, a.z
+	if s.paused.Load() {
+		s.finish(m.c, Result{Err: errorf(CodeSalePaused, "the sale is paused; holds resume when the organizer resumes it")})
+		return
+	}
+	if z.HoldsFull() {
+		// A zone keeps every hold it made, for reads and idempotency; past
+		// its bound it takes no more rather than grow without limit.
+		s.finish(m.c, Result{Err: errorf(CodeUnavailable, "zone %q has made as many holds as it can keep; no more holds can be placed in it", a.zh.def.ID)})
+		return
+	}
+	var named []uint32
+	n := m.quantity
+	if len(m.seats) > 0 {
+		if !z.Reserved() {
+			s.finish(m.c, Result{Err: errorf(CodeBadRequest, "zone %q is general admission: ask for a quantity, not seats", a.zh.def.ID)})
+			return
+		}
+		named = make([]uint32, len(m.seats))
+		seen := make(map[uint32]bool, len(m.seats))
+		for i, name := range m.seats {
+			idx, ok := z.SeatIndex(name)
+			if !ok {
+				s.finish(m.c, Result{Err: errorf(CodeBadRequest, "zone %q has no seat %q", a.zh.def.ID, name)})
+				return
+			}
+			if seen[idx] {
+				s.finish(m.c, Result{Err: errorf(CodeBadRequest, "seat %q is named twice", name)})
+				return
+			}
+			seen[idx] = true
+			named[i] = idx
+		}
+		n = len(named)
+	}
+	ok, remaining := s.ledger.reserve(m.buyer, n)
+	if !ok {
+		a.refuse(m.c, &Error{Code: CodeLimitExceeded, Remaining: &remaining,
+			Message: fmt.Sprintf("this sale allows %d seats per buyer; you may take %d more", s.def.MaxPerBuyer, remaining)})
+		return
+	}
+	var seats []uint32
+	switch {
+	case named != nil && z.AllFree(named):
+		seats = named
+	case named != nil && !m.acceptAlt:
+		s.ledger.give(m.buyer, n)
+		alts := z.Alternatives(n, alternativesMax, named)
+		e := &Error{Code: CodeSeatsTaken, Message: "some of those seats are held or sold; see the alternatives", Alternatives: make([][]string, 0, len(alts))}
+		for _, alt := range alts {
+			e.Alternatives = append(e.Alternatives, seatNames(z, alt))
+		}
+		a.refuse(m.c, e)
+		return
+	default:
+		picked, ok := z.Pick(n)
+		if !ok {
+			s.ledger.give(m.buyer, n)
+			a.refuse(m.c, &Error{Code: CodeSoldOut, Message: fmt.Sprintf("zone %q cannot fill %d seats; see the zones with seats free", a.zh.def.ID, n), Zones: s.otherZonesFree(a.zh.idx)})
+			return
+		}
+		seats = picked
+	}
+	now := s.e.nowMs()
+	ev := &wal.Event{
+		Type: wal.TypeHoldPlaced, Sale: s.def.ID, Zone: a.zh.def.ID,
+		Hold: newID('h', s.idx, a.zh.idx), Buyer: m.buyer, Seats: seats,
+		At: now, Expires: now + s.holdTTLMs, Amount: int64(len(seats)) * a.zh.def.PriceCents,
+		IdemKey: m.c.key.key, IdemHash: m.c.hash,
+	}
+	// The answer is built before the commit so that the log callback only
+	// closes a channel; the view does not change when the event is applied.
+	h := &Hold{ID: ev.Hold, Buyer: ev.Buyer, Seats: seats, CreatedAt: now, ExpiresAt: ev.Expires, Amount: ev.Amount, State: HoldActive}
+	if !a.commit(ev, m.c, Result{Hold: holdView(s.def.ID, z, h)}) {
+		s.ledger.give(m.buyer, n)
+		return
+	}
+	s.holdsPlaced.Add(1)
+}
+
+// owned returns the hold if the caller may see it: existence is not revealed
+// to anyone else.
+func (a *zoneActor) owned(holdID, buyer string, admin bool) *Hold {
+	h := a.z.Hold(holdID)
+	if h == nil || (!admin && h.Buyer != buyer) {
+		return nil
+	}
+	return h
+}
+
+func errHoldNotFound() *Error { return errorf(CodeNotFound, "no such hold") }
+
+func (a *zoneActor) release(m *releaseCmd) {
+	s := a.s
+	h := a.owned(m.holdID, m.buyer, m.admin)
+	switch {
+	case h == nil:
+		s.finish(m.c, Result{Err: errHoldNotFound()})
+	case h.State == HoldReleased:
+		s.finish(m.c, Result{Hold: holdView(s.def.ID, a.z, h)})
+	case h.State != HoldActive:
+		s.finish(m.c, Result{Err: errorf(CodeHoldNotActive, "the hold is %s, not active", h.State)})
+	default:
+		ev := &wal.Event{Type: wal.TypeHoldReleased, Sale: s.def.ID, Zone: a.zh.def.ID, Hold: h.ID, At: s.e.nowMs()}
+		v := holdView(s.def.ID, a.z, h)
+		v.State = HoldReleased.String()
+		if a.commit(ev, m.c, Result{Hold: v}) {
+			s.ledger.give(h.Buyer, len(h.Seats))
+			delete(a.checkouts, h.ID)
+		}
+	}
+}
+
+func (a *zoneActor) getHold(m *getHoldCmd) {
+	h := a.owned(m.holdID, m.buyer, m.admin)
+	if h == nil {
+		a.s.finish(m.c, Result{Err: errHoldNotFound()})
+		return
+	}
+	a.s.finish(m.c, Result{Hold: holdView(a.s.def.ID, a.z, h)})
+}
+
+func (a *zoneActor) checkoutBegin(m *checkoutBeginCmd) {
+	s := a.s
+	h := a.owned(m.holdID, m.buyer, false)
+	now := s.e.nowMs()
+	if h != nil && h.State == HoldActive && now >= h.ExpiresAt {
+		// Due but not yet released by a tick: expire it now, so that the
+		// answer and the state agree.
+		a.expireOne(h.ID, now)
+	}
+	switch {
+	case h == nil:
+		s.finish(m.c, Result{Err: errHoldNotFound()})
+	case h.State == HoldExpired:
+		s.finish(m.c, Result{Err: errorf(CodeHoldExpired, "the hold expired at %s; hold the seats again", fmtMs(h.ExpiresAt))})
+	case h.State != HoldActive:
+		s.finish(m.c, Result{Err: errorf(CodeHoldNotActive, "the hold is %s, not active", h.State)})
+	default:
+		if t, ok := a.checkouts[h.ID]; ok && now-t < checkoutStaleMs {
+			s.finish(m.c, Result{Err: errorf(CodeHoldNotActive, "a checkout of this hold is already in progress")})
+			return
+		}
+		a.checkouts[h.ID] = now
+		s.finish(m.c, Result{Hold: holdView(s.def.ID, a.z, h)})
+	}
+}
+
+func (a *zoneActor) checkoutEnd(m *checkoutEndCmd) {
+	s := a.s
+	if m.began {
+		delete(a.checkouts, m.holdID)
+	}
+	if !m.paid {
+		a.refuse(m.c, m.fail)
+		return
+	}
+	h := a.z.Hold(m.holdID)
+	now := s.e.nowMs()
+	if h != nil && h.State == HoldActive && now >= h.ExpiresAt {
+		a.expireOne(h.ID, now)
+	}
+	switch {
+	case h == nil:
+		s.finish(m.c, Result{Err: errHoldNotFound()})
+	case h.State == HoldExpired:
+		a.refuse(m.c, errorf(CodeHoldExpired, "the hold expired at %s during payment; the payment is refunded", fmtMs(h.ExpiresAt)))
+	case h.State != HoldActive:
+		a.refuse(m.c, errorf(CodeHoldNotActive, "the hold is %s, not active; the payment is refunded", h.State))
+	default:
+		ev := &wal.Event{Type: wal.TypeOrderPaid, Sale: s.def.ID, Zone: a.zh.def.ID, Hold: h.ID, Order: m.orderID,
+			At: now, Amount: h.Amount, IdemKey: m.c.key.key, IdemHash: m.c.hash}
+		o := *h
+		o.OrderID, o.PaidAt, o.State = m.orderID, now, HoldPurchased
+		a.commit(ev, m.c, Result{Order: orderView(s.def.ID, a.z, &o)})
+	}
+}
+
+func (a *zoneActor) cancel(m *cancelCmd) {
+	s := a.s
+	h := a.z.Order(m.orderID)
+	switch {
+	case h == nil:
+		s.finish(m.c, Result{Err: errorf(CodeNotFound, "no such order")})
+	case h.OrderCancelled:
+		s.finish(m.c, Result{Order: orderView(s.def.ID, a.z, h)})
+	default:
+		now := s.e.nowMs()
+		ev := &wal.Event{Type: wal.TypeOrderCancelled, Sale: s.def.ID, Zone: a.zh.def.ID, Hold: h.ID, Order: h.OrderID, At: now}
+		v := orderView(s.def.ID, a.z, h)
+		v.State, v.CancelledAt = "cancelled", now
+		if a.commit(ev, m.c, Result{Order: v}) {
+			s.ledger.give(h.Buyer, len(h.Seats))
+		}
+	}
+}
+
+func (a *zoneActor) getOrder(m *getOrderCmd) {
+	h := a.z.Order(m.orderID)
+	if h == nil {
+		a.s.finish(m.c, Result{Err: errorf(CodeNotFound, "no such order")})
+		return
+	}
+	a.s.finish(m.c, Result{Order: orderView(a.s.def.ID, a.z, h)})
+}
+
+func (a *zoneActor) seats() []SeatView {
+	if !a.z.Reserved() {
+		return nil
+	}
+	out := make([]SeatView, a.z.Size())
+	for i := range out {
+		st := "free"
+		switch a.z.SeatState(uint32(i)) {
+		case SeatHeld:
+			st = "held"
+		case SeatSold:
+			st = "sold"
+		}
+		out[i] = SeatView{ID: a.z.SeatName(uint32(i)), Status: st}
+	}
+	return out
+}
+
+// expire releases the holds that are due. Expiry events need no answer; if
+// the log refuses one (full), the hold is retried on the next tick.
+func (a *zoneActor) expire() {
+	now := a.s.e.nowMs()
+	retry := a.pendingExpiry
+	a.pendingExpiry = nil
+	for _, id := range retry {
+		a.expireOne(id, now)
+	}
+	for _, id := range a.z.TakeDue(now, expiriesPerTickMax) {
+		a.expireOne(id, now)
+	}
+}
+
+func (a *zoneActor) expireOne(id string, now int64) {
+	h := a.z.Hold(id)
+	if h == nil || h.State != HoldActive {
+		return
+	}
+	ev := &wal.Event{Type: wal.TypeHoldExpired, Sale: a.s.def.ID, Zone: a.zh.def.ID, Hold: id, At: now}
+	if err := a.s.e.log.Append(ev, a.s.e.expiryDone); err != nil {
+		a.pendingExpiry = append(a.pendingExpiry, id)
+		return
+	}
+	a.apply(ev)
+	a.s.ledger.give(h.Buyer, len(h.Seats))
+	a.s.holdsExpired.Add(1)
+	delete(a.checkouts, id)
+}

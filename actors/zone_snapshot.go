@@ -1,0 +1,323 @@
+package actors
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+// Zone snapshot format, version 1. Numbers are uvarints unless said
+// otherwise; "varint" is a zigzag varint; a string is a uvarint length then
+// its bytes.
+//
+//	version   byte (1)
+//	zone id   string, must equal the definition's
+//	size      number of seats, must equal the definition's
+//	free, held, sold   the counts, checked against the rebuilt seats
+//	holds     count, then each hold in the order placed:
+//	  id, buyer       string
+//	  state           byte (HoldState)
+//	  flags           byte: bit 0 = order cancelled; other bits zero
+//	  seats           count (1..100), first index, then varint deltas
+//	  created, expires, amount, ended, paid, cancelled   varint each
+//	  order id, hold idempotency key, checkout idempotency key   string
+//	  hold key hash, checkout key hash   uvarint
+//
+// Seat states are not stored: they follow from the holds (active: held;
+// purchased and not cancelled: sold; else free), so a snapshot cannot hold a
+// seat that no hold explains. The record around it carries the checksum.
+
+const (
+	zoneSnapVersion = 1
+	// zoneSnapHoldBytesMin is the fewest bytes one hold takes (two one-byte
+	// ids, state, flags, one seat, six times, three empty strings, two
+	// hashes): a count that the rest of the input cannot fill is refused
+	// before anything is allocated for it.
+	zoneSnapHoldBytesMin  = 19
+	zoneSnapFlagCancelled = 1
+)
+
+// AppendSnapshot appends the zone's whole state to dst; RestoreZone reads it
+// back. The bytes depend only on the state, so equal zones give equal bytes.
+func (z *Zone) AppendSnapshot(dst []byte) []byte {
+	if z.blocked != 0 {
+		panic("zone snapshot during Alternatives")
+	}
+	dst = append(dst, zoneSnapVersion)
+	dst = zoneAppendString(dst, z.def.ID)
+	dst = binary.AppendUvarint(dst, uint64(len(z.seats)))
+	dst = binary.AppendUvarint(dst, uint64(z.free))
+	dst = binary.AppendUvarint(dst, uint64(z.held))
+	dst = binary.AppendUvarint(dst, uint64(z.sold))
+	dst = binary.AppendUvarint(dst, uint64(len(z.list)))
+	for _, h := range z.list {
+		dst = zoneAppendString(dst, h.ID)
+		dst = zoneAppendString(dst, h.Buyer)
+		var flags byte
+		if h.OrderCancelled {
+			flags |= zoneSnapFlagCancelled
+		}
+		dst = append(dst, byte(h.State), flags)
+		dst = binary.AppendUvarint(dst, uint64(len(h.Seats)))
+		for i, s := range h.Seats {
+			if i == 0 {
+				dst = binary.AppendUvarint(dst, uint64(s))
+			} else {
+				dst = binary.AppendVarint(dst, int64(s)-int64(h.Seats[i-1]))
+			}
+		}
+		for _, t := range [...]int64{h.CreatedAt, h.ExpiresAt, h.Amount, h.EndedAt, h.PaidAt, h.CancelledAt} {
+			dst = binary.AppendVarint(dst, t)
+		}
+		dst = zoneAppendString(dst, h.OrderID)
+		dst = zoneAppendString(dst, h.IdemKey)
+		dst = zoneAppendString(dst, h.PayKey)
+		dst = binary.AppendUvarint(dst, h.IdemHash)
+		dst = binary.AppendUvarint(dst, h.PayHash)
+	}
+	return dst
+}
+
+func zoneAppendString(dst []byte, s string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
+
+// RestoreZone rebuilds a zone of definition def from AppendSnapshot's bytes.
+// It is strict: every length is bounded, every hold checked as Apply would
+// have made it, seats checked against each other, the counts compared, and
+// trailing bytes refused. Garbage gives an error wrapping ErrZoneSnapshot,
+// never a panic.
+func RestoreZone(def ZoneDef, data []byte) (*Zone, error) {
+	if err := CheckZoneLayout(def); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrZoneSnapshot, err)
+	}
+	z := newZone(def)
+	d := zoneDecoder{b: data}
+	if v := d.byte(); d.err == nil && v != zoneSnapVersion {
+		return nil, fmt.Errorf("%w: version %d, want %d", ErrZoneSnapshot, v, zoneSnapVersion)
+	}
+	if id := d.string(); d.err == nil && id != def.ID {
+		return nil, fmt.Errorf("%w: zone %q, want %q", ErrZoneSnapshot, id, def.ID)
+	}
+	if size := d.uvarint(); d.err == nil && size != uint64(len(z.seats)) {
+		return nil, fmt.Errorf("%w: %d seats, zone %q has %d", ErrZoneSnapshot, size, def.ID, len(z.seats))
+	}
+	free, held, sold := d.uvarint(), d.uvarint(), d.uvarint()
+	count := d.uvarint()
+	if d.err == nil && (count > zoneHoldsMax || count > uint64(len(d.b)/zoneSnapHoldBytesMin)) {
+		return nil, fmt.Errorf("%w: %d holds in %d bytes", ErrZoneSnapshot, count, len(d.b))
+	}
+	if d.err != nil {
+		return nil, fmt.Errorf("%w: header: %w", ErrZoneSnapshot, d.err)
+	}
+	z.list = make([]*Hold, 0, count)
+	z.holds = make(map[string]*Hold, count)
+	for i := range count {
+		h := d.hold()
+		if d.err != nil {
+			return nil, fmt.Errorf("%w: hold %d of %d: %w", ErrZoneSnapshot, i+1, count, d.err)
+		}
+		if err := z.restoreHold(h); err != nil {
+			return nil, fmt.Errorf("%w: hold %d of %d (%q): %w", ErrZoneSnapshot, i+1, count, h.ID, err)
+		}
+	}
+	if len(d.b) != 0 {
+		return nil, fmt.Errorf("%w: %d bytes after the last hold", ErrZoneSnapshot, len(d.b))
+	}
+	if free != uint64(z.free) || held != uint64(z.held) || sold != uint64(z.sold) {
+		return nil, fmt.Errorf("%w: counts free/held/sold %d/%d/%d, the holds give %d/%d/%d",
+			ErrZoneSnapshot, free, held, sold, z.free, z.held, z.sold)
+	}
+	z.advanceCursor()
+	z.expiryHeapify()
+	return z, nil
+}
+
+// restoreHold checks one decoded hold against the rules Apply enforces and
+// adds it to z. Active holds go into the expiry heap (heapified once at the
+// end).
+func (z *Zone) restoreHold(h *Hold) error {
+	n := len(h.Seats)
+	purchased := h.State == HoldPurchased
+	switch {
+	case h.ID == "" || h.Buyer == "":
+		return fmt.Errorf("empty hold or buyer id")
+	case h.State < HoldActive || h.State > HoldPurchased:
+		return fmt.Errorf("state %d", h.State)
+	case n < 1 || n > zoneHoldSeatsMax:
+		return fmt.Errorf("%d seats, want 1..%d", n, zoneHoldSeatsMax)
+	case h.ExpiresAt <= h.CreatedAt:
+		return fmt.Errorf("expires at %d, not after %d", h.ExpiresAt, h.CreatedAt)
+	case h.Amount != int64(n)*z.def.PriceCents:
+		return fmt.Errorf("amount %d, want %d seats × %d", h.Amount, n, z.def.PriceCents)
+	case h.State == HoldActive && h.EndedAt != 0:
+		return fmt.Errorf("active but ended at %d", h.EndedAt)
+	case purchased && h.OrderID == "":
+		return fmt.Errorf("purchased without an order id")
+	case !purchased && (h.OrderID != "" || h.PaidAt != 0 || h.PayKey != "" || h.PayHash != 0 || h.OrderCancelled):
+		return fmt.Errorf("%s but carries order data", h.State)
+	case !h.OrderCancelled && h.CancelledAt != 0:
+		return fmt.Errorf("not cancelled but cancelled at %d", h.CancelledAt)
+	case z.holds[h.ID] != nil:
+		return fmt.Errorf("hold id used twice")
+	case purchased && z.orders[h.OrderID] != nil:
+		return fmt.Errorf("order id %q used twice", h.OrderID)
+	}
+	for _, s := range h.Seats {
+		if int(s) >= len(z.seats) {
+			return fmt.Errorf("seat index %d, zone has %d seats", s, len(z.seats))
+		}
+	}
+	if d, ok := duplicateSeat(h.Seats); ok {
+		return fmt.Errorf("seat %s twice", z.SeatName(d))
+	}
+	var st SeatState
+	switch {
+	case h.State == HoldActive:
+		st = SeatHeld
+	case purchased && !h.OrderCancelled:
+		st = SeatSold
+	}
+	if st != SeatFree {
+		for _, s := range h.Seats {
+			if z.seats[s] != uint8(SeatFree) {
+				return fmt.Errorf("seat %s is also %s by an earlier hold", z.SeatName(s), SeatState(z.seats[s]))
+			}
+		}
+		z.take(h.Seats, st)
+		if st == SeatHeld {
+			z.held += n
+		} else {
+			z.sold += n
+		}
+	}
+	z.holds[h.ID] = h
+	z.list = append(z.list, h)
+	if purchased {
+		z.orders[h.OrderID] = h
+	}
+	if h.State == HoldActive {
+		z.active++
+		z.expiry = append(z.expiry, h)
+	}
+	return nil
+}
+
+// zoneDecoder reads snapshot fields in order and keeps the first error;
+// after an error every read returns a zero value.
+type zoneDecoder struct {
+	b   []byte
+	err error
+}
+
+func (d *zoneDecoder) fail(format string, args ...any) {
+	if d.err == nil {
+		d.err = fmt.Errorf(format, args...)
+	}
+}
+
+func (d *zoneDecoder) byte() byte {
+	if d.err != nil {
+		return 0
+	}
+	if len(d.b) == 0 {
+		d.fail("ends early")
+		return 0
+	}
+	c := d.b[0]
+	d.b = d.b[1:]
+	return c
+}
+
+func (d *zoneDecoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail("bad or short uvarint")
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *zoneDecoder) varint() int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail("bad or short varint")
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *zoneDecoder) string() string {
+	n := d.uvarint()
+	if d.err != nil {
+		return ""
+	}
+	if n > zoneKeyBytesMax {
+		d.fail("string of %d bytes, at most %d", n, zoneKeyBytesMax)
+		return ""
+	}
+	if n > uint64(len(d.b)) {
+		d.fail("ends early")
+		return ""
+	}
+	s := string(d.b[:n])
+	d.b = d.b[n:]
+	return s
+}
+
+// hold decodes one hold; seat indexes are only range-checked against
+// uint32 here, the zone checks the rest.
+func (d *zoneDecoder) hold() *Hold {
+	h := &Hold{ID: d.string(), Buyer: d.string(), State: HoldState(d.byte())}
+	flags := d.byte()
+	if d.err == nil && flags&^zoneSnapFlagCancelled != 0 {
+		d.fail("unknown flags %#x", flags)
+	}
+	h.OrderCancelled = flags&zoneSnapFlagCancelled != 0
+	n := d.uvarint()
+	if d.err == nil && (n < 1 || n > zoneHoldSeatsMax || n > uint64(len(d.b))) {
+		d.fail("%d seats", n)
+	}
+	if d.err != nil {
+		return h
+	}
+	h.Seats = make([]uint32, n)
+	var prev int64
+	for i := range h.Seats {
+		var v int64
+		if i == 0 {
+			u := d.uvarint()
+			if u > 1<<32-1 {
+				d.fail("seat index %d", u)
+			}
+			v = int64(u)
+		} else {
+			delta := d.varint()
+			if delta < -(1<<32) || delta > 1<<32 {
+				d.fail("seat delta %d", delta)
+			}
+			v = prev + delta
+		}
+		if v < 0 || v > 1<<32-1 {
+			d.fail("seat index %d", v)
+		}
+		if d.err != nil {
+			return h
+		}
+		h.Seats[i] = uint32(v)
+		prev = v
+	}
+	h.CreatedAt, h.ExpiresAt, h.Amount = d.varint(), d.varint(), d.varint()
+	h.EndedAt, h.PaidAt, h.CancelledAt = d.varint(), d.varint(), d.varint()
+	h.OrderID, h.IdemKey, h.PayKey = d.string(), d.string(), d.string()
+	h.IdemHash, h.PayHash = d.uvarint(), d.uvarint()
+	return h
+}
