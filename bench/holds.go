@@ -1,0 +1,131 @@
+package bench
+
+import (
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// runHolds measures durable holds per second over HTTP against the ceiling
+// of the same machine: a fasthttp endpoint that does nothing, loaded the same
+// way in the same run. The ratio is what the figure means; the absolute
+// numbers depend on the machine and on sharing it with the load generator.
+func runHolds(o Options, c *client) error {
+	fmt.Fprintf(o.Out, "holds mode: %d connections, %s per phase\n", o.Conns, o.Duration)
+	ceiling, err := noopCeiling(o)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(o.Out, "  no-op fasthttp POST ceiling: %.0f requests/s\n", ceiling)
+
+	sale := fmt.Sprintf("bench-holds-%d", time.Now().UnixNano())
+	def := map[string]any{
+		"id": sale, "max_per_buyer": 100, "hold_ttl_s": 3600,
+		"waiting_room": map[string]any{"active_limit": 1_000_000, "access_ttl_s": 3600},
+		"zones":        []any{map[string]any{"id": "ga", "capacity": 1_000_000, "price_cents": 1000}},
+	}
+	if st, err := c.do("create_sale", "POST", "/v1/sales", c.admin, "", def, nil); err != nil || st != 201 {
+		return fmt.Errorf("create bench sale: status %d, %v", st, err)
+	}
+	var holds, failures atomic.Int64
+	var firstErr atomic.Value
+	measureFrom := time.Now().Add(warmup)
+	deadline := measureFrom.Add(o.Duration)
+	var wg sync.WaitGroup
+	for w := 0; w < o.Conns; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			token, left, n := "", 0, 0
+			for time.Now().Before(deadline) {
+				if left == 0 {
+					var t struct {
+						State       string `json:"state"`
+						AccessToken string `json:"access_token"`
+					}
+					st, err := c.do("join", "POST", "/v1/sales/"+sale+"/queue", "", "", map[string]string{"buyer": fmt.Sprintf("w%d-%d", w, n)}, &t)
+					n++
+					if err != nil || st != 200 || t.State != "admitted" {
+						failures.Add(1)
+						firstErr.CompareAndSwap(nil, fmt.Sprintf("join: status %d state %q err %v", st, t.State, err))
+						continue
+					}
+					token, left = t.AccessToken, 100
+				}
+				st, err := c.do("hold", "POST", "/v1/sales/"+sale+"/holds", token, "", map[string]any{"zone": "ga", "quantity": 1}, nil)
+				if err != nil || st != 201 {
+					failures.Add(1)
+					firstErr.CompareAndSwap(nil, fmt.Sprintf("hold: status %d err %v", st, err))
+					left = 0
+					continue
+				}
+				if time.Now().After(measureFrom) {
+					holds.Add(1)
+				}
+				left--
+			}
+		}(w)
+	}
+	progress(o, deadline, func() string { return fmt.Sprintf("%d holds", holds.Load()) })
+	wg.Wait()
+	rate := float64(holds.Load()) / o.Duration.Seconds()
+	_, p50, p90, p99, mx := c.lat.quantiles("hold")
+	n := holds.Load()
+	fmt.Fprintf(o.Out, "  durable holds over HTTP:      %.0f holds/s (%d holds, %d failures)\n", rate, n, failures.Load())
+	fmt.Fprintf(o.Out, "  hold latency: p50 %s  p90 %s  p99 %s  max %s\n", p50, p90, p99, mx)
+	fmt.Fprintf(o.Out, "  holds/s as a share of the no-op ceiling: %.0f%%\n", 100*rate/ceiling)
+	if v := firstErr.Load(); v != nil {
+		fmt.Fprintf(o.Out, "  first failure: %s\n", v)
+	}
+	return nil
+}
+
+// noopCeiling loads a do-nothing fasthttp server on loopback the way
+// runHolds loads onsale.
+func noopCeiling(o Options) (float64, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		ctx.SetContentType("application/json")
+		ctx.SetBodyString("{}")
+	}}
+	go srv.Serve(ln)
+	defer srv.Shutdown()
+	c := newClient(ln.Addr().String(), "", o.Conns)
+	var n atomic.Int64
+	measureFrom := time.Now().Add(warmup)
+	deadline := measureFrom.Add(o.Duration)
+	var wg sync.WaitGroup
+	for w := 0; w < o.Conns; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				if st, err := c.do("noop", "POST", "/noop", "", "", map[string]any{"zone": "ga", "quantity": 1}, nil); err == nil && st == 200 && time.Now().After(measureFrom) {
+					n.Add(1)
+				}
+			}
+		}()
+	}
+	progress(o, deadline, func() string { return fmt.Sprintf("%d no-op requests", n.Load()) })
+	wg.Wait()
+	return float64(n.Load()) / o.Duration.Seconds(), nil
+}
+
+// warmup runs before each measured phase, so that connections are open and
+// the runtime is warm when counting starts.
+const warmup = time.Second
+
+// progress prints a line a second until deadline.
+func progress(o Options, deadline time.Time, line func() string) {
+	for time.Now().Before(deadline) {
+		time.Sleep(min(time.Second, time.Until(deadline)+time.Millisecond))
+		fmt.Fprintf(o.Out, "    … %s\n", line())
+	}
+}

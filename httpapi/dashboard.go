@@ -1,0 +1,188 @@
+package httpapi
+
+import (
+	"bufio"
+	"crypto/hmac"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"onsale/actors"
+)
+
+//go:embed pages/*.html
+var pages embed.FS
+
+var (
+	buyerPage     = mustPage("pages/buyer.html")
+	dashboardPage = mustPage("pages/dashboard.html")
+	loginPage     = mustPage("pages/login.html")
+)
+
+func mustPage(name string) []byte {
+	b, err := pages.ReadFile(name)
+	if err != nil {
+		panic("embedded page missing: " + name)
+	}
+	return b
+}
+
+func servePage(ctx *fasthttp.RequestCtx, page []byte) {
+	ctx.SetContentType("text/html; charset=utf-8")
+	ctx.Response.Header.Set("Content-Security-Policy", "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'")
+	ctx.Response.Header.Set("X-Frame-Options", "DENY")
+	ctx.SetBody(page)
+}
+
+// sessionTTL is how long a dashboard login lasts: an on-sale day.
+const sessionTTL = 12 * time.Hour
+
+const sessionCookie = "onsale_session"
+
+// dashboard serves the operators' live page. A session is a cookie holding
+// its expiry and an HMAC of it under the signing key, so no session table is
+// kept.
+type dashboard struct {
+	s    *Server
+	once sync.Once
+	quit chan struct{}
+}
+
+func newDashboard(s *Server) *dashboard { return &dashboard{s: s, quit: make(chan struct{})} }
+
+func (d *dashboard) stop() { d.once.Do(func() { close(d.quit) }) }
+
+func (d *dashboard) session(exp int64) string {
+	m := hmac.New(sha256.New, d.s.cfg.SigningKey)
+	fmt.Fprintf(m, "dashboard-session:%d", exp)
+	return strconv.FormatInt(exp, 10) + "." + hex.EncodeToString(m.Sum(nil))
+}
+
+func (d *dashboard) loggedIn(ctx *fasthttp.RequestCtx) bool {
+	v := string(ctx.Request.Header.Cookie(sessionCookie))
+	dot := strings.IndexByte(v, '.')
+	if dot < 0 {
+		return false
+	}
+	exp, err := strconv.ParseInt(v[:dot], 10, 64)
+	if err != nil || exp <= d.s.cfg.Now().Unix() {
+		return false
+	}
+	return hmac.Equal([]byte(v), []byte(d.session(exp)))
+}
+
+func (d *dashboard) route(ctx *fasthttp.RequestCtx, parts []string) string {
+	switch {
+	case len(parts) == 0:
+		if method(ctx, "GET") {
+			if d.loggedIn(ctx) {
+				servePage(ctx, dashboardPage)
+			} else {
+				servePage(ctx, loginPage)
+			}
+		}
+		return "/dashboard"
+	case len(parts) == 1 && parts[0] == "login":
+		if method(ctx, "POST") {
+			d.login(ctx)
+		}
+		return "/dashboard/login"
+	case len(parts) == 1 && parts[0] == "events":
+		if method(ctx, "GET") {
+			if !d.loggedIn(ctx) {
+				fail(ctx, codeUnauthorized, "log in to the dashboard first")
+			} else {
+				d.events(ctx)
+			}
+		}
+		return "/dashboard/events"
+	}
+	fail(ctx, actors.CodeNotFound, "no such resource")
+	return "unknown"
+}
+
+func (d *dashboard) login(ctx *fasthttp.RequestCtx) {
+	tok := string(ctx.PostArgs().Peek("token"))
+	if !equalToken(tok, d.s.cfg.AdminToken) {
+		ctx.SetStatusCode(fasthttp.StatusUnauthorized)
+		servePage(ctx, loginPage)
+		ctx.SetStatusCode(fasthttp.StatusUnauthorized)
+		return
+	}
+	exp := d.s.cfg.Now().Add(sessionTTL).Unix()
+	var c fasthttp.Cookie
+	c.SetKey(sessionCookie)
+	c.SetValue(d.session(exp))
+	c.SetPath("/dashboard")
+	c.SetHTTPOnly(true)
+	c.SetSameSite(fasthttp.CookieSameSiteStrictMode)
+	c.SetMaxAge(int(sessionTTL.Seconds()))
+	ctx.Response.Header.SetCookie(&c)
+	ctx.Redirect("/dashboard", fasthttp.StatusSeeOther)
+}
+
+// dashSale is one sale on the dashboard.
+type dashSale struct {
+	ID    string              `json:"id"`
+	Name  string              `json:"name"`
+	Queue actors.QueueSummary `json:"queue"`
+	Zones []actors.ZoneCounts `json:"zones"`
+	Stats actors.SaleStats    `json:"stats"`
+}
+
+func (d *dashboard) snapshot() []byte {
+	out := struct {
+		At    string     `json:"at"`
+		Ready bool       `json:"ready"`
+		Sales []dashSale `json:"sales"`
+		Log   int64      `json:"log_records"`
+		PayIn int64      `json:"payments_in_flight"`
+	}{At: actors.FormatTime(d.s.cfg.Now()), Sales: []dashSale{}, PayIn: d.s.m.paymentInFlight.Load()}
+	if eng := d.s.eng.Load(); eng != nil {
+		out.Ready = true
+		out.Log = int64(eng.LogSeq())
+		for _, s := range eng.Sales() {
+			out.Sales = append(out.Sales, dashSale{ID: s.ID(), Name: s.Def().Name, Queue: s.Queue(), Zones: s.Counts(), Stats: s.Stats()})
+		}
+	}
+	b, _ := json.Marshal(out)
+	return b
+}
+
+// dashboardInterval is how often the dashboard gets fresh figures.
+const dashboardInterval = time.Second
+
+func (d *dashboard) events(ctx *fasthttp.RequestCtx) {
+	done, quit, closing := ctx.Done(), d.quit, d.s.closing
+	ctx.SetWriteDeadline(time.Now().Add(streamLifetimeMax + time.Minute))
+	ctx.SetContentType("text/event-stream")
+	ctx.Response.Header.Set("Cache-Control", "no-cache")
+	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
+		end := time.Now().Add(streamLifetimeMax)
+		t := time.NewTicker(dashboardInterval)
+		defer t.Stop()
+		for time.Now().Before(end) {
+			fmt.Fprintf(w, "data: %s\n\n", d.snapshot())
+			if w.Flush() != nil {
+				return
+			}
+			select {
+			case <-done:
+				return
+			case <-quit:
+				return
+			case <-closing:
+				return
+			case <-t.C:
+			}
+		}
+	})
+}

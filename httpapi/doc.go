@@ -1,0 +1,19 @@
+// Package httpapi serves onsale's HTTP contract (API.md) over fasthttp: the
+// admin and buyer endpoints, the waiting room's polling and Server-Sent
+// Events, metrics, the operators' dashboard and the buyer page.
+//
+// Rules it keeps:
+//   - Nothing from a fasthttp.RequestCtx outlives its handler: request data is
+//     copied into our own values before it reaches the engine, and streams
+//     capture only the channels they need.
+//   - Every server limit is set (body, headers, timeouts, connections), a
+//     panic in a handler is recovered into a JSON 500, and every error,
+//     fasthttp's own included, is {"error": {"code", "message"}}.
+//   - Validation order for a write: syntax and ranges (400), then auth
+//     (401/403), then limits (422), then availability (409).
+//   - Access tokens are HMAC-SHA256 over (version, expiry, sale, buyer, token
+//     id) with the key kept in the data directory; verifying one needs no
+//     actor.
+//   - Payments go through a bulkhead that caps calls in flight to the
+//     gateway; a hold becomes an order only after the gateway says paid.
+package httpapi

@@ -1,0 +1,173 @@
+package httpapi
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"onsale/actors"
+)
+
+type joinInput struct {
+	Buyer *string `json:"buyer"`
+}
+
+// ticketJSON is a place in line as API.md shows it.
+type ticketJSON struct {
+	QueueID         string `json:"queue_id"`
+	State           string `json:"state"`
+	Position        *int64 `json:"position,omitempty"`
+	ETAS            *int64 `json:"eta_s,omitempty"`
+	PollAfterS      int64  `json:"poll_after_s"`
+	OpensInS        *int64 `json:"opens_in_s,omitempty"`
+	AccessToken     string `json:"access_token,omitempty"`
+	AccessExpiresAt string `json:"access_expires_at,omitempty"`
+}
+
+func (s *Server) ticketBody(sale *actors.Sale, t *actors.QueueTicket) ticketJSON {
+	v := t.View
+	out := ticketJSON{QueueID: t.QueueID, State: v.State, PollAfterS: v.PollAfterS}
+	if v.Position > 0 {
+		p, eta := v.Position, v.ETAS
+		out.Position, out.ETAS = &p, &eta
+	}
+	if v.OpensInS >= 0 && v.Position == 0 && v.State == "waiting" {
+		o := v.OpensInS
+		out.OpensInS = &o
+	}
+	if v.State == "admitted" && v.AccessExpires > 0 {
+		out.AccessToken = s.sign.sign(accessClaims{Sale: sale.ID(), Buyer: t.Buyer, ID: t.QueueID, Expires: v.AccessExpires})
+		out.AccessExpiresAt = fmtMs(v.AccessExpires)
+	}
+	return out
+}
+
+func (s *Server) routeQueue(ctx *fasthttp.RequestCtx, sale *actors.Sale, parts []string) string {
+	switch len(parts) {
+	case 0:
+		if method(ctx, "POST") {
+			s.join(ctx, sale)
+		}
+		return "/v1/sales/{sale}/queue"
+	case 1:
+		if !method(ctx, "GET", "DELETE") {
+			return "/v1/sales/{sale}/queue/{queue}"
+		}
+		if !s.limitBuyer(ctx, parts[0]) {
+			return "/v1/sales/{sale}/queue/{queue}"
+		}
+		var r actors.Result
+		if string(ctx.Method()) == "DELETE" {
+			r = sale.Leave(parts[0])
+		} else {
+			r = sale.QueueStatus(parts[0])
+		}
+		answer(ctx, r, 200, func() any { return s.ticketBody(sale, r.Ticket) })
+		return "/v1/sales/{sale}/queue/{queue}"
+	case 2:
+		if parts[1] == "events" {
+			if method(ctx, "GET") {
+				s.events(ctx, sale, parts[0])
+			}
+			return "/v1/sales/{sale}/queue/{queue}/events"
+		}
+	}
+	fail(ctx, actors.CodeNotFound, "no such resource")
+	return "unknown"
+}
+
+func (s *Server) join(ctx *fasthttp.RequestCtx, sale *actors.Sale) {
+	var in joinInput
+	if !decode(ctx, &in) {
+		return
+	}
+	if in.Buyer == nil || !actors.ValidID(*in.Buyer) {
+		badRequest(ctx, "buyer: is required and must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+		return
+	}
+	if !s.limitBuyer(ctx, "b:"+*in.Buyer) {
+		return
+	}
+	r := sale.Join(*in.Buyer)
+	answer(ctx, r, 200, func() any { return s.ticketBody(sale, r.Ticket) })
+}
+
+// eventsPollInterval is how often a stream looks for a change of its
+// ticket: positions move every admission tick, and a second is as fresh as a
+// person reads.
+const eventsPollInterval = time.Second
+
+// events streams a ticket's changes as Server-Sent Events.
+func (s *Server) events(ctx *fasthttp.RequestCtx, sale *actors.Sale, queueID string) {
+	first := sale.QueueStatus(queueID)
+	if first.Err != nil {
+		writeError(ctx, first.Err)
+		return
+	}
+	done := ctx.Done() // captured: ctx must not be touched by the writer
+	closing := s.closing
+	ctx.SetWriteDeadline(time.Now().Add(streamLifetimeMax + time.Minute))
+	ctx.SetContentType("text/event-stream")
+	ctx.Response.Header.Set("Cache-Control", "no-cache")
+	ctx.Response.Header.Set("X-Accel-Buffering", "no")
+	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
+		end := time.Now().Add(streamLifetimeMax)
+		poll := time.NewTicker(eventsPollInterval)
+		defer poll.Stop()
+		lastWrite := time.Now()
+		var last []byte
+		r := first
+		for {
+			if r.Err == nil {
+				body, err := json.Marshal(s.ticketBody(sale, r.Ticket))
+				if err != nil {
+					return
+				}
+				if string(body) != string(last) {
+					fmt.Fprintf(w, "data: %s\n\n", body)
+					if w.Flush() != nil {
+						return
+					}
+					last, lastWrite = body, time.Now()
+					if st := r.Ticket.View.State; st == "admitted" || st == "expired" {
+						return
+					}
+				}
+			}
+			if time.Since(lastWrite) >= heartbeatInterval {
+				w.WriteString(": heartbeat\n\n")
+				if w.Flush() != nil {
+					return
+				}
+				lastWrite = time.Now()
+			}
+			if time.Now().After(end) {
+				return // EventSource reconnects and gets the current state
+			}
+			select {
+			case <-done:
+				return
+			case <-closing:
+				return
+			case <-poll.C:
+			}
+			r = sale.QueueStatus(queueID)
+		}
+	})
+}
+
+func (s *Server) draw(ctx *fasthttp.RequestCtx, sale *actors.Sale) {
+	d, ok := sale.Draw()
+	if !ok {
+		fail(ctx, actors.CodeUnavailable, "the waiting room did not answer in time; retry")
+		return
+	}
+	out := map[string]any{"seed_sha256": d.SeedSHA256}
+	if d.Done {
+		out["seed"], out["order"] = d.Seed, d.Order
+	}
+	writeJSON(ctx, 200, out)
+}

@@ -1,0 +1,405 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"onsale/actors"
+)
+
+// Server limits. fasthttp's zero values mean "unlimited"; every one is set.
+const (
+	bodyBytesMax      = 1 << 20 // API.md: request bodies are at most 1 MiB
+	headerBytesMax    = 8 << 10 // also fasthttp's read buffer; room for cookies
+	readTimeout       = 10 * time.Second
+	writeTimeout      = 10 * time.Second
+	idleTimeout       = 60 * time.Second
+	connectionsMax    = 200_000 // each holds ~10 KiB of buffers: ~2 GB at the cap
+	streamLifetimeMax = 30 * time.Minute
+	heartbeatInterval = 15 * time.Second
+)
+
+// Config configures the HTTP server.
+type Config struct {
+	AdminToken   string
+	SigningKey   []byte
+	Gateway      Gateway
+	GatewaySlots int // payment calls in flight at most
+	// Per-buyer and per-address request rates (requests per second); 0 turns
+	// a limit off.
+	BuyerRate   int
+	AddressRate int
+	Logger      *slog.Logger
+	Metrics     *Metrics
+	Now         func() time.Time
+}
+
+// Defaults of Config.
+const (
+	BuyerRateDefault    = 20   // API.md: at least 20 requests/s per buyer
+	AddressRateDefault  = 1000 // API.md: at least 1,000/s per address (shared NATs)
+	GatewaySlotsDefault = 64
+)
+
+// Server serves API.md over fasthttp.
+type Server struct {
+	cfg     Config
+	eng     atomic.Pointer[actors.Engine] // nil while recovering
+	sign    signer
+	pay     *bulkhead
+	byBuyer *limiter
+	byAddr  *limiter
+	m       *Metrics
+	log     *slog.Logger
+	srv     *fasthttp.Server
+	closing chan struct{}
+	dash    *dashboard
+}
+
+// New makes a server. Call SetEngine once recovery is done; until then every
+// API call answers 503 recovering.
+func New(cfg Config) *Server {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics()
+	}
+	if cfg.Gateway == nil {
+		cfg.Gateway = &Simulator{}
+	}
+	if cfg.GatewaySlots <= 0 {
+		cfg.GatewaySlots = GatewaySlotsDefault
+	}
+	s := &Server{
+		cfg: cfg, sign: signer{key: cfg.SigningKey}, m: cfg.Metrics, log: cfg.Logger,
+		byBuyer: newLimiter(cfg.BuyerRate), byAddr: newLimiter(cfg.AddressRate),
+		closing: make(chan struct{}),
+	}
+	s.pay = newBulkhead(cfg.Gateway, cfg.GatewaySlots, s.m)
+	s.dash = newDashboard(s)
+	s.srv = &fasthttp.Server{
+		Handler:                            s.handle,
+		ErrorHandler:                       s.transportError,
+		Name:                               "onsale",
+		Concurrency:                        connectionsMax,
+		ReadBufferSize:                     headerBytesMax,
+		WriteBufferSize:                    16 << 10,
+		MaxRequestBodySize:                 bodyBytesMax,
+		ReadTimeout:                        readTimeout,
+		WriteTimeout:                       writeTimeout,
+		IdleTimeout:                        idleTimeout,
+		NoDefaultServerHeader:              true,
+		CloseOnShutdown:                    true,
+		DisablePreParseMultipartForm:       true,
+		SleepWhenConcurrencyLimitsExceeded: 50 * time.Millisecond,
+		Logger:                             fasthttpLogger{s.log},
+	}
+	return s
+}
+
+// SetEngine makes the server ready.
+func (s *Server) SetEngine(e *actors.Engine) { s.eng.Store(e) }
+
+// Serve serves on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(ln) }
+
+// Shutdown stops taking connections, ends streams and waits for requests in
+// flight, at most until the timeout.
+func (s *Server) Shutdown(timeout time.Duration) error {
+	close(s.closing)
+	s.dash.stop()
+	done := make(chan error, 1)
+	go func() { done <- s.srv.Shutdown() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(timeout):
+		return fmt.Errorf("http shutdown: connections still open after %s", timeout)
+	}
+}
+
+type fasthttpLogger struct{ l *slog.Logger }
+
+func (f fasthttpLogger) Printf(format string, args ...any) {
+	f.l.Debug(fmt.Sprintf(format, args...), "lib", "fasthttp")
+}
+
+// transportError answers what fasthttp refuses before a handler runs, in
+// JSON like every other error.
+func (s *Server) transportError(ctx *fasthttp.RequestCtx, err error) {
+	var small *fasthttp.ErrSmallBuffer
+	switch {
+	case errors.As(err, &small):
+		fail(ctx, codeHeadersTooLarge, fmt.Sprintf("request headers are over %d bytes", headerBytesMax))
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		fail(ctx, codePayloadTooLarge, fmt.Sprintf("request bodies are at most %d bytes", bodyBytesMax))
+	default:
+		var te interface{ Timeout() bool }
+		if errors.As(err, &te) && te.Timeout() {
+			ctx.SetStatusCode(fasthttp.StatusRequestTimeout)
+			fail(ctx, actors.CodeBadRequest, "the request was not received in time")
+			ctx.SetStatusCode(fasthttp.StatusRequestTimeout)
+			return
+		}
+		fail(ctx, actors.CodeBadRequest, "malformed HTTP request: "+err.Error())
+	}
+	ctx.SetConnectionClose()
+}
+
+// handle is the root handler: it recovers panics, measures, and routes.
+func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	start := time.Now()
+	route := "unknown"
+	defer func() {
+		if p := recover(); p != nil {
+			s.m.panics.Inc()
+			s.log.Error("panic in handler", "path", string(ctx.Path()), "panic", p, "stack", string(debug.Stack()))
+			ctx.Response.Reset()
+			fail(ctx, codeInternal, "the server failed on this request; it is logged, and nothing was changed unless a 2xx said so")
+		}
+		s.m.request(route, ctx.Response.StatusCode(), time.Since(start))
+	}()
+	route = s.route(ctx)
+}
+
+// splitPath splits a clean absolute path into segments; ok is false for
+// paths that cannot name a resource (empty segments, dot segments).
+func splitPath(p []byte) ([]string, bool) {
+	if len(p) == 0 || p[0] != '/' {
+		return nil, false
+	}
+	if len(p) == 1 {
+		return nil, true
+	}
+	parts := strings.Split(string(p[1:]), "/")
+	for _, x := range parts {
+		if x == "" || x == "." || x == ".." {
+			return nil, false
+		}
+	}
+	return parts, true
+}
+
+// method checks the request method against the allowed ones.
+func method(ctx *fasthttp.RequestCtx, allowed ...string) bool {
+	m := string(ctx.Method())
+	for _, a := range allowed {
+		if m == a || (m == "HEAD" && a == "GET") {
+			return true
+		}
+	}
+	ctx.Response.Header.Set("Allow", strings.Join(allowed, ", "))
+	fail(ctx, codeMethodNotAllowed, fmt.Sprintf("%s is not allowed here; use %s", m, strings.Join(allowed, " or ")))
+	return false
+}
+
+// route dispatches a request and returns its route name for metrics.
+func (s *Server) route(ctx *fasthttp.RequestCtx) string {
+	parts, ok := splitPath(ctx.Path())
+	if !ok {
+		fail(ctx, actors.CodeNotFound, "no such resource")
+		return "invalid"
+	}
+	n := len(parts)
+	switch {
+	case n == 0:
+		if method(ctx, "GET") {
+			servePage(ctx, buyerPage)
+		}
+		return "/"
+	case n == 1 && parts[0] == "healthz":
+		if method(ctx, "GET") {
+			writeJSON(ctx, 200, map[string]string{"status": "ok"})
+		}
+		return "/healthz"
+	case n == 1 && parts[0] == "readyz":
+		if method(ctx, "GET") {
+			if s.eng.Load() == nil {
+				fail(ctx, codeRecovering, "the server is recovering its state from the log; retry in a moment")
+			} else if err := s.eng.Load().Err(); err != nil {
+				fail(ctx, actors.CodeUnavailable, "the engine stopped: "+err.Error())
+			} else {
+				writeJSON(ctx, 200, map[string]string{"status": "ready"})
+			}
+		}
+		return "/readyz"
+	case n == 1 && parts[0] == "metrics":
+		if method(ctx, "GET") {
+			ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
+			s.m.write(ctx, s.eng.Load())
+		}
+		return "/metrics"
+	case n >= 1 && parts[0] == "dashboard":
+		return s.dash.route(ctx, parts[1:])
+	case n < 2 || parts[0] != "v1":
+		fail(ctx, actors.CodeNotFound, "no such resource")
+		return "unknown"
+	}
+	eng := s.eng.Load()
+	if eng == nil {
+		fail(ctx, codeRecovering, "the server is recovering its state from the log; retry in a moment")
+		return "recovering"
+	}
+	if !s.limitAddress(ctx) {
+		return "rate_limited"
+	}
+	switch parts[1] {
+	case "sales":
+		return s.routeSales(ctx, eng, parts[2:])
+	case "holds":
+		return s.routeHolds(ctx, eng, parts[2:])
+	case "orders":
+		return s.routeOrders(ctx, eng, parts[2:])
+	}
+	fail(ctx, actors.CodeNotFound, "no such resource")
+	return "unknown"
+}
+
+// decode reads a JSON body strictly: one object, no unknown fields, nothing
+// after it.
+func decode(ctx *fasthttp.RequestCtx, v any) bool {
+	body := ctx.PostBody()
+	if len(bytes.TrimSpace(body)) == 0 {
+		fail(ctx, actors.CodeBadRequest, "the request needs a JSON object body")
+		return false
+	}
+	if err := decodeJSON(body, v); err != nil {
+		fail(ctx, actors.CodeBadRequest, err.Error())
+		return false
+	}
+	return true
+}
+
+func decodeJSON(body []byte, v any) error {
+	t := bytes.TrimSpace(body)
+	if len(t) == 0 || t[0] != '{' {
+		return errors.New("the body must be a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return fmt.Errorf("field %q must be %s, not a JSON %s", te.Field, te.Type, te.Value)
+		}
+		return fmt.Errorf("the body is not valid JSON for this request: %s", strings.TrimPrefix(err.Error(), "json: "))
+	}
+	if len(bytes.TrimSpace(body[dec.InputOffset():])) != 0 {
+		return errors.New("the body has data after its JSON object")
+	}
+	return nil
+}
+
+// isAdmin checks the admin bearer token.
+func (s *Server) isAdmin(ctx *fasthttp.RequestCtx) bool {
+	tok, ok := bearer(ctx)
+	return ok && equalToken(tok, s.cfg.AdminToken)
+}
+
+func (s *Server) requireAdmin(ctx *fasthttp.RequestCtx) bool {
+	if s.isAdmin(ctx) {
+		return true
+	}
+	fail(ctx, codeUnauthorized, "this needs the admin token: Authorization: Bearer <token> (see --admin-token)")
+	return false
+}
+
+func bearer(ctx *fasthttp.RequestCtx) (string, bool) {
+	h := string(ctx.Request.Header.Peek("Authorization"))
+	const p = "Bearer "
+	if len(h) <= len(p) || !strings.EqualFold(h[:len(p)], p) {
+		return "", false
+	}
+	return strings.TrimSpace(h[len(p):]), true
+}
+
+// access verifies a buyer's access token for sale. ok is false (and the
+// answer written) when it is missing, forged, expired or of another sale.
+func (s *Server) access(ctx *fasthttp.RequestCtx, sale string) (accessClaims, bool) {
+	c, ok := s.claims(ctx)
+	if !ok || c.Sale != sale {
+		fail(ctx, actors.CodeNotAdmitted, "this needs a valid access token for this sale: join the line and wait for your admission")
+		return c, false
+	}
+	return c, true
+}
+
+// claims reads a valid, unexpired access token if the request has one.
+func (s *Server) claims(ctx *fasthttp.RequestCtx) (accessClaims, bool) {
+	tok, ok := bearer(ctx)
+	if !ok {
+		return accessClaims{}, false
+	}
+	c, err := s.sign.verify(tok)
+	if err != nil || c.Expires <= s.cfg.Now().UnixMilli() {
+		return accessClaims{}, false
+	}
+	return c, true
+}
+
+// limitAddress applies the per-address rate limit to requests that carry no
+// buyer identity; buyers are limited by limitBuyer instead, so that many
+// buyers behind one address are not starved.
+func (s *Server) limitAddress(ctx *fasthttp.RequestCtx) bool {
+	if _, ok := bearer(ctx); ok {
+		return true
+	}
+	return s.limit(ctx, s.byAddr, ctx.RemoteIP().String())
+}
+
+func (s *Server) limitBuyer(ctx *fasthttp.RequestCtx, key string) bool {
+	return s.limit(ctx, s.byBuyer, key)
+}
+
+func (s *Server) limit(ctx *fasthttp.RequestCtx, l *limiter, key string) bool {
+	ok, wait := l.allow(key, s.cfg.Now())
+	if ok {
+		return true
+	}
+	s.m.rateLimited.Inc()
+	retryAfter(ctx, wait)
+	fail(ctx, codeRateLimited, fmt.Sprintf("too many requests; retry after %d s (your place in line is kept)", wait))
+	return false
+}
+
+// idemKey reads the Idempotency-Key header: 1–128 printable ASCII.
+func idemKey(ctx *fasthttp.RequestCtx) (string, bool) {
+	v := ctx.Request.Header.Peek("Idempotency-Key")
+	if v == nil {
+		return "", true
+	}
+	if len(v) < 1 || len(v) > 128 {
+		fail(ctx, actors.CodeBadRequest, "Idempotency-Key must be 1 to 128 printable ASCII characters")
+		return "", false
+	}
+	for _, c := range v {
+		if c < 0x20 || c > 0x7e {
+			fail(ctx, actors.CodeBadRequest, "Idempotency-Key must be 1 to 128 printable ASCII characters")
+			return "", false
+		}
+	}
+	return string(v), true
+}
+
+// answer writes an engine result: the error, or v with status.
+func answer(ctx *fasthttp.RequestCtx, r actors.Result, status int, v func() any) {
+	if r.Err != nil {
+		writeError(ctx, r.Err)
+		return
+	}
+	writeJSON(ctx, status, v())
+}
