@@ -61,6 +61,8 @@ type Engine struct {
 	sales  map[string]*Sale
 	byIdx  []*Sale
 	create sync.Mutex // serializes sale creation and snapshots
+	// cancelMu serializes order cancels, so that a refund happens once.
+	cancelMu sync.Mutex
 
 	failed   atomic.Pointer[error]
 	stop     chan struct{}
@@ -375,7 +377,10 @@ func (e *Engine) Checkout(r CheckoutRequest, p Payer) Result {
 		if pr.Err.Code == CodeNotFound || pr.Err.Code == CodeUnavailable {
 			// Not stored: a hold the buyer cannot see reveals nothing, and
 			// an unknown outcome must be asked again.
-			s.finish(c, pr)
+			c.finish(pr)
+			if c.key.key != "" {
+				s.idem.forget(c)
+			}
 			return pr
 		}
 		e.sys.Root.Send(zh.pid, &checkoutEndCmd{c: c, holdID: r.HoldID, fail: pr.Err})
@@ -411,6 +416,10 @@ func (e *Engine) GetOrder(orderID string) Result {
 // CancelOrder refunds an order through p and puts its seats back on sale.
 // A second cancel answers the same.
 func (e *Engine) CancelOrder(orderID string, p Payer) Result {
+	// One cancel at a time: two concurrent cancels of one order must not
+	// both refund it. Cancels are rare admin calls, so one lock is enough.
+	e.cancelMu.Lock()
+	defer e.cancelMu.Unlock()
 	r := e.GetOrder(orderID)
 	if r.Err != nil || r.Order.State == "cancelled" {
 		return r

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"runtime/pprof"
 	"time"
 
 	"onsale/actors"
@@ -32,6 +33,7 @@ type Options struct {
 	HoldTTL     int
 	PollCap     time.Duration
 	Timeout     time.Duration
+	CPUProfile  string
 	Out         io.Writer
 }
 
@@ -54,6 +56,7 @@ func Main(args []string) error {
 	fs.IntVar(&o.HoldTTL, "hold-ttl", 30, "sale mode: hold lifetime in seconds")
 	fs.DurationVar(&o.PollCap, "poll-cap", 2*time.Second, "sale mode: wait at most this long between polls, even if the server says later")
 	fs.DurationVar(&o.Timeout, "timeout", 5*time.Minute, "give up after this long")
+	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the whole run (server and load generator when in-process) to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -64,6 +67,17 @@ func Main(args []string) error {
 func Run(o Options) error {
 	if o.Conns < 1 || o.Buyers < 1 || o.Seats < 1 {
 		return errors.New("--conns, --buyers and --seats must be at least 1")
+	}
+	if o.CPUProfile != "" {
+		f, err := os.Create(o.CPUProfile)
+		if err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	addr, admin, stop, err := o.server()
 	if err != nil {
