@@ -226,8 +226,10 @@ func (e *Engine) CreateSale(def SaleDef) (*Sale, *Error) {
 		e.fatal(serr) // Normalize accepted it; a refusal here is a bug
 		return nil, unavailable(serr)
 	}
-	e.register(s)
+	// Actors first, then the handle: the ticker and the HTTP edge find the
+	// sale through register and send to its PIDs at once.
 	e.spawn(s)
+	e.register(s)
 	return s, nil
 }
 
@@ -272,7 +274,7 @@ func (e *Engine) register(s *Sale) {
 // spawn starts a sale's actor tree and waits until its children exist.
 func (e *Engine) spawn(s *Sale) {
 	started := make(chan struct{})
-	a := &saleActor{s: s, started: started}
+	a := &saleActor{s: s, started: started, log: ownerLog{log: e.log}}
 	props := actor.PropsFromProducer(func() actor.Actor { return a },
 		actor.WithSupervisor(actor.NewOneForOneStrategy(0, 0, func(reason any) actor.Directive {
 			// A zone or room that panicked broke an invariant; its memory

@@ -184,10 +184,7 @@ func (s *Sale) rebuildDerived() {
 			}
 			s.idem.put(k, f.Hash, f.At, Result{Err: f.Err})
 		}
-		free, held, sold := z.Counts()
-		zh.free.Store(int64(free))
-		zh.held.Store(int64(held))
-		zh.sold.Store(int64(sold))
+		zh.setCounts(z.Counts())
 	}
 }
 
@@ -230,10 +227,7 @@ func (e *Engine) expireOverdue() error {
 				}
 				pending = pending[:0]
 			}
-			free, held, sold := zh.core.Counts()
-			zh.free.Store(int64(free))
-			zh.held.Store(int64(held))
-			zh.sold.Store(int64(sold))
+			zh.setCounts(zh.core.Counts())
 		}
 	}
 	return nil

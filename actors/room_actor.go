@@ -104,6 +104,8 @@ type roomActor struct {
 	s  *Sale
 	rh *roomHandle
 	r  *Room // owned by this actor
+	// log counts this room's records, for answers that must wait for them.
+	log ownerLog
 
 	lastHolds   int64 // holds placed at the previous tick, for the hold rate
 	lastTickMs  int64
@@ -111,7 +113,7 @@ type roomActor struct {
 }
 
 func newRoomActor(s *Sale, rh *roomHandle) *roomActor {
-	a := &roomActor{s: s, rh: rh, r: rh.core}
+	a := &roomActor{s: s, rh: rh, r: rh.core, log: ownerLog{log: s.e.log}}
 	rh.core = nil
 	a.r.SetPaused(s.paused.Load())
 	a.publish(s.e.nowMs())
@@ -162,7 +164,7 @@ func (a *roomActor) Receive(ctx actor.Context) {
 func (a *roomActor) commit(evs []wal.Event, c *call, r Result) {
 	if len(evs) == 0 {
 		if c != nil {
-			c.finish(r)
+			a.s.answerDurable(&a.log, c, r)
 		}
 		return
 	}
@@ -179,7 +181,7 @@ func (a *roomActor) commit(evs []wal.Event, c *call, r Result) {
 		} else {
 			done = a.s.e.expiryDone
 		}
-		if err := a.s.e.log.Append(&evs[i], done); err != nil {
+		if err := a.log.append(&evs[i], done); err != nil {
 			// The room applied these already; memory and log now disagree.
 			a.s.e.fatal(fmt.Errorf("room of sale %q: log refused a queue event: %w", a.s.def.ID, err))
 			if c != nil {
@@ -211,7 +213,7 @@ func (a *roomActor) get(m *roomGetCmd) {
 		m.c.finish(Result{Err: errorf(CodeNotFound, "no such place in line")})
 		return
 	}
-	m.c.finish(Result{Ticket: a.ticket(t, a.s.e.nowMs())})
+	a.s.answerDurable(&a.log, m.c, Result{Ticket: a.ticket(t, a.s.e.nowMs())})
 }
 
 func (a *roomActor) leave(m *roomLeaveCmd) {

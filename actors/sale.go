@@ -2,6 +2,7 @@ package actors
 
 import (
 	"encoding/binary"
+	"fmt"
 	"hash/fnv"
 	"strconv"
 	"strings"
@@ -46,16 +47,41 @@ type Sale struct {
 // zoneHandle is what others know of a zone: its definition, PID and the
 // counts it publishes after every change.
 type zoneHandle struct {
-	idx              uint16
-	def              *ZoneDef
-	pid              *actor.PID
-	free, held, sold atomic.Int64
+	idx uint16
+	def *ZoneDef
+	pid *actor.PID
+	// counts packs free, held and sold in one word (see setCounts), so that
+	// a reader never sees one change half published: free+held+sold is the
+	// zone's size in every reading. Written by the zone actor (by recovery
+	// before it starts).
+	counts atomic.Uint64
 
 	// Recovery only, then handed to the actor: the rebuilt core, the stored
 	// refusals, and the sequence of the snapshot the core came from.
 	core      *Zone
 	idemFails map[idemKey]idemFail
 	snapSeq   uint64
+}
+
+// zoneCountBits is the width of each count in zoneHandle.counts: a zone has
+// at most 1,000,000 seats (API.md), below 1<<20, and three counts of 21 bits
+// fit one word.
+const zoneCountBits = 21
+
+// setCounts publishes a zone's counts at once.
+func (zh *zoneHandle) setCounts(free, held, sold int) {
+	const lim = 1 << zoneCountBits
+	if free < 0 || held < 0 || sold < 0 || free >= lim || held >= lim || sold >= lim {
+		panic(fmt.Sprintf("zone %q: counts %d/%d/%d out of range", zh.def.ID, free, held, sold))
+	}
+	zh.counts.Store(uint64(free) | uint64(held)<<zoneCountBits | uint64(sold)<<(2*zoneCountBits))
+}
+
+// loadCounts reads what setCounts published last.
+func (zh *zoneHandle) loadCounts() (free, held, sold int64) {
+	const mask = 1<<zoneCountBits - 1
+	c := zh.counts.Load()
+	return int64(c & mask), int64(c >> zoneCountBits & mask), int64(c >> (2 * zoneCountBits) & mask)
 }
 
 // ID is the sale's id.
@@ -74,7 +100,8 @@ func (s *Sale) Paused() bool { return s.paused.Load() }
 func (s *Sale) Counts() []ZoneCounts {
 	out := make([]ZoneCounts, len(s.zones))
 	for i, zh := range s.zones {
-		out[i] = ZoneCounts{ID: zh.def.ID, Free: int(zh.free.Load()), Held: int(zh.held.Load()), Sold: int(zh.sold.Load())}
+		free, held, sold := zh.loadCounts()
+		out[i] = ZoneCounts{ID: zh.def.ID, Free: int(free), Held: int(held), Sold: int(sold)}
 	}
 	return out
 }
@@ -82,9 +109,8 @@ func (s *Sale) Counts() []ZoneCounts {
 // Stock sums the counts over all zones.
 func (s *Sale) Stock() (free, held, sold int64) {
 	for _, zh := range s.zones {
-		free += zh.free.Load()
-		held += zh.held.Load()
-		sold += zh.sold.Load()
+		f, h, d := zh.loadCounts()
+		free, held, sold = free+f, held+h, sold+d
 	}
 	return free, held, sold
 }
@@ -95,7 +121,7 @@ func (s *Sale) otherZonesFree(except uint16) []ZoneFree {
 		if zh.idx == except {
 			continue
 		}
-		if f := zh.free.Load(); f > 0 {
+		if f, _, _ := zh.loadCounts(); f > 0 {
 			out = append(out, ZoneFree{ID: zh.def.ID, Free: int(f)})
 		}
 	}
@@ -218,6 +244,7 @@ type pauseCmd struct {
 type saleActor struct {
 	s       *Sale
 	started chan struct{}
+	log     ownerLog // the sale's own records (pause, resume)
 }
 
 func (a *saleActor) Receive(ctx actor.Context) {
@@ -225,7 +252,7 @@ func (a *saleActor) Receive(ctx actor.Context) {
 	case *actor.Started:
 		for _, zh := range a.s.zones {
 			zh := zh
-			za := &zoneActor{s: a.s, zh: zh, z: zh.core, checkouts: make(map[string]int64), idemFails: zh.idemFails}
+			za := &zoneActor{s: a.s, zh: zh, z: zh.core, checkouts: make(map[string]int64), idemFails: zh.idemFails, log: ownerLog{log: a.s.e.log}}
 			zh.core, zh.idemFails = nil, nil
 			za.publish()
 			pid, err := ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return za }), "zone-"+zh.def.ID)
@@ -253,7 +280,7 @@ func (a *saleActor) Receive(ctx actor.Context) {
 func (a *saleActor) pause(m *pauseCmd) {
 	s := a.s
 	if s.paused.Load() == m.paused {
-		m.c.finish(Result{})
+		s.answerDurable(&a.log, m.c, Result{})
 		return
 	}
 	t := wal.TypeSaleResumed
@@ -262,12 +289,13 @@ func (a *saleActor) pause(m *pauseCmd) {
 	}
 	ev := &wal.Event{Type: t, Sale: s.def.ID, At: s.e.nowMs()}
 	c := m.c
+	j := newCommitJoin(c.finish)
 	if err := s.e.log.Append(ev, func(_ uint64, err error) {
 		if err != nil {
-			c.finish(Result{Err: unavailable(err)})
+			j.durable(Result{Err: unavailable(err)})
 			return
 		}
-		c.finish(Result{})
+		j.durable(Result{})
 	}); err != nil {
 		c.finish(Result{Err: unavailable(err)})
 		return
@@ -276,6 +304,7 @@ func (a *saleActor) pause(m *pauseCmd) {
 	if s.room != nil {
 		s.e.sys.Root.Send(s.room.pid, roomPauseMsg{paused: m.paused})
 	}
+	j.applied()
 }
 
 // SaleStats are counters since the server started.

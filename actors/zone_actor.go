@@ -3,6 +3,7 @@ package actors
 import (
 	"encoding/json"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -36,6 +37,8 @@ type zoneActor struct {
 	// pendingExpiry holds ids taken from the expiry heap whose expiry event
 	// could not be queued yet; retried on the next tick.
 	pendingExpiry []string
+	// log counts this zone's records, for answers that must wait for them.
+	log ownerLog
 	// ops counts the requests handled, in mailbox order.
 	ops uint64
 	// idemFails are the stored refusals of idempotent requests made in this
@@ -88,10 +91,7 @@ func (a *zoneActor) Receive(ctx actor.Context) {
 
 // publish copies the zone's counts to the atomics that readers use.
 func (a *zoneActor) publish() {
-	free, held, sold := a.z.Counts()
-	a.zh.free.Store(int64(free))
-	a.zh.held.Store(int64(held))
-	a.zh.sold.Store(int64(sold))
+	a.zh.setCounts(a.z.Counts())
 }
 
 // apply mutates the core with an event that the actor has just validated. A
@@ -103,23 +103,60 @@ func (a *zoneActor) apply(ev *wal.Event) {
 	a.publish()
 }
 
-// commit queues ev and applies it; c is finished with r once ev is durable.
-// If the log refuses the event, nothing is applied and c gets the error.
-func (a *zoneActor) commit(ev *wal.Event, c *call, r Result) bool {
+// commit queues ev, applies it and runs then (if not nil); c is finished
+// with r once ev is durable and all of that is done. If the log refuses the
+// event, nothing is applied, then does not run and c gets the error.
+func (a *zoneActor) commit(ev *wal.Event, c *call, r Result, then func()) bool {
 	s := a.s
+	j := newCommitJoin(func(r Result) { s.finish(c, r) })
 	err := s.e.log.Append(ev, func(_ uint64, err error) {
 		if err != nil {
-			s.finish(c, Result{Err: unavailable(err)})
+			j.durable(Result{Err: unavailable(err)})
 			return
 		}
-		s.finish(c, r)
+		j.durable(r)
 	})
 	if err != nil {
 		s.finish(c, Result{Err: unavailable(err)})
 		return false
 	}
 	a.apply(ev)
+	if then != nil {
+		then()
+	}
+	j.applied()
 	return true
+}
+
+// A commitJoin answers a write once its event is durable and its actor has
+// applied it, whichever comes last. The log writer may call back before the
+// actor has applied the event, and a caller that has its answer must find the
+// change made everywhere it reads: the counts, the ledger, the pause flag.
+type commitJoin struct {
+	finish func(Result)
+	res    Result       // set by durable before it arrives
+	left   atomic.Int32 // arrivals still to come: durable and applied
+}
+
+func newCommitJoin(finish func(Result)) *commitJoin {
+	j := &commitJoin{finish: finish}
+	j.left.Store(2)
+	return j
+}
+
+// durable is called by the log callback with the answer to send.
+func (j *commitJoin) durable(r Result) {
+	j.res = r
+	j.arrive()
+}
+
+// applied is called by the actor once the change is in memory.
+func (j *commitJoin) applied() { j.arrive() }
+
+func (j *commitJoin) arrive() {
+	if j.left.Add(-1) == 0 {
+		j.finish(j.res)
+	}
 }
 
 // refuse answers c with a refusal. When c carries an idempotency key and the
@@ -139,7 +176,7 @@ func (a *zoneActor) refuse(c *call, e *Error) {
 	ev := &wal.Event{Type: wal.TypeIdemResult, Sale: a.s.def.ID, Zone: a.zh.def.ID, Buyer: f.Buyer,
 		IdemKey: f.Key, IdemHash: f.Hash, Num: uint64(f.Scope), At: f.At, Blob: blob}
 	s := a.s
-	if err := s.e.log.Append(ev, func(_ uint64, err error) {
+	if err := a.log.append(ev, func(_ uint64, err error) {
 		if err != nil {
 			s.finish(c, Result{Err: unavailable(err)})
 			return
@@ -208,7 +245,18 @@ func (a *zoneActor) hold(m *holdCmd) {
 		a.refuse(m.c, e)
 		return
 	default:
-		picked, ok := z.Pick(n)
+		var picked []uint32
+		ok := false
+		if named != nil {
+			// accept_alternative: the best alternative is the first set a
+			// seats_taken answer to the same request would offer, so it
+			// leaves out every named seat, as those sets do.
+			if alts := z.Alternatives(n, 1, named); len(alts) > 0 {
+				picked, ok = alts[0], true
+			}
+		} else {
+			picked, ok = z.Pick(n)
+		}
 		if !ok {
 			s.ledger.give(m.buyer, n)
 			a.refuse(m.c, &Error{Code: CodeSoldOut, Message: fmt.Sprintf("zone %q cannot fill %d seats; see the zones with seats free", a.zh.def.ID, n), Zones: s.otherZonesFree(a.zh.idx)})
@@ -226,11 +274,9 @@ func (a *zoneActor) hold(m *holdCmd) {
 	// The answer is built before the commit so that the log callback only
 	// closes a channel; the view does not change when the event is applied.
 	h := &Hold{ID: ev.Hold, Buyer: ev.Buyer, Seats: seats, CreatedAt: now, ExpiresAt: ev.Expires, Amount: ev.Amount, State: HoldActive}
-	if !a.commit(ev, m.c, Result{Hold: holdView(s.def.ID, z, h)}) {
+	if !a.commit(ev, m.c, Result{Hold: holdView(s.def.ID, z, h)}, func() { s.holdsPlaced.Add(1) }) {
 		s.ledger.give(m.buyer, n)
-		return
 	}
-	s.holdsPlaced.Add(1)
 }
 
 // owned returns the hold if the caller may see it: existence is not revealed
@@ -248,31 +294,42 @@ func errHoldNotFound() *Error { return errorf(CodeNotFound, "no such hold") }
 func (a *zoneActor) release(m *releaseCmd) {
 	s := a.s
 	h := a.owned(m.holdID, m.buyer, m.admin)
+	a.expireIfDue(h)
 	switch {
 	case h == nil:
 		s.finish(m.c, Result{Err: errHoldNotFound()})
 	case h.State == HoldReleased:
-		s.finish(m.c, Result{Hold: holdView(s.def.ID, a.z, h)})
+		s.answerDurable(&a.log, m.c, Result{Hold: holdView(s.def.ID, a.z, h)})
 	case h.State != HoldActive:
 		s.finish(m.c, Result{Err: errorf(CodeHoldNotActive, "the hold is %s, not active", h.State)})
 	default:
 		ev := &wal.Event{Type: wal.TypeHoldReleased, Sale: s.def.ID, Zone: a.zh.def.ID, Hold: h.ID, At: s.e.nowMs()}
 		v := holdView(s.def.ID, a.z, h)
 		v.State = HoldReleased.String()
-		if a.commit(ev, m.c, Result{Hold: v}) {
+		a.commit(ev, m.c, Result{Hold: v}, func() {
 			s.ledger.give(h.Buyer, len(h.Seats))
 			delete(a.checkouts, h.ID)
-		}
+		})
+	}
+}
+
+// expireIfDue expires h now if its time has come and no tick has released
+// it yet: at expires_at the hold is over (API.md), so reads and releases
+// must agree with a checkout at the same instant.
+func (a *zoneActor) expireIfDue(h *Hold) {
+	if now := a.s.e.nowMs(); h != nil && h.State == HoldActive && now >= h.ExpiresAt {
+		a.expireOne(h.ID, now)
 	}
 }
 
 func (a *zoneActor) getHold(m *getHoldCmd) {
 	h := a.owned(m.holdID, m.buyer, m.admin)
+	a.expireIfDue(h)
 	if h == nil {
 		a.s.finish(m.c, Result{Err: errHoldNotFound()})
 		return
 	}
-	a.s.finish(m.c, Result{Hold: holdView(a.s.def.ID, a.z, h)})
+	a.s.answerDurable(&a.log, m.c, Result{Hold: holdView(a.s.def.ID, a.z, h)})
 }
 
 func (a *zoneActor) checkoutBegin(m *checkoutBeginCmd) {
@@ -297,7 +354,9 @@ func (a *zoneActor) checkoutBegin(m *checkoutBeginCmd) {
 			return
 		}
 		a.checkouts[h.ID] = now
-		s.finish(m.c, Result{Hold: holdView(s.def.ID, a.z, h)})
+		// The hold may be one whose own record is not durable yet (a
+		// retry racing its first answer): charge only for a durable hold.
+		s.answerDurable(&a.log, m.c, Result{Hold: holdView(s.def.ID, a.z, h)})
 	}
 }
 
@@ -327,7 +386,7 @@ func (a *zoneActor) checkoutEnd(m *checkoutEndCmd) {
 			At: now, Amount: h.Amount, IdemKey: m.c.key.key, IdemHash: m.c.hash}
 		o := *h
 		o.OrderID, o.PaidAt, o.State = m.orderID, now, HoldPurchased
-		a.commit(ev, m.c, Result{Order: orderView(s.def.ID, a.z, &o)})
+		a.commit(ev, m.c, Result{Order: orderView(s.def.ID, a.z, &o)}, nil)
 	}
 }
 
@@ -338,15 +397,13 @@ func (a *zoneActor) cancel(m *cancelCmd) {
 	case h == nil:
 		s.finish(m.c, Result{Err: errorf(CodeNotFound, "no such order")})
 	case h.OrderCancelled:
-		s.finish(m.c, Result{Order: orderView(s.def.ID, a.z, h)})
+		s.answerDurable(&a.log, m.c, Result{Order: orderView(s.def.ID, a.z, h)})
 	default:
 		now := s.e.nowMs()
 		ev := &wal.Event{Type: wal.TypeOrderCancelled, Sale: s.def.ID, Zone: a.zh.def.ID, Hold: h.ID, Order: h.OrderID, At: now}
 		v := orderView(s.def.ID, a.z, h)
 		v.State, v.CancelledAt = "cancelled", now
-		if a.commit(ev, m.c, Result{Order: v}) {
-			s.ledger.give(h.Buyer, len(h.Seats))
-		}
+		a.commit(ev, m.c, Result{Order: v}, func() { s.ledger.give(h.Buyer, len(h.Seats)) })
 	}
 }
 
@@ -356,7 +413,7 @@ func (a *zoneActor) getOrder(m *getOrderCmd) {
 		a.s.finish(m.c, Result{Err: errorf(CodeNotFound, "no such order")})
 		return
 	}
-	a.s.finish(m.c, Result{Order: orderView(a.s.def.ID, a.z, h)})
+	a.s.answerDurable(&a.log, m.c, Result{Order: orderView(a.s.def.ID, a.z, h)})
 }
 
 func (a *zoneActor) seats() []SeatView {
@@ -397,7 +454,7 @@ func (a *zoneActor) expireOne(id string, now int64) {
 		return
 	}
 	ev := &wal.Event{Type: wal.TypeHoldExpired, Sale: a.s.def.ID, Zone: a.zh.def.ID, Hold: id, At: now}
-	if err := a.s.e.log.Append(ev, a.s.e.expiryDone); err != nil {
+	if err := a.log.append(ev, a.s.e.expiryDone); err != nil {
 		a.pendingExpiry = append(a.pendingExpiry, id)
 		return
 	}

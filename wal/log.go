@@ -87,6 +87,9 @@ type Log struct {
 	arena    []byte    // the unsealed records of queue, back to back
 	inflight int       // records accepted and not yet resolved (queued or being written)
 	inBytes  int       // bytes of those records
+	accepted uint64    // records ever accepted
+	resolved uint64    // records ever resolved (written, or failed)
+	barriers []barrier // waiting for resolved to reach their mark, in order
 	started  bool
 	closed   bool
 	err      error // the fatal error; once set, never cleared
@@ -104,6 +107,12 @@ type Log struct {
 
 	// beforeBatch, if set by a test, runs on the writer before each write.
 	beforeBatch func()
+}
+
+// barrier is a Barrier waiting for the records accepted before it.
+type barrier struct {
+	mark uint64 // accepted when Barrier was called
+	done func(err error)
 }
 
 // pending is one accepted record waiting for the writer.
@@ -289,6 +298,7 @@ func (l *Log) enqueue(rec []byte, done func(seq uint64, err error)) error {
 	l.arena = append(l.arena, rec...)
 	l.queue = append(l.queue, pending{end: len(l.arena), done: done})
 	l.inflight++
+	l.accepted++
 	l.inBytes += len(rec)
 	l.mu.Unlock()
 
@@ -299,6 +309,44 @@ func (l *Log) enqueue(rec []byte, done func(seq uint64, err error)) error {
 		}
 	}
 	return nil
+}
+
+// Barrier calls done once every record accepted before the call is durable
+// (err nil), or will never be (the fatal error). It writes nothing. An owner
+// uses it to answer from state that its own not-yet-durable records changed:
+// the answer then never reports what a crash could undo. When nothing is in
+// flight, done runs at once on the calling goroutine; otherwise on the
+// writer's. done must not block.
+func (l *Log) Barrier(done func(err error)) {
+	l.mu.Lock()
+	if l.err != nil {
+		err := l.err
+		l.mu.Unlock()
+		done(err)
+		return
+	}
+	if l.resolved == l.accepted {
+		l.mu.Unlock()
+		done(nil)
+		return
+	}
+	l.barriers = append(l.barriers, barrier{mark: l.accepted, done: done})
+	l.mu.Unlock()
+}
+
+// releaseBarriers takes the barriers whose records are all resolved; the
+// caller runs them outside mu. Called with mu held.
+func (l *Log) releaseBarriers() []barrier {
+	n := 0
+	for n < len(l.barriers) && l.barriers[n].mark <= l.resolved {
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	out := append([]barrier(nil), l.barriers[:n]...)
+	l.barriers = append(l.barriers[:0], l.barriers[n:]...)
+	return out
 }
 
 // TruncateFront drops every record before seq, so that seq becomes the first

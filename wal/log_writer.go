@@ -78,7 +78,12 @@ func (l *Log) flush() {
 		l.mu.Lock()
 		l.inflight -= end - start
 		l.inBytes -= bytes
+		l.resolved += uint64(end - start)
+		ready := l.releaseBarriers()
 		l.mu.Unlock()
+		for _, b := range ready {
+			b.done(nil)
+		}
 		start = end
 	}
 
@@ -142,7 +147,13 @@ func (l *Log) fail(err error, rest []pending) {
 	queued := l.queue
 	l.queue, l.arena = nil, nil
 	l.inflight, l.inBytes = 0, 0
+	l.resolved = l.accepted
+	waiting := l.barriers
+	l.barriers = nil
 	l.mu.Unlock()
+	for _, b := range waiting {
+		b.done(err)
+	}
 	for _, p := range rest {
 		if p.done != nil {
 			p.done(0, err)

@@ -1,0 +1,55 @@
+package actors
+
+import (
+	"sync/atomic"
+
+	"onsale/wal"
+)
+
+// ownerLog is a state owner's (a zone, room or sale actor's) view of its
+// records in the log: how many it appended and how many the log has
+// resolved. An owner applies a change in memory before its record is
+// durable, so an answer read from that state, with no record of its own (a
+// read, a duplicate release, a second join), could report what a crash would
+// undo. Such answers go through whenDurable.
+type ownerLog struct {
+	log      *wal.Log
+	appended uint64        // owner goroutine only
+	resolved atomic.Uint64 // incremented by the log writer
+}
+
+// append queues ev like wal.Log.Append and counts it.
+func (o *ownerLog) append(ev *wal.Event, done func(seq uint64, err error)) error {
+	err := o.log.Append(ev, func(seq uint64, err error) {
+		o.resolved.Add(1)
+		if done != nil {
+			done(seq, err)
+		}
+	})
+	if err == nil {
+		o.appended++
+	}
+	return err
+}
+
+// whenDurable runs f once every record the owner appended so far is durable
+// (err nil) or never will be (the log's fatal error): at once when nothing
+// is in flight, else from the log writer. Called on the owner goroutine.
+func (o *ownerLog) whenDurable(f func(err error)) {
+	if o.resolved.Load() == o.appended {
+		f(nil)
+		return
+	}
+	o.log.Barrier(f)
+}
+
+// answerDurable finishes c with r once the state r was read from is durable.
+func (s *Sale) answerDurable(o *ownerLog, c *call, r Result) {
+	o.whenDurable(func(err error) {
+		if err != nil {
+			s.finish(c, Result{Err: unavailable(err)})
+			return
+		}
+		s.finish(c, r)
+	})
+}
