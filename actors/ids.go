@@ -56,3 +56,18 @@ func randomID(prefix byte) string {
 	}
 	return string(prefix) + "_" + idEncoding.EncodeToString(b[:])
 }
+
+// ValidQueueID reports whether s has the form of a queue id: "q_" and 16
+// bytes in unpadded base64url.
+func ValidQueueID(s string) bool {
+	if len(s) != 2+22 || s[0] != 'q' || s[1] != '_' {
+		return false
+	}
+	for i := 2; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}

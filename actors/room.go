@@ -489,3 +489,10 @@ func roomFNV(s string) uint64 {
 	}
 	return h
 }
+
+// ForEachTicket calls fn for every ticket ever made, in join order.
+func (r *Room) ForEachTicket(fn func(t *Ticket)) {
+	for i := 0; i < r.tickets.len(); i++ {
+		fn(r.tickets.at(uint32(i)))
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"math"
+	"sync"
 	"sync/atomic"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -24,6 +25,9 @@ type roomHandle struct {
 	admittedTotal atomic.Int64
 	rateBits      atomic.Uint64 // float64 bits of the admission rate in force
 	state         atomic.Value  // string: queue.state
+	// revoked holds the queue ids of buyers who gave up an admission: their
+	// access tokens, otherwise valid until they expire, are refused.
+	revoked sync.Map
 
 	// Recovery only, then handed to the actor.
 	core    *Room
@@ -94,8 +98,11 @@ type (
 	roomDoneMsg struct {
 		buyer string
 	}
+	// roomPauseMsg tells the room of a durable pause or resume; c, if set,
+	// is finished once the room publishes figures that show it.
 	roomPauseMsg struct {
 		paused bool
+		c      *call
 	}
 )
 
@@ -116,7 +123,14 @@ func newRoomActor(s *Sale, rh *roomHandle) *roomActor {
 	a := &roomActor{s: s, rh: rh, r: rh.core, log: ownerLog{log: s.e.log}}
 	rh.core = nil
 	a.r.SetPaused(s.paused.Load())
-	a.publish(s.e.nowMs())
+	a.r.ForEachTicket(func(t *Ticket) {
+		if t.State == TicketExpired && t.AdmittedAt != 0 {
+			rh.revoked.Store(t.QueueID, struct{}{})
+		}
+	})
+	// A first tick before the actor runs: a sale that is open already
+	// reads open (and draws) from its first answer, not after 100 ms.
+	a.tick()
 	return a
 }
 
@@ -150,6 +164,9 @@ func (a *roomActor) Receive(ctx actor.Context) {
 	case roomPauseMsg:
 		a.r.SetPaused(m.paused)
 		a.publish(a.s.e.nowMs())
+		if m.c != nil {
+			m.c.finish(Result{})
+		}
 	case tickMsg:
 		a.tick()
 	case *roomDrawCmd:
@@ -223,7 +240,11 @@ func (a *roomActor) leave(m *roomLeaveCmd) {
 		return
 	}
 	now := a.s.e.nowMs()
+	admitted := t.StateAt(now) == TicketAdmitted
 	evs := a.r.Leave(m.queueID, now)
+	if admitted && len(evs) > 0 {
+		a.rh.revoked.Store(t.QueueID, struct{}{})
+	}
 	a.commit(evs, m.c, Result{Ticket: a.ticket(t, now)})
 	a.publish(now)
 }
@@ -287,8 +308,19 @@ func (s *Sale) Queue() QueueSummary {
 	if s.paused.Load() {
 		st = "paused"
 	}
-	return QueueSummary{State: st, Waiting: rh.waiting.Load(), Admitted: rh.admitted.Load(),
+	q := QueueSummary{State: st, Waiting: rh.waiting.Load(), Admitted: rh.admitted.Load(),
 		AdmittedTotal: rh.admittedTotal.Load(), AdmitPerS: math.Float64frombits(rh.rateBits.Load())}
+	if q.State == "paused" {
+		q.AdmitPerS = 0
+	}
+	return q
+}
+
+// Revoked reports whether the buyer of this queue id gave up their admission,
+// so that their access token no longer works.
+func (s *Sale) Revoked(queueID string) bool {
+	_, ok := s.room.revoked.Load(queueID)
+	return ok
 }
 
 // DrawInfo is the opening lottery as GET /draw shows it: the seed's hash

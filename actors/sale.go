@@ -289,22 +289,20 @@ func (a *saleActor) pause(m *pauseCmd) {
 	}
 	ev := &wal.Event{Type: t, Sale: s.def.ID, At: s.e.nowMs()}
 	c := m.c
-	j := newCommitJoin(c.finish)
-	if err := s.e.log.Append(ev, func(_ uint64, err error) {
+	// Once durable, the room learns of it and answers: the answer's
+	// figures (queue.state, admit_per_s) then already show the change.
+	room := s.room.pid
+	if err := a.log.append(ev, func(_ uint64, err error) {
 		if err != nil {
-			j.durable(Result{Err: unavailable(err)})
+			c.finish(Result{Err: unavailable(err)})
 			return
 		}
-		j.durable(Result{})
+		s.e.sys.Root.Send(room, roomPauseMsg{paused: m.paused, c: c})
 	}); err != nil {
 		c.finish(Result{Err: unavailable(err)})
 		return
 	}
 	s.paused.Store(m.paused)
-	if s.room != nil {
-		s.e.sys.Root.Send(s.room.pid, roomPauseMsg{paused: m.paused})
-	}
-	j.applied()
 }
 
 // SaleStats are counters since the server started.

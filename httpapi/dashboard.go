@@ -112,9 +112,7 @@ func (d *dashboard) route(ctx *fasthttp.RequestCtx, parts []string) string {
 func (d *dashboard) login(ctx *fasthttp.RequestCtx) {
 	tok := string(ctx.PostArgs().Peek("token"))
 	if !equalToken(tok, d.s.cfg.AdminToken) {
-		ctx.SetStatusCode(fasthttp.StatusUnauthorized)
-		servePage(ctx, loginPage)
-		ctx.SetStatusCode(fasthttp.StatusUnauthorized)
+		fail(ctx, codeUnauthorized, "that is not the admin token (printed at first start, or set with --admin-token)")
 		return
 	}
 	exp := d.s.cfg.Now().Add(sessionTTL).Unix()
@@ -126,7 +124,7 @@ func (d *dashboard) login(ctx *fasthttp.RequestCtx) {
 	c.SetSameSite(fasthttp.CookieSameSiteStrictMode)
 	c.SetMaxAge(int(sessionTTL.Seconds()))
 	ctx.Response.Header.SetCookie(&c)
-	ctx.Redirect("/dashboard", fasthttp.StatusSeeOther)
+	writeJSON(ctx, 200, map[string]string{"status": "logged in", "next": "/dashboard"})
 }
 
 // dashSale is one sale on the dashboard.

@@ -55,12 +55,38 @@ func statusOf(code string) int {
 	return fasthttp.StatusInternalServerError
 }
 
+// wireError is an error as it is sent.
+type wireError struct {
+	Code         string             `json:"code"`
+	Message      string             `json:"message"`
+	Remaining    *int               `json:"remaining,omitempty"`
+	Alternatives *[][]string        `json:"alternatives,omitempty"`
+	Zones        *[]actors.ZoneFree `json:"zones,omitempty"`
+}
+
 // writeError sends the JSON error body that every failure carries.
 func writeError(ctx *fasthttp.RequestCtx, e *actors.Error) {
 	status := statusOf(e.Code)
+	// API.md: seats_taken always carries "alternatives" and sold_out
+	// "zones", as [] when there is none; actors.Error omits empty lists.
+	w := wireError{Code: e.Code, Message: e.Message, Remaining: e.Remaining}
+	switch e.Code {
+	case actors.CodeSeatsTaken:
+		alts := e.Alternatives
+		if alts == nil {
+			alts = [][]string{}
+		}
+		w.Alternatives = &alts
+	case actors.CodeSoldOut:
+		zones := e.Zones
+		if zones == nil {
+			zones = []actors.ZoneFree{}
+		}
+		w.Zones = &zones
+	}
 	body, err := json.Marshal(struct {
-		Error *actors.Error `json:"error"`
-	}{e})
+		Error wireError `json:"error"`
+	}{w})
 	if err != nil {
 		body = []byte(`{"error":{"code":"internal","message":"could not encode the error"}}`)
 		status = fasthttp.StatusInternalServerError

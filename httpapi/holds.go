@@ -128,7 +128,7 @@ func (s *Server) createHold(ctx *fasthttp.RequestCtx, sale *actors.Sale) {
 	if !ok {
 		return
 	}
-	claims, ok := s.access(ctx, sale.ID())
+	claims, ok := s.access(ctx, sale)
 	if !ok || !s.limitBuyer(ctx, claims.Buyer) {
 		return
 	}
@@ -148,7 +148,7 @@ func (s *Server) holdAuth(ctx *fasthttp.RequestCtx, eng *actors.Engine, holdID s
 		return "", false
 	}
 	sale, ok := eng.HoldSale(holdID)
-	if !ok || sale.ID() != c.Sale {
+	if !ok || sale.ID() != c.Sale || sale.Revoked(c.ID) {
 		return "", false
 	}
 	return c.Buyer, false
@@ -220,7 +220,7 @@ func (s *Server) checkout(ctx *fasthttp.RequestCtx, eng *actors.Engine, holdID s
 		fail(ctx, actors.CodeNotFound, "no such hold")
 		return
 	}
-	claims, ok := s.access(ctx, sale.ID())
+	claims, ok := s.access(ctx, sale)
 	if !ok || !s.limitBuyer(ctx, claims.Buyer) {
 		return
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"reflect"
 	"runtime/debug"
 	"strings"
 	"sync/atomic"
@@ -155,7 +156,9 @@ func (s *Server) transportError(ctx *fasthttp.RequestCtx, err error) {
 			ctx.SetStatusCode(fasthttp.StatusRequestTimeout)
 			return
 		}
-		fail(ctx, actors.CodeBadRequest, "malformed HTTP request: "+err.Error())
+		// Not err's text: fasthttp quotes the raw request in it, headers
+		// (and their tokens) included.
+		fail(ctx, actors.CodeBadRequest, "malformed HTTP request: check the request line, headers and body framing")
 	}
 	ctx.SetConnectionClose()
 }
@@ -254,7 +257,7 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) string {
 		fail(ctx, codeRecovering, "the server is recovering its state from the log; retry in a moment")
 		return "recovering"
 	}
-	if !s.limitAddress(ctx) {
+	if !queueStatusPath(parts) && !s.limitAddress(ctx) {
 		return "rate_limited"
 	}
 	switch parts[1] {
@@ -301,7 +304,7 @@ func decodeJSON(body []byte, v any) error {
 	if len(bytes.TrimSpace(body[dec.InputOffset():])) != 0 {
 		return errors.New("the body has data after its JSON object")
 	}
-	return nil
+	return checkKeys(body, reflect.TypeOf(v))
 }
 
 // isAdmin checks the admin bearer token.
@@ -329,9 +332,9 @@ func bearer(ctx *fasthttp.RequestCtx) (string, bool) {
 
 // access verifies a buyer's access token for sale. ok is false (and the
 // answer written) when it is missing, forged, expired or of another sale.
-func (s *Server) access(ctx *fasthttp.RequestCtx, sale string) (accessClaims, bool) {
+func (s *Server) access(ctx *fasthttp.RequestCtx, sale *actors.Sale) (accessClaims, bool) {
 	c, ok := s.claims(ctx)
-	if !ok || c.Sale != sale {
+	if !ok || c.Sale != sale.ID() || sale.Revoked(c.ID) {
 		fail(ctx, actors.CodeNotAdmitted, "this needs a valid access token for this sale: join the line and wait for your admission")
 		return c, false
 	}
@@ -351,11 +354,22 @@ func (s *Server) claims(ctx *fasthttp.RequestCtx) (accessClaims, bool) {
 	return c, true
 }
 
+// queueStatusPath reports a GET of a place in line by a well-formed queue id
+// (/v1/sales/{sale}/queue/{id} and its events). The id is the buyer's
+// identity there: polls are limited per id, not per address, since
+// thousands of buyers behind one mobile network poll from one address.
+func queueStatusPath(parts []string) bool {
+	return (len(parts) == 5 || (len(parts) == 6 && parts[5] == "events")) &&
+		parts[1] == "sales" && parts[3] == "queue" && actors.ValidQueueID(parts[4])
+}
+
 // limitAddress applies the per-address rate limit to requests that carry no
 // buyer identity; buyers are limited by limitBuyer instead, so that many
-// buyers behind one address are not starved.
+// buyers behind one address are not starved. Only a valid access token (or
+// the admin token) is an identity: any other bearer would let one client
+// skip the limit with "Authorization: Bearer x".
 func (s *Server) limitAddress(ctx *fasthttp.RequestCtx) bool {
-	if _, ok := bearer(ctx); ok {
+	if _, ok := s.claims(ctx); ok || s.isAdmin(ctx) {
 		return true
 	}
 	return s.limit(ctx, s.byAddr, ctx.RemoteIP().String())
