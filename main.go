@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"syscall"
 	"time"
@@ -85,11 +86,25 @@ func serve(args []string) error {
 	paySlots := fs.Int("payment-slots", httpapi.GatewaySlotsDefault, "payment calls in flight at most (the bulkhead)")
 	noSync := fs.Bool("unsafe-no-fsync", false, "skip fsync: acknowledged writes can be lost on a crash; for experiments only")
 	verbose := fs.Bool("v", false, "debug logging")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file until the server stops (diagnostics)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *payFail < 0 || *payFail > 1 {
 		return fmt.Errorf("--payment-failure-rate must be between 0 and 1")
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
 	}
 	level := slog.LevelInfo
 	if *verbose {

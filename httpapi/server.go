@@ -86,7 +86,7 @@ func New(cfg Config) *Server {
 		cfg.GatewaySlots = GatewaySlotsDefault
 	}
 	s := &Server{
-		cfg: cfg, sign: signer{key: cfg.SigningKey}, m: cfg.Metrics, log: cfg.Logger,
+		cfg: cfg, sign: newSigner(cfg.SigningKey), m: cfg.Metrics, log: cfg.Logger,
 		byBuyer: newLimiter(cfg.BuyerRate), byAddr: newLimiter(cfg.AddressRate),
 		closing: make(chan struct{}),
 	}
@@ -341,17 +341,29 @@ func (s *Server) access(ctx *fasthttp.RequestCtx, sale *actors.Sale) (accessClai
 	return c, true
 }
 
-// claims reads a valid, unexpired access token if the request has one.
+// claims reads a valid, unexpired access token if the request has one. The
+// answer is kept in the request's user values, so that the rate limiter and
+// the handler verify the signature once.
 func (s *Server) claims(ctx *fasthttp.RequestCtx) (accessClaims, bool) {
-	tok, ok := bearer(ctx)
-	if !ok {
-		return accessClaims{}, false
+	if v, ok := ctx.UserValue(claimsKey{}).(*claimsMemo); ok {
+		return v.c, v.ok
 	}
-	c, err := s.sign.verify(tok)
-	if err != nil || c.Expires <= s.cfg.Now().UnixMilli() {
-		return accessClaims{}, false
+	m := &claimsMemo{}
+	if tok, ok := bearer(ctx); ok {
+		c, err := s.sign.verify(tok)
+		if err == nil && c.Expires > s.cfg.Now().UnixMilli() {
+			m.c, m.ok = c, true
+		}
 	}
-	return c, true
+	ctx.SetUserValue(claimsKey{}, m)
+	return m.c, m.ok
+}
+
+type claimsKey struct{}
+
+type claimsMemo struct {
+	c  accessClaims
+	ok bool
 }
 
 // queueStatusPath reports a GET of a place in line by a well-formed queue id

@@ -10,10 +10,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 )
 
 // An access token is base64url(payload) "." base64url(HMAC-SHA256(key,
@@ -34,7 +36,24 @@ type accessClaims struct {
 	Expires         int64 // unix ms
 }
 
-type signer struct{ key []byte }
+type signer struct {
+	key  []byte
+	macs *sync.Pool // of hash.Hash: HMAC-SHA256 under key, reset before use
+}
+
+func newSigner(key []byte) signer {
+	return signer{key: key, macs: &sync.Pool{New: func() any { return hmac.New(sha256.New, key) }}}
+}
+
+// mac returns HMAC-SHA256(key, p).
+func (s signer) mac(p []byte) []byte {
+	m := s.macs.Get().(hash.Hash)
+	m.Reset()
+	m.Write(p)
+	out := m.Sum(nil)
+	s.macs.Put(m)
+	return out
+}
 
 func (s signer) sign(c accessClaims) string {
 	p := make([]byte, 0, 9+3+len(c.Sale)+len(c.Buyer)+len(c.ID))
@@ -44,9 +63,7 @@ func (s signer) sign(c accessClaims) string {
 		p = append(p, byte(len(f)))
 		p = append(p, f...)
 	}
-	m := hmac.New(sha256.New, s.key)
-	m.Write(p)
-	return base64.RawURLEncoding.EncodeToString(p) + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+	return base64.RawURLEncoding.EncodeToString(p) + "." + base64.RawURLEncoding.EncodeToString(s.mac(p))
 }
 
 // verify checks a token's signature and form; the caller checks expiry and
@@ -65,9 +82,7 @@ func (s signer) verify(tok string) (accessClaims, error) {
 	if err1 != nil || err2 != nil {
 		return c, errToken
 	}
-	m := hmac.New(sha256.New, s.key)
-	m.Write(p)
-	if !hmac.Equal(sig, m.Sum(nil)) {
+	if !hmac.Equal(sig, s.mac(p)) {
 		return c, errToken
 	}
 	if len(p) < 9 || p[0] != tokenVersion {
