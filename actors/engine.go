@@ -456,7 +456,9 @@ func (e *Engine) ticker() {
 			}
 		}
 		if e.log.LastSeq()-e.lastSnap.Load() >= e.cfg.SnapshotRecords && e.snapping.CompareAndSwap(false, true) {
+			e.stopped.Add(1) // Close waits for it, so no snapshot outlives the engine
 			go func() {
+				defer e.stopped.Done()
 				defer e.snapping.Store(false)
 				if err := e.Snapshot(); err != nil {
 					e.logger.Error("snapshot failed; the log keeps growing until one succeeds", "err", err)

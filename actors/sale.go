@@ -289,20 +289,30 @@ func (a *saleActor) pause(m *pauseCmd) {
 	}
 	ev := &wal.Event{Type: t, Sale: s.def.ID, At: s.e.nowMs()}
 	c := m.c
-	// Once durable, the room learns of it and answers: the answer's
-	// figures (queue.state, admit_per_s) then already show the change.
+	// Once durable and set, the room learns of it and answers: the answer's
+	// figures (queue.state, admit_per_s) then already show the change, and
+	// the caller's next hold finds the flag as it was told. The log may call
+	// back before the Store below, so a join waits for both.
 	room := s.room.pid
-	if err := a.log.append(ev, func(_ uint64, err error) {
-		if err != nil {
-			c.finish(Result{Err: unavailable(err)})
+	j := newCommitJoin(func(r Result) {
+		if r.Err != nil {
+			c.finish(r)
 			return
 		}
 		s.e.sys.Root.Send(room, roomPauseMsg{paused: m.paused, c: c})
+	})
+	if err := a.log.append(ev, func(_ uint64, err error) {
+		if err != nil {
+			j.durable(Result{Err: unavailable(err)})
+			return
+		}
+		j.durable(Result{})
 	}); err != nil {
 		c.finish(Result{Err: unavailable(err)})
 		return
 	}
 	s.paused.Store(m.paused)
+	j.applied()
 }
 
 // SaleStats are counters since the server started.

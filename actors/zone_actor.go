@@ -109,8 +109,11 @@ func (a *zoneActor) apply(ev *wal.Event) {
 func (a *zoneActor) commit(ev *wal.Event, c *call, r Result, then func()) bool {
 	s := a.s
 	j := newCommitJoin(func(r Result) { s.finish(c, r) })
-	err := s.e.log.Append(ev, func(_ uint64, err error) {
+	err := a.log.append(ev, func(_ uint64, err error) {
 		if err != nil {
+			// Applied in memory, never durable: memory and log disagree
+			// from here on, so the engine stops.
+			s.e.fatal(fmt.Errorf("zone %s/%s: write %s: %w", s.def.ID, a.zh.def.ID, ev.Type, err))
 			j.durable(Result{Err: unavailable(err)})
 			return
 		}
@@ -178,6 +181,7 @@ func (a *zoneActor) refuse(c *call, e *Error) {
 	s := a.s
 	if err := a.log.append(ev, func(_ uint64, err error) {
 		if err != nil {
+			s.e.fatal(fmt.Errorf("zone %s/%s: write a stored answer: %w", s.def.ID, a.zh.def.ID, err))
 			s.finish(c, Result{Err: unavailable(err)})
 			return
 		}
@@ -377,7 +381,8 @@ func (a *zoneActor) checkoutEnd(m *checkoutEndCmd) {
 	switch {
 	case h == nil:
 		s.finish(m.c, Result{Err: errHoldNotFound()})
-	case h.State == HoldExpired:
+	case h.State == HoldExpired || (h.State == HoldActive && now >= h.ExpiresAt):
+		// The second form: due, but its expiry could not be queued yet.
 		a.refuse(m.c, errorf(CodeHoldExpired, "the hold expired at %s during payment; the payment is refunded", fmtMs(h.ExpiresAt)))
 	case h.State != HoldActive:
 		a.refuse(m.c, errorf(CodeHoldNotActive, "the hold is %s, not active; the payment is refunded", h.State))
