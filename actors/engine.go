@@ -64,6 +64,11 @@ type Engine struct {
 	// cancelMu serializes order cancels, so that a refund happens once.
 	cancelMu sync.Mutex
 
+	// dispatchers run the zone and room mailboxes; stopped at Close.
+	dispatchMu  sync.Mutex
+	dispatchers []*pinnedDispatcher
+	dispatchWG  sync.WaitGroup
+
 	failed   atomic.Pointer[error]
 	stop     chan struct{}
 	stopped  sync.WaitGroup
@@ -121,8 +126,6 @@ func Open(cfg Config) (*Engine, error) {
 }
 
 func (e *Engine) nowMs() int64 { return e.cfg.Now().UnixMilli() }
-
-func (e *Engine) after(d time.Duration) <-chan time.Time { return time.After(d) }
 
 // fatal records the first fatal error and reports it.
 func (e *Engine) fatal(err error) {
@@ -289,6 +292,15 @@ func (e *Engine) spawn(s *Sale) {
 	}
 	s.pid = pid
 	<-started
+}
+
+// dispatcher makes a pinned dispatcher for one actor.
+func (e *Engine) dispatcher() *pinnedDispatcher {
+	e.dispatchMu.Lock()
+	defer e.dispatchMu.Unlock()
+	d := newPinnedDispatcher(&e.dispatchWG)
+	e.dispatchers = append(e.dispatchers, d)
+	return d
 }
 
 // route finds the sale and zone of a server-made hold or order id.
@@ -480,6 +492,13 @@ func (e *Engine) Close() error {
 		}
 	}
 	e.sys.Shutdown()
+	e.dispatchMu.Lock()
+	for _, d := range e.dispatchers {
+		d.stop()
+	}
+	e.dispatchers = nil
+	e.dispatchMu.Unlock()
+	e.dispatchWG.Wait()
 	return e.log.Close()
 }
 

@@ -53,12 +53,10 @@ func (c *call) wait(d time.Duration) Result {
 		return c.res
 	default:
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
 	select {
 	case <-c.done:
 		return c.res
-	case <-t.C:
+	case <-after(d):
 		return Result{Err: errorf(CodeUnavailable, "the server did not answer in time; retry with the same Idempotency-Key")}
 	}
 }

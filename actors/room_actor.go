@@ -341,7 +341,7 @@ func (s *Sale) Draw() (DrawInfo, bool) {
 	select {
 	case d := <-reply:
 		return d, true
-	case <-s.e.after(s.e.cfg.CallTimeout):
+	case <-after(s.e.cfg.CallTimeout):
 		return DrawInfo{}, false
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -215,12 +214,10 @@ func (s *Sale) Seats(zone string) ([]SeatView, *Error) {
 	}
 	reply := make(chan []SeatView, 1)
 	s.e.sys.Root.Send(zh.pid, &seatsCmd{reply: reply})
-	t := time.NewTimer(s.e.cfg.CallTimeout)
-	defer t.Stop()
 	select {
 	case v := <-reply:
 		return v, nil
-	case <-t.C:
+	case <-after(s.e.cfg.CallTimeout):
 		return nil, errorf(CodeUnavailable, "zone %q did not answer in time; retry", zone)
 	}
 }
@@ -255,7 +252,8 @@ func (a *saleActor) Receive(ctx actor.Context) {
 			za := &zoneActor{s: a.s, zh: zh, z: zh.core, checkouts: make(map[string]int64), idemFails: zh.idemFails, log: ownerLog{log: a.s.e.log}}
 			zh.core, zh.idemFails = nil, nil
 			za.publish()
-			pid, err := ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return za }), "zone-"+zh.def.ID)
+			pid, err := ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return za },
+				actor.WithDispatcher(a.s.e.dispatcher())), "zone-"+zh.def.ID)
 			if err != nil {
 				panic("spawn zone actor: " + err.Error())
 			}
@@ -263,7 +261,8 @@ func (a *saleActor) Receive(ctx actor.Context) {
 		}
 		if rh := a.s.room; rh != nil {
 			ra := newRoomActor(a.s, rh)
-			pid, err := ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return ra }), "room")
+			pid, err := ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return ra },
+				actor.WithDispatcher(a.s.e.dispatcher())), "room")
 			if err != nil {
 				panic("spawn room actor: " + err.Error())
 			}
