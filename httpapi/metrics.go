@@ -3,6 +3,7 @@ package httpapi
 import (
 	"fmt"
 	"io"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -32,6 +33,7 @@ type Metrics struct {
 	walRecords      *metrics.Counter
 	panics          *metrics.Counter
 	rateLimited     *metrics.Counter
+	series          sync.Map // routeStatus -> *requestSeries
 }
 
 type serverMetrics = Metrics
@@ -61,12 +63,40 @@ func (m *Metrics) OnBatch(records, _ int, fsync time.Duration) {
 	m.walRecords.Add(records)
 }
 
+// routeStatus names one request series. Routes are the fixed names the
+// router returns, never user input, so the series are bounded.
+type routeStatus struct {
+	route  string
+	status int
+}
+
+// requestSeries are one route and status's metrics, made once: building
+// metric names per request cost more than the rest of the metrics.
+type requestSeries struct {
+	requests *metrics.Counter
+	errors   *metrics.Counter // nil below 400
+	duration *metrics.PrometheusHistogram
+}
+
 // request records one answered request.
 func (m *Metrics) request(route string, status int, d time.Duration) {
-	m.set.GetOrCreateCounter(fmt.Sprintf(`onsale_http_requests_total{route=%q,status="%d"}`, route, status)).Inc()
-	m.set.GetOrCreatePrometheusHistogramExt(fmt.Sprintf(`onsale_http_request_duration_seconds{route=%q}`, route), latencyBuckets).Update(d.Seconds())
-	if status >= 400 {
-		m.set.GetOrCreateCounter(fmt.Sprintf(`onsale_http_errors_total{route=%q,status="%d"}`, route, status)).Inc()
+	k := routeStatus{route, status}
+	v, ok := m.series.Load(k)
+	if !ok {
+		rs := &requestSeries{
+			requests: m.set.GetOrCreateCounter(fmt.Sprintf(`onsale_http_requests_total{route=%q,status="%d"}`, route, status)),
+			duration: m.set.GetOrCreatePrometheusHistogramExt(fmt.Sprintf(`onsale_http_request_duration_seconds{route=%q}`, route), latencyBuckets),
+		}
+		if status >= 400 {
+			rs.errors = m.set.GetOrCreateCounter(fmt.Sprintf(`onsale_http_errors_total{route=%q,status="%d"}`, route, status))
+		}
+		v, _ = m.series.LoadOrStore(k, rs)
+	}
+	rs := v.(*requestSeries)
+	rs.requests.Inc()
+	rs.duration.Update(d.Seconds())
+	if rs.errors != nil {
+		rs.errors.Inc()
 	}
 }
 
