@@ -31,6 +31,7 @@ type Options struct {
 	ActiveLimit int
 	AdmitPerS   int
 	HoldTTL     int
+	AccessTTL   int
 	PollCap     time.Duration
 	Timeout     time.Duration
 	CPUProfile  string
@@ -54,8 +55,9 @@ func Main(args []string) error {
 	fs.IntVar(&o.ActiveLimit, "active-limit", 500, "sale mode: buyers shopping at once")
 	fs.IntVar(&o.AdmitPerS, "admit-per-s", 0, "sale mode: admissions per second (0: automatic)")
 	fs.IntVar(&o.HoldTTL, "hold-ttl", 30, "sale mode: hold lifetime in seconds")
+	fs.IntVar(&o.AccessTTL, "access-ttl", 60, "sale mode: how long an admitted buyer may shop, in seconds")
 	fs.DurationVar(&o.PollCap, "poll-cap", 2*time.Second, "sale mode: wait at most this long between polls, even if the server says later")
-	fs.DurationVar(&o.Timeout, "timeout", 5*time.Minute, "give up after this long")
+	fs.DurationVar(&o.Timeout, "timeout", 3*time.Minute, "give up after this long")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the whole run (server and load generator when in-process) to this file")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -51,7 +51,7 @@ func runSale(o Options, c *client) error {
 	sale := fmt.Sprintf("bench-%d", time.Now().UnixNano())
 	def := map[string]any{
 		"id": sale, "name": "bench on-sale", "max_per_buyer": 4, "hold_ttl_s": o.HoldTTL,
-		"waiting_room": map[string]any{"active_limit": o.ActiveLimit, "admit_per_s": o.AdmitPerS, "access_ttl_s": 600},
+		"waiting_room": map[string]any{"active_limit": o.ActiveLimit, "admit_per_s": o.AdmitPerS, "access_ttl_s": o.AccessTTL},
 		"zones":        []any{map[string]any{"id": "ga", "capacity": o.Seats, "price_cents": 4500}},
 	}
 	if st, err := c.do("create_sale", "POST", "/v1/sales", c.admin, "", def, nil); err != nil || st != 201 {
@@ -188,7 +188,10 @@ func buyer(o Options, c *client, sale string, i int, deadline time.Time, over *a
 		return r
 	}
 	if st != 201 {
-		return r // sold out for this buyer
+		// Nothing left for this buyer: a well-behaved front end gives the
+		// admission back, so that the next in line may try.
+		c.do("leave", "DELETE", "/v1/sales/"+sale+"/queue/"+t.QueueID, "", "", nil, nil)
+		return r
 	}
 	holds.Add(1)
 	if rand.Float64() < o.Abandon {
