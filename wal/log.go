@@ -37,13 +37,6 @@ const (
 	// batchMaxMax bounds the writer's per-batch work between two looks at
 	// the queue.
 	batchMaxMax = 1 << 16
-	// gatherBatchMin and gatherWait: after a batch of at least
-	// gatherBatchMin records, a writer that finds less than half as many
-	// queued waits gatherWait for the rest to arrive. A fraction of one
-	// fsync on this class of disk (about 1-3 ms), so latency grows little,
-	// while a loaded server writes fewer, larger batches.
-	gatherBatchMin = 64
-	gatherWait     = 500 * time.Microsecond
 	// batchBytesMax: one write(2) of 8 MiB already runs at disk speed;
 	// beyond it a batch only delays its acks.
 	batchBytesMax = 8 << 20
@@ -111,7 +104,6 @@ type Log struct {
 	spareArena []byte
 	batch      twal.Batch
 	tailBytes  int64 // bytes in tidwall's tail segment, to see when it rotates
-	lastBatch  int   // records in the last batch written, for gather
 
 	// beforeBatch, if set by a test, runs on the writer before each write.
 	beforeBatch func()

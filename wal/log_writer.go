@@ -16,7 +16,6 @@ func (l *Log) run() {
 	for {
 		select {
 		case <-l.signal:
-			l.gather()
 			l.flush()
 		case r := <-l.ctl:
 			l.flush()
@@ -28,23 +27,6 @@ func (l *Log) run() {
 			return
 		}
 	}
-}
-
-// gather waits a moment before a write when the last batch was large: the
-// writers of that batch are about to come back with their next records, and
-// taking them in one batch costs one fsync instead of several. At light load
-// (small batches) it does not wait, so latency stays one fsync.
-func (l *Log) gather() {
-	if l.lastBatch < gatherBatchMin {
-		return
-	}
-	l.mu.Lock()
-	n := len(l.queue)
-	l.mu.Unlock()
-	if n*2 >= l.lastBatch {
-		return
-	}
-	time.Sleep(gatherWait)
 }
 
 // flush takes the whole queue at once and writes it in batches of at most
@@ -83,7 +65,6 @@ func (l *Log) flush() {
 				l.tailBytes = 0
 			}
 		}
-		l.lastBatch = end - start
 		if err := l.commit(first, end-start, bytes, rotated); err != nil {
 			l.fail(err, q[start:])
 			break
