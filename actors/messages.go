@@ -4,6 +4,17 @@ package actors
 // writer's callback, once the change is durable) finishes; the sender waits on
 // it. Every field is copied out of the HTTP request before it is sent.
 
+// request is a message answered through a call.
+type request interface{ call() *call }
+
+func (m *holdCmd) call() *call          { return m.c }
+func (m *releaseCmd) call() *call       { return m.c }
+func (m *getHoldCmd) call() *call       { return m.c }
+func (m *checkoutBeginCmd) call() *call { return m.c }
+func (m *checkoutEndCmd) call() *call   { return m.c }
+func (m *cancelCmd) call() *call        { return m.c }
+func (m *getOrderCmd) call() *call      { return m.c }
+
 // holdCmd asks a zone to hold seats: Quantity seats picked by the zone, or the
 // named Seats.
 type holdCmd struct {

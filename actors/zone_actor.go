@@ -58,27 +58,24 @@ type idemFail struct {
 
 func (a *zoneActor) Receive(ctx actor.Context) {
 	a.ops++
-	switch m := ctx.Message().(type) {
+	msg := ctx.Message()
+	if r, ok := msg.(request); ok {
+		r.call().zseq = a.ops
+	}
+	switch m := msg.(type) {
 	case *holdCmd:
-		m.c.zseq = a.ops
 		a.hold(m)
 	case *releaseCmd:
-		m.c.zseq = a.ops
 		a.release(m)
 	case *getHoldCmd:
-		m.c.zseq = a.ops
 		a.getHold(m)
 	case *checkoutBeginCmd:
-		m.c.zseq = a.ops
 		a.checkoutBegin(m)
 	case *checkoutEndCmd:
-		m.c.zseq = a.ops
 		a.checkoutEnd(m)
 	case *cancelCmd:
-		m.c.zseq = a.ops
 		a.cancel(m)
 	case *getOrderCmd:
-		m.c.zseq = a.ops
 		a.getOrder(m)
 	case *seatsCmd:
 		m.reply <- a.seats()
