@@ -336,12 +336,8 @@ func (a *zoneActor) getHold(m *getHoldCmd) {
 func (a *zoneActor) checkoutBegin(m *checkoutBeginCmd) {
 	s := a.s
 	h := a.owned(m.holdID, m.buyer, false)
+	a.expireIfDue(h)
 	now := s.e.nowMs()
-	if h != nil && h.State == HoldActive && now >= h.ExpiresAt {
-		// Due but not yet released by a tick: expire it now, so that the
-		// answer and the state agree.
-		a.expireOne(h.ID, now)
-	}
 	switch {
 	case h == nil:
 		s.finish(m.c, Result{Err: errHoldNotFound()})
@@ -371,10 +367,8 @@ func (a *zoneActor) checkoutEnd(m *checkoutEndCmd) {
 		return
 	}
 	h := a.z.Hold(m.holdID)
+	a.expireIfDue(h)
 	now := s.e.nowMs()
-	if h != nil && h.State == HoldActive && now >= h.ExpiresAt {
-		a.expireOne(h.ID, now)
-	}
 	switch {
 	case h == nil:
 		s.finish(m.c, Result{Err: errHoldNotFound()})
