@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+
+	"onsale/wal"
 )
 
 // Snapshot format (version 1). Numbers are uvarints, signed ones zigzag
@@ -56,7 +58,7 @@ const roomSnapTicketBytesMin = 4 + 1 + 1 + 1 + 3
 // AppendSnapshot appends the room's whole state, soft state included, to dst.
 func (r *Room) AppendSnapshot(dst []byte) []byte {
 	dst = append(dst, roomSnapshotVersion)
-	dst = appendRoomString(dst, r.sale)
+	dst = wal.AppendString(dst, r.sale)
 	var flags uint64
 	for _, f := range [...]struct {
 		on  bool
@@ -79,8 +81,8 @@ func (r *Room) AppendSnapshot(dst []byte) []byte {
 	dst = binary.AppendUvarint(dst, uint64(r.tickets.len()))
 	for i := range uint32(r.tickets.len()) {
 		t := r.tickets.at(i)
-		dst = appendRoomString(dst, t.QueueID)
-		dst = appendRoomString(dst, t.Buyer)
+		dst = wal.AppendString(dst, t.QueueID)
+		dst = wal.AppendString(dst, t.Buyer)
 		dst = binary.AppendUvarint(dst, t.Num)
 		var tf byte
 		if t.Done {
@@ -95,11 +97,6 @@ func (r *Room) AppendSnapshot(dst []byte) []byte {
 		dst = binary.AppendVarint(dst, t.AccessExpires)
 	}
 	return dst
-}
-
-func appendRoomString(dst []byte, s string) []byte {
-	dst = binary.AppendUvarint(dst, uint64(len(s)))
-	return append(dst, s...)
 }
 
 // RestoreRoom rebuilds a room from AppendSnapshot's bytes. It is strict:
@@ -118,15 +115,15 @@ func RestoreRoom(sale string, cfg RoomConfig, data []byte) (*Room, error) {
 }
 
 func (r *Room) restore(data []byte) error {
-	d := roomReader{b: data}
-	if v := d.byte(); d.err == nil && v != roomSnapshotVersion {
+	d := wal.NewFieldReader(data)
+	if v := d.Byte(); d.Err() == nil && v != roomSnapshotVersion {
 		return fmt.Errorf("version %d", v)
 	}
-	if s := d.str(); d.err == nil && s != r.sale {
+	if s := d.String(roomIDBytesMax); d.Err() == nil && s != r.sale {
 		return fmt.Errorf("snapshot of sale %q", s)
 	}
-	flags := d.uvarint()
-	if d.err == nil && flags&^roomSnapFlagsAll != 0 {
+	flags := d.Uvarint()
+	if d.Err() == nil && flags&^roomSnapFlagsAll != 0 {
 		return fmt.Errorf("flags %#x", flags)
 	}
 	r.drawn = flags&roomSnapDrawn != 0
@@ -135,17 +132,17 @@ func (r *Room) restore(data []byte) error {
 	r.sampleOn = flags&roomSnapSampleOn != 0
 	r.sampleLine = flags&roomSnapSampleLine != 0
 	r.rateOn = flags&roomSnapRateOn != 0
-	r.clock = d.varint()
-	r.drawCount = d.uvarint()
-	admitted := d.uvarint()
-	r.tokens = d.float()
-	r.refilledAt = d.varint()
-	r.sampledAt = d.varint()
-	sampled := d.uvarint()
-	r.rate = d.float()
-	count := d.uvarint()
-	if d.err != nil {
-		return d.err
+	r.clock = d.Varint()
+	r.drawCount = d.Uvarint()
+	admitted := d.Uvarint()
+	r.tokens = d.Float64()
+	r.refilledAt = d.Varint()
+	r.sampledAt = d.Varint()
+	sampled := d.Uvarint()
+	r.rate = d.Float64()
+	count := d.Uvarint()
+	if err := d.Err(); err != nil {
+		return err
 	}
 	switch {
 	case admitted > roomTicketsMax || sampled > admitted:
@@ -154,18 +151,19 @@ func (r *Room) restore(data []byte) error {
 		return fmt.Errorf("token bucket holds %v", r.tokens)
 	case !(r.rate >= 0 && r.rate <= math.MaxInt32):
 		return fmt.Errorf("measured rate %v", r.rate)
-	case count > uint64(r.ticketsMax) || count > uint64(len(d.b)/roomSnapTicketBytesMin):
-		return fmt.Errorf("%d tickets in %d bytes", count, len(d.b))
+	case count > uint64(r.ticketsMax) || count > uint64(d.Len()/roomSnapTicketBytesMin):
+		return fmt.Errorf("%d tickets in %d bytes", count, d.Len())
 	}
 	r.admittedTotal, r.sampledTotal = int64(admitted), int64(sampled)
 
 	var numbered uint64
 	for i := range uint32(count) {
-		t := Ticket{QueueID: d.str(), Buyer: d.str(), Num: d.uvarint(), State: TicketState(d.byte())}
-		tf := d.byte()
-		t.JoinedAt, t.AdmittedAt, t.AccessExpires = d.varint(), d.varint(), d.varint()
-		if d.err != nil {
-			return d.err
+		t := Ticket{QueueID: d.String(roomIDBytesMax), Buyer: d.String(roomIDBytesMax)}
+		t.Num, t.State = d.Uvarint(), TicketState(d.Byte())
+		tf := d.Byte()
+		t.JoinedAt, t.AdmittedAt, t.AccessExpires = d.Varint(), d.Varint(), d.Varint()
+		if err := d.Err(); err != nil {
+			return err
 		}
 		if tf&^roomSnapTicketAll != 0 {
 			return fmt.Errorf("ticket %d: flags %#x", i, tf)
@@ -193,8 +191,8 @@ func (r *Room) restore(data []byte) error {
 			r.access.push(i)
 		}
 	}
-	if len(d.b) != 0 {
-		return fmt.Errorf("%d trailing bytes", len(d.b))
+	if d.Len() != 0 {
+		return fmt.Errorf("%d trailing bytes", d.Len())
 	}
 	if len(r.preQueue) > r.preQueueMax {
 		return fmt.Errorf("pre-queue of %d", len(r.preQueue))
@@ -271,83 +269,4 @@ func (r *Room) checkRestoredTicket(t *Ticket) error {
 		return fmt.Errorf("state %d", t.State)
 	}
 	return nil
-}
-
-// roomReader reads snapshot fields in order and keeps the first error;
-// after an error every read returns a zero value.
-type roomReader struct {
-	b   []byte
-	err error
-}
-
-func (d *roomReader) fail(format string, args ...any) {
-	if d.err == nil {
-		d.err = fmt.Errorf(format, args...)
-	}
-}
-
-func (d *roomReader) byte() byte {
-	if d.err != nil {
-		return 0
-	}
-	if len(d.b) == 0 {
-		d.fail("ends early")
-		return 0
-	}
-	c := d.b[0]
-	d.b = d.b[1:]
-	return c
-}
-
-func (d *roomReader) uvarint() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.fail("bad or short uvarint")
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *roomReader) varint() int64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.fail("bad or short varint")
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *roomReader) float() float64 {
-	if d.err != nil {
-		return 0
-	}
-	if len(d.b) < 8 {
-		d.fail("ends early")
-		return 0
-	}
-	v := math.Float64frombits(binary.LittleEndian.Uint64(d.b))
-	d.b = d.b[8:]
-	return v
-}
-
-func (d *roomReader) str() string {
-	n := d.uvarint()
-	if d.err != nil {
-		return ""
-	}
-	if n > roomIDBytesMax || n > uint64(len(d.b)) {
-		d.fail("string of %d bytes", n)
-		return ""
-	}
-	s := string(d.b[:n])
-	d.b = d.b[n:]
-	return s
 }

@@ -3,6 +3,8 @@ package actors
 import (
 	"encoding/binary"
 	"fmt"
+
+	"onsale/wal"
 )
 
 // Zone snapshot format, version 1. Numbers are uvarints unless said
@@ -43,15 +45,15 @@ func (z *Zone) AppendSnapshot(dst []byte) []byte {
 		panic("zone snapshot during Alternatives")
 	}
 	dst = append(dst, zoneSnapVersion)
-	dst = zoneAppendString(dst, z.def.ID)
+	dst = wal.AppendString(dst, z.def.ID)
 	dst = binary.AppendUvarint(dst, uint64(len(z.seats)))
 	dst = binary.AppendUvarint(dst, uint64(z.free))
 	dst = binary.AppendUvarint(dst, uint64(z.held))
 	dst = binary.AppendUvarint(dst, uint64(z.sold))
 	dst = binary.AppendUvarint(dst, uint64(len(z.list)))
 	for _, h := range z.list {
-		dst = zoneAppendString(dst, h.ID)
-		dst = zoneAppendString(dst, h.Buyer)
+		dst = wal.AppendString(dst, h.ID)
+		dst = wal.AppendString(dst, h.Buyer)
 		var flags byte
 		if h.OrderCancelled {
 			flags |= zoneSnapFlagCancelled
@@ -68,18 +70,13 @@ func (z *Zone) AppendSnapshot(dst []byte) []byte {
 		for _, t := range [...]int64{h.CreatedAt, h.ExpiresAt, h.Amount, h.EndedAt, h.PaidAt, h.CancelledAt} {
 			dst = binary.AppendVarint(dst, t)
 		}
-		dst = zoneAppendString(dst, h.OrderID)
-		dst = zoneAppendString(dst, h.IdemKey)
-		dst = zoneAppendString(dst, h.PayKey)
+		dst = wal.AppendString(dst, h.OrderID)
+		dst = wal.AppendString(dst, h.IdemKey)
+		dst = wal.AppendString(dst, h.PayKey)
 		dst = binary.AppendUvarint(dst, h.IdemHash)
 		dst = binary.AppendUvarint(dst, h.PayHash)
 	}
 	return dst
-}
-
-func zoneAppendString(dst []byte, s string) []byte {
-	dst = binary.AppendUvarint(dst, uint64(len(s)))
-	return append(dst, s...)
 }
 
 // RestoreZone rebuilds a zone of definition def from AppendSnapshot's bytes.
@@ -92,37 +89,37 @@ func RestoreZone(def ZoneDef, data []byte) (*Zone, error) {
 		return nil, fmt.Errorf("%w: %w", ErrZoneSnapshot, err)
 	}
 	z := newZone(def)
-	d := zoneDecoder{b: data}
-	if v := d.byte(); d.err == nil && v != zoneSnapVersion {
+	d := wal.NewFieldReader(data)
+	if v := d.Byte(); d.Err() == nil && v != zoneSnapVersion {
 		return nil, fmt.Errorf("%w: version %d, want %d", ErrZoneSnapshot, v, zoneSnapVersion)
 	}
-	if id := d.string(); d.err == nil && id != def.ID {
+	if id := d.String(zoneKeyBytesMax); d.Err() == nil && id != def.ID {
 		return nil, fmt.Errorf("%w: zone %q, want %q", ErrZoneSnapshot, id, def.ID)
 	}
-	if size := d.uvarint(); d.err == nil && size != uint64(len(z.seats)) {
+	if size := d.Uvarint(); d.Err() == nil && size != uint64(len(z.seats)) {
 		return nil, fmt.Errorf("%w: %d seats, zone %q has %d", ErrZoneSnapshot, size, def.ID, len(z.seats))
 	}
-	free, held, sold := d.uvarint(), d.uvarint(), d.uvarint()
-	count := d.uvarint()
-	if d.err == nil && (count > zoneHoldsMax || count > uint64(len(d.b)/zoneSnapHoldBytesMin)) {
-		return nil, fmt.Errorf("%w: %d holds in %d bytes", ErrZoneSnapshot, count, len(d.b))
+	free, held, sold := d.Uvarint(), d.Uvarint(), d.Uvarint()
+	count := d.Uvarint()
+	if d.Err() == nil && (count > zoneHoldsMax || count > uint64(d.Len()/zoneSnapHoldBytesMin)) {
+		return nil, fmt.Errorf("%w: %d holds in %d bytes", ErrZoneSnapshot, count, d.Len())
 	}
-	if d.err != nil {
-		return nil, fmt.Errorf("%w: header: %w", ErrZoneSnapshot, d.err)
+	if err := d.Err(); err != nil {
+		return nil, fmt.Errorf("%w: header: %w", ErrZoneSnapshot, err)
 	}
 	z.list = make([]*Hold, 0, count)
 	z.holds = make(map[string]*Hold, count)
 	for i := range count {
-		h := d.hold()
-		if d.err != nil {
-			return nil, fmt.Errorf("%w: hold %d of %d: %w", ErrZoneSnapshot, i+1, count, d.err)
+		h := readHold(&d)
+		if err := d.Err(); err != nil {
+			return nil, fmt.Errorf("%w: hold %d of %d: %w", ErrZoneSnapshot, i+1, count, err)
 		}
 		if err := z.restoreHold(h); err != nil {
 			return nil, fmt.Errorf("%w: hold %d of %d (%q): %w", ErrZoneSnapshot, i+1, count, h.ID, err)
 		}
 	}
-	if len(d.b) != 0 {
-		return nil, fmt.Errorf("%w: %d bytes after the last hold", ErrZoneSnapshot, len(d.b))
+	if d.Len() != 0 {
+		return nil, fmt.Errorf("%w: %d bytes after the last hold", ErrZoneSnapshot, d.Len())
 	}
 	if free != uint64(z.free) || held != uint64(z.held) || sold != uint64(z.sold) {
 		return nil, fmt.Errorf("%w: counts free/held/sold %d/%d/%d, the holds give %d/%d/%d",
@@ -203,90 +200,21 @@ func (z *Zone) restoreHold(h *Hold) error {
 	return nil
 }
 
-// zoneDecoder reads snapshot fields in order and keeps the first error;
-// after an error every read returns a zero value.
-type zoneDecoder struct {
-	b   []byte
-	err error
-}
-
-func (d *zoneDecoder) fail(format string, args ...any) {
-	if d.err == nil {
-		d.err = fmt.Errorf(format, args...)
-	}
-}
-
-func (d *zoneDecoder) byte() byte {
-	if d.err != nil {
-		return 0
-	}
-	if len(d.b) == 0 {
-		d.fail("ends early")
-		return 0
-	}
-	c := d.b[0]
-	d.b = d.b[1:]
-	return c
-}
-
-func (d *zoneDecoder) uvarint() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.fail("bad or short uvarint")
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *zoneDecoder) varint() int64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.fail("bad or short varint")
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *zoneDecoder) string() string {
-	n := d.uvarint()
-	if d.err != nil {
-		return ""
-	}
-	if n > zoneKeyBytesMax {
-		d.fail("string of %d bytes, at most %d", n, zoneKeyBytesMax)
-		return ""
-	}
-	if n > uint64(len(d.b)) {
-		d.fail("ends early")
-		return ""
-	}
-	s := string(d.b[:n])
-	d.b = d.b[n:]
-	return s
-}
-
-// hold decodes one hold; seat indexes are only range-checked against
+// readHold decodes one hold; seat indexes are only range-checked against
 // uint32 here, the zone checks the rest.
-func (d *zoneDecoder) hold() *Hold {
-	h := &Hold{ID: d.string(), Buyer: d.string(), State: HoldState(d.byte())}
-	flags := d.byte()
-	if d.err == nil && flags&^zoneSnapFlagCancelled != 0 {
-		d.fail("unknown flags %#x", flags)
+func readHold(d *wal.FieldReader) *Hold {
+	h := &Hold{ID: d.String(zoneKeyBytesMax), Buyer: d.String(zoneKeyBytesMax)}
+	h.State = HoldState(d.Byte())
+	flags := d.Byte()
+	if d.Err() == nil && flags&^zoneSnapFlagCancelled != 0 {
+		d.Failf("unknown flags %#x", flags)
 	}
 	h.OrderCancelled = flags&zoneSnapFlagCancelled != 0
-	n := d.uvarint()
-	if d.err == nil && (n < 1 || n > zoneHoldSeatsMax || n > uint64(len(d.b))) {
-		d.fail("%d seats", n)
+	n := d.Uvarint()
+	if d.Err() == nil && (n < 1 || n > zoneHoldSeatsMax || n > uint64(d.Len())) {
+		d.Failf("%d seats", n)
 	}
-	if d.err != nil {
+	if d.Err() != nil {
 		return h
 	}
 	h.Seats = make([]uint32, n)
@@ -294,30 +222,32 @@ func (d *zoneDecoder) hold() *Hold {
 	for i := range h.Seats {
 		var v int64
 		if i == 0 {
-			u := d.uvarint()
+			u := d.Uvarint()
 			if u > 1<<32-1 {
-				d.fail("seat index %d", u)
+				d.Failf("seat index %d", u)
 			}
 			v = int64(u)
 		} else {
-			delta := d.varint()
+			delta := d.Varint()
 			if delta < -(1<<32) || delta > 1<<32 {
-				d.fail("seat delta %d", delta)
+				d.Failf("seat delta %d", delta)
 			}
 			v = prev + delta
 		}
 		if v < 0 || v > 1<<32-1 {
-			d.fail("seat index %d", v)
+			d.Failf("seat index %d", v)
 		}
-		if d.err != nil {
+		if d.Err() != nil {
 			return h
 		}
 		h.Seats[i] = uint32(v)
 		prev = v
 	}
-	h.CreatedAt, h.ExpiresAt, h.Amount = d.varint(), d.varint(), d.varint()
-	h.EndedAt, h.PaidAt, h.CancelledAt = d.varint(), d.varint(), d.varint()
-	h.OrderID, h.IdemKey, h.PayKey = d.string(), d.string(), d.string()
-	h.IdemHash, h.PayHash = d.uvarint(), d.uvarint()
+	h.CreatedAt, h.ExpiresAt, h.Amount = d.Varint(), d.Varint(), d.Varint()
+	h.EndedAt, h.PaidAt, h.CancelledAt = d.Varint(), d.Varint(), d.Varint()
+	h.OrderID = d.String(zoneKeyBytesMax)
+	h.IdemKey = d.String(zoneKeyBytesMax)
+	h.PayKey = d.String(zoneKeyBytesMax)
+	h.IdemHash, h.PayHash = d.Uvarint(), d.Uvarint()
 	return h
 }

@@ -120,11 +120,11 @@ func (e *Event) Validate() error {
 // count plus uvarint deltas from the previous seat.
 func (e *Event) AppendBinary(dst []byte) []byte {
 	dst = append(dst, byte(e.Type))
-	dst = appendString(dst, e.Sale)
-	dst = appendString(dst, e.Zone)
-	dst = appendString(dst, e.Hold)
-	dst = appendString(dst, e.Order)
-	dst = appendString(dst, e.Buyer)
+	dst = AppendString(dst, e.Sale)
+	dst = AppendString(dst, e.Zone)
+	dst = AppendString(dst, e.Hold)
+	dst = AppendString(dst, e.Order)
+	dst = AppendString(dst, e.Buyer)
 	dst = binary.AppendUvarint(dst, uint64(len(e.Seats)))
 	var prev uint32
 	for i, s := range e.Seats {
@@ -139,7 +139,7 @@ func (e *Event) AppendBinary(dst []byte) []byte {
 	dst = binary.AppendVarint(dst, e.At)
 	dst = binary.AppendVarint(dst, e.Expires)
 	dst = binary.AppendVarint(dst, e.Amount)
-	dst = appendString(dst, e.IdemKey)
+	dst = AppendString(dst, e.IdemKey)
 	dst = binary.AppendUvarint(dst, e.IdemHash)
 	dst = binary.AppendUvarint(dst, e.Num)
 	dst = binary.AppendUvarint(dst, uint64(len(e.Blob)))
@@ -147,173 +147,60 @@ func (e *Event) AppendBinary(dst []byte) []byte {
 	return dst
 }
 
-func appendString(dst []byte, s string) []byte {
-	dst = binary.AppendUvarint(dst, uint64(len(s)))
-	return append(dst, s...)
-}
-
 // UnmarshalBinary decodes a body written by AppendBinary into e. It copies
-// out of b, so b may be reused afterwards.
+// out of b, so b may be reused afterwards. Damage gives ErrEventShort,
+// ErrEventVarint (a varint not in its shortest form included), ErrEventBounds,
+// ErrEventType or ErrEventTrailing.
 func (e *Event) UnmarshalBinary(b []byte) error {
-	d := decoder{b: b}
+	d := FieldReader{b: b, rules: &eventRules}
 	*e = Event{}
-	t := d.byte()
-	if d.err == nil && (t == 0 || Type(t) > typeMax) {
+	t := d.Byte()
+	if d.Err() == nil && (t == 0 || Type(t) > typeMax) {
 		return fmt.Errorf("%w: %d", ErrEventType, t)
 	}
 	e.Type = Type(t)
-	e.Sale = d.string()
-	e.Zone = d.string()
-	e.Hold = d.string()
-	e.Order = d.string()
-	e.Buyer = d.string()
-	n := d.uvarint()
-	if d.err == nil && n > eventSeatsMax {
-		d.err = ErrEventBounds
+	e.Sale = d.String(eventStringBytesMax)
+	e.Zone = d.String(eventStringBytesMax)
+	e.Hold = d.String(eventStringBytesMax)
+	e.Order = d.String(eventStringBytesMax)
+	e.Buyer = d.String(eventStringBytesMax)
+	n := d.Uvarint()
+	if d.Err() == nil && n > eventSeatsMax {
+		d.Fail(ErrEventBounds)
 	}
-	if d.err == nil && n > 0 {
-		if n > uint64(len(d.b)) { // each seat takes at least one byte
-			d.err = ErrEventShort
+	if d.Err() == nil && n > 0 {
+		if n > uint64(d.Len()) { // each seat takes at least one byte
+			d.Fail(ErrEventShort)
 		} else {
 			e.Seats = make([]uint32, n)
 			var prev int64
 			for i := range e.Seats {
 				var v int64
 				if i == 0 {
-					v = int64(d.uvarint())
+					v = int64(d.Uvarint())
 				} else {
-					v = prev + d.varint()
+					v = prev + d.Varint()
 				}
 				if v < 0 || v > 1<<32-1 {
-					d.fail(ErrEventBounds)
+					d.Fail(ErrEventBounds)
 				}
 				e.Seats[i] = uint32(v)
 				prev = v
 			}
 		}
 	}
-	e.At = d.varint()
-	e.Expires = d.varint()
-	e.Amount = d.varint()
-	e.IdemKey = d.string()
-	e.IdemHash = d.uvarint()
-	e.Num = d.uvarint()
-	e.Blob = d.bytes(eventBlobBytesMax)
-	if d.err != nil {
-		return d.err
+	e.At = d.Varint()
+	e.Expires = d.Varint()
+	e.Amount = d.Varint()
+	e.IdemKey = d.String(eventStringBytesMax)
+	e.IdemHash = d.Uvarint()
+	e.Num = d.Uvarint()
+	e.Blob = d.Bytes(eventBlobBytesMax)
+	if err := d.Err(); err != nil {
+		return err
 	}
-	if len(d.b) != 0 {
+	if d.Len() != 0 {
 		return ErrEventTrailing
 	}
 	return nil
-}
-
-// decoder reads fields in order and keeps the first error; after an error
-// every read returns a zero value.
-type decoder struct {
-	b   []byte
-	err error
-}
-
-func (d *decoder) fail(err error) {
-	if d.err == nil {
-		d.err = err
-	}
-}
-
-func (d *decoder) byte() byte {
-	if d.err != nil {
-		return 0
-	}
-	if len(d.b) == 0 {
-		d.fail(ErrEventShort)
-		return 0
-	}
-	c := d.b[0]
-	d.b = d.b[1:]
-	return c
-}
-
-func (d *decoder) uvarint() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b)
-	if n == 0 {
-		d.fail(ErrEventShort)
-		return 0
-	}
-	if n < 0 {
-		d.fail(ErrEventVarint) // more than 64 bits
-		return 0
-	}
-	if n > 1 && d.b[n-1] == 0 {
-		// A longer form of a shorter number: the encoder never writes it,
-		// and accepting it would give one event two encodings.
-		d.fail(ErrEventVarint)
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) varint() int64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Varint(d.b)
-	if n == 0 {
-		d.fail(ErrEventShort)
-		return 0
-	}
-	if n < 0 {
-		d.fail(ErrEventVarint) // more than 64 bits
-		return 0
-	}
-	if n > 1 && d.b[n-1] == 0 {
-		d.fail(ErrEventVarint)
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) bytes(max int) []byte {
-	n := d.uvarint()
-	if d.err != nil {
-		return nil
-	}
-	if n > uint64(max) {
-		d.fail(ErrEventBounds)
-		return nil
-	}
-	if n > uint64(len(d.b)) {
-		d.fail(ErrEventShort)
-		return nil
-	}
-	if n == 0 {
-		return nil
-	}
-	out := make([]byte, n)
-	copy(out, d.b[:n])
-	d.b = d.b[n:]
-	return out
-}
-
-func (d *decoder) string() string {
-	n := d.uvarint()
-	if d.err != nil {
-		return ""
-	}
-	if n > eventStringBytesMax {
-		d.fail(ErrEventBounds)
-		return ""
-	}
-	if n > uint64(len(d.b)) {
-		d.fail(ErrEventShort)
-		return ""
-	}
-	s := string(d.b[:n])
-	d.b = d.b[n:]
-	return s
 }
