@@ -14,8 +14,10 @@ vet:
 	$(GO) vet ./...
 
 # The race detector over every package; fuzz targets run their seed corpora
-# as ordinary tests.
+# as ordinary tests. Allocation budgets are checked without -race, which
+# allocates on its own.
 test: vet
+	$(GO) test -count=1 -run 'Allocs' ./actors/ ./wal/
 	$(GO) test -race -count=1 -timeout 15m ./...
 
 bench:

@@ -197,6 +197,9 @@ func TestZoneMemory1M(t *testing.T) {
 // (the seat list), Apply (the hold and its copy of the seats), release
 // (nothing), with map and heap growth amortized.
 func TestZoneApplyAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates on its own; the budget is checked without -race")
+	}
 	const runs = 2000
 	for _, def := range []ZoneDef{gaDef(100_000), reservedDef(100, 100, 100)} {
 		z := NewZone(def)
