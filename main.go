@@ -154,7 +154,7 @@ func serve(args []string) error {
 	srv.SetEngine(eng)
 	logger.Info("ready", "recovery", time.Since(start).Round(time.Millisecond), "sales", len(eng.Sales()), "log_seq", eng.LogSeq())
 	if *demo != "" {
-		if err := createDemo(eng, *demo, logger); err != nil {
+		if err := createDemo(eng, *demo, ln.Addr().String(), logger); err != nil {
 			return err
 		}
 	}
@@ -184,7 +184,7 @@ func serve(args []string) error {
 }
 
 // createDemo creates the sale in path unless it exists.
-func createDemo(eng *actors.Engine, path string, logger *slog.Logger) error {
+func createDemo(eng *actors.Engine, path, addr string, logger *slog.Logger) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("read demo sale: %w", err)
@@ -200,6 +200,6 @@ func createDemo(eng *actors.Engine, path string, logger *slog.Logger) error {
 	if _, e := eng.CreateSale(def); e != nil {
 		return fmt.Errorf("create demo sale from %s: %s", path, e.Message)
 	}
-	logger.Info("demo sale created", "sale", def.ID, "try", "curl -s localhost:8080/v1/sales/"+def.ID)
+	logger.Info("demo sale created", "sale", def.ID, "try", "curl -s http://"+addr+"/v1/sales/"+def.ID)
 	return nil
 }
