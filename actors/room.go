@@ -1,11 +1,13 @@
 package actors
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 )
 
 // The waiting room of one sale (API.md, "Waiting room (buyer)").
@@ -71,6 +73,12 @@ const (
 	// mode at this many per free seat: no point admitting 100,000 people for
 	// 500 seats. Holders count too, which errs on the side of admitting fewer.
 	roomAutoShoppersPerFreeSeat = 2
+	// roomAutoFreshMs is how long an admitted buyer counts against that cap.
+	// A buyer who means to hold does so within a minute or two; after that
+	// they either hold seats (and do not compete for the free ones) or have
+	// gone, and an access window of 15 minutes must not keep the last seats
+	// from the line meanwhile. active_limit still counts every shopper.
+	roomAutoFreshMs = 120_000
 	// roomRateTauMs is the time constant of the measured admission rate
 	// (EWMA): eta_s follows a change of pace within about ten seconds.
 	roomRateTauMs = 10_000
@@ -219,11 +227,20 @@ type Room struct {
 	head     uint64    // lowest number that may still be waiting; from 1
 	preQueue []uint32  // tickets that joined before the draw, in join order; nil after it
 
-	drawn         bool
-	drawCount     uint64 // tickets numbered by the draw: numbers 1..drawCount
-	lineWaiting   int64  // numbered tickets waiting
-	preWaiting    int64  // pre-queue tickets waiting
-	shopping      int64  // tickets with active set
+	drawn       bool
+	drawCount   uint64 // tickets numbered by the draw: numbers 1..drawCount
+	lineWaiting int64  // numbered tickets waiting
+	preWaiting  int64  // pre-queue tickets waiting
+	shopping    int64  // tickets with active set
+	// fresh holds the tickets admitted within the last roomAutoFreshMs, in
+	// admission order, from freshHead on; freshCount counts the active ones
+	// among them, and freshCut is the admission time at or before which a
+	// ticket has left fresh (see age). Not in the snapshot: rebuilt from the
+	// tickets, and a pure function of them and the time once aged.
+	fresh         []uint32
+	freshHead     int
+	freshCount    int64
+	freshCut      int64
 	admittedTotal int64
 	access        roomAccessHeap // active tickets by AccessExpires
 
@@ -388,22 +405,18 @@ func (r *Room) RateInForce(now int64, st Stock) float64 {
 // before the first measurement.
 func (r *Room) MeasuredRate() float64 { return r.rate }
 
-// shoppingCap is how many may shop at once: ActiveLimit, and in automatic
-// mode also roomAutoShoppersPerFreeSeat per free seat.
-func (r *Room) shoppingCap(st Stock) int64 {
-	c := int64(r.cfg.ActiveLimit)
-	if r.cfg.AdmitPerS == 0 {
-		c = min(c, roomAutoShoppersPerFreeSeat*max(st.Free, 0))
-	}
-	return c
-}
-
 // slots is how many may be admitted now, the rate aside.
 func (r *Room) slots(st Stock) int64 {
 	if r.paused || !r.drawn || st.soldOut() {
 		return 0
 	}
-	return max(r.shoppingCap(st)-r.shopping, 0)
+	n := int64(r.cfg.ActiveLimit) - r.shopping
+	if r.cfg.AdmitPerS == 0 {
+		// Automatic mode: at most roomAutoShoppersPerFreeSeat per free seat
+		// among those admitted lately (see roomAutoFreshMs).
+		n = min(n, roomAutoShoppersPerFreeSeat*max(st.Free, 0)-r.freshCount)
+	}
+	return max(n, 0)
 }
 
 // etaRate is the admissions/s that eta_s and poll_after_s assume: the
@@ -495,4 +508,57 @@ func (r *Room) ForEachTicket(fn func(t *Ticket)) {
 	for i := 0; i < r.tickets.len(); i++ {
 		fn(r.tickets.at(uint32(i)))
 	}
+}
+
+// noteFresh adds a ticket just admitted to fresh.
+func (r *Room) noteFresh(i uint32) {
+	r.fresh = append(r.fresh, i)
+	r.freshCount++
+}
+
+// leftShopping is called when t stops shopping (done, left, access over).
+func (r *Room) leftShopping(t *Ticket) {
+	if t.AdmittedAt > r.freshCut {
+		r.freshCount--
+	}
+}
+
+// age drops from fresh the tickets admitted at or before now -
+// roomAutoFreshMs. Every decision ages first, so freshCount is then the
+// number of active tickets admitted after that cut, whatever happened before.
+func (r *Room) age(now int64) {
+	cut := now - roomAutoFreshMs
+	if cut <= r.freshCut {
+		return
+	}
+	for r.freshHead < len(r.fresh) {
+		t := r.tickets.at(r.fresh[r.freshHead])
+		if t.AdmittedAt > cut {
+			break
+		}
+		if t.active {
+			r.freshCount--
+		}
+		r.freshHead++
+	}
+	r.freshCut = cut
+	if r.freshHead > len(r.fresh)/2 {
+		r.fresh = append(r.fresh[:0], r.fresh[r.freshHead:]...)
+		r.freshHead = 0
+	}
+}
+
+// rebuildFresh sets fresh from the tickets after a restore: every active one,
+// in admission order; the next decision ages it.
+func (r *Room) rebuildFresh() {
+	r.fresh, r.freshHead, r.freshCount, r.freshCut = r.fresh[:0], 0, 0, 0
+	for i := 0; i < r.tickets.len(); i++ {
+		if r.tickets.at(uint32(i)).active {
+			r.fresh = append(r.fresh, uint32(i))
+		}
+	}
+	slices.SortStableFunc(r.fresh, func(a, b uint32) int {
+		return cmp.Compare(r.tickets.at(a).AdmittedAt, r.tickets.at(b).AdmittedAt)
+	})
+	r.freshCount = int64(len(r.fresh))
 }

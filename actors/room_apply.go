@@ -163,6 +163,7 @@ func (r *Room) applyAdmitted(ev *wal.Event) error {
 		t.State, t.AdmittedAt, t.AccessExpires, t.active = TicketAdmitted, ev.At, ev.Expires, true
 		r.line.add(t.Num, -1)
 		r.access.push(i)
+		r.noteFresh(i)
 		return nil
 	})
 	if err != nil {
@@ -191,6 +192,7 @@ func (r *Room) applyLeft(ev *wal.Event) error {
 		if t.active {
 			t.active = false
 			r.shopping--
+			r.leftShopping(t)
 		}
 	default:
 		return roomEventErr(ev, "queue id %q already expired", ev.Hold)
@@ -213,6 +215,7 @@ func (r *Room) applyDone(ev *wal.Event) error {
 	if t.active {
 		t.active = false
 		r.shopping--
+		r.leftShopping(t)
 	}
 	return nil
 }

@@ -116,9 +116,10 @@ func (r *Room) Tick(now int64, st Stock) []wal.Event {
 // seen stays seen and the bucket never refills backwards.
 func (r *Room) advance(now int64) int64 {
 	if now < r.clock {
-		return r.clock
+		now = r.clock
 	}
 	r.clock = now
+	r.age(now)
 	return now
 }
 
@@ -133,6 +134,7 @@ func (r *Room) expire(now int64) {
 		if t.active {
 			t.active = false
 			r.shopping--
+			r.leftShopping(t)
 		}
 	}
 }

@@ -112,10 +112,11 @@ type roomModel struct {
 }
 
 type roomModelTicket struct {
-	buyer   string
-	state   TicketState
-	expires int64
-	done    bool
+	buyer    string
+	state    TicketState
+	admitted int64
+	expires  int64
+	done     bool
 }
 
 func (m *roomModel) stateAt(q string, now int64) TicketState {
@@ -140,11 +141,19 @@ func (m *roomModel) slots(now int64, st Stock) int64 {
 	if m.paused || !m.drawn || st.soldOut() {
 		return 0
 	}
-	c := int64(m.cfg.ActiveLimit)
+	n := int64(m.cfg.ActiveLimit) - m.shopping(now)
 	if m.cfg.AdmitPerS == 0 {
-		c = min(c, 2*max(st.Free, 0))
+		// Two per free seat, counting only those admitted in the last two
+		// minutes.
+		var fresh int64
+		for q, t := range m.tickets {
+			if m.stateAt(q, now) == TicketAdmitted && !t.done && t.admitted > now-120_000 {
+				fresh++
+			}
+		}
+		n = min(n, 2*max(st.Free, 0)-fresh)
 	}
-	return max(c-m.shopping(now), 0)
+	return max(n, 0)
 }
 
 func (m *roomModel) drawIfDue(now int64) bool {
@@ -165,6 +174,7 @@ func (m *roomModel) admit(t testing.TB, ids []string, now int64) {
 	requireEqual(t, ids, m.line[:len(ids)], "admissions are the front of the line")
 	for _, q := range ids {
 		m.tickets[q].state = TicketAdmitted
+		m.tickets[q].admitted = now
 		m.tickets[q].expires = now + m.cfg.AccessTTL
 	}
 	m.line = m.line[len(ids):]

@@ -111,6 +111,7 @@ func RestoreRoom(sale string, cfg RoomConfig, data []byte) (*Room, error) {
 	if err := r.restore(data); err != nil {
 		return nil, fmt.Errorf("%w: sale %q: %v", ErrRoomSnapshot, sale, err)
 	}
+	r.rebuildFresh()
 	return r, nil
 }
 

@@ -773,3 +773,44 @@ func TestRoomQueueIDs(t *testing.T) {
 		requireErrorIs(t, err, ErrRoomEvent, "%v", bad)
 	}
 }
+
+// TestRoomAutomaticIdleShoppers: in automatic mode, buyers admitted long ago
+// who still shop (they hold nothing, or hold seats and never come back) stop
+// counting against the cap of two per free seat after roomAutoFreshMs, so
+// the last seats are not kept from the line for a whole access window.
+func TestRoomAutomaticIdleShoppers(t *testing.T) {
+	cfg := testRoomConfig()
+	cfg.AdmitPerS = 0
+	cfg.ActiveLimit = 1000
+	cfg.AccessTTL = 900_000
+	h := newRoomHarness(t, cfg)
+	st := Stock{Free: 5, Held: 0, HoldsPerS: 100}
+	now := roomT0
+	for i := range 40 {
+		h.join(fmt.Sprintf("b%d", i), now, st)
+	}
+	for range 20 {
+		now += 100
+		h.tick(now, st)
+	}
+	requireEqual(t, h.r.Admitted(), int64(roomAutoShoppersPerFreeSeat*5), "the cap binds")
+	admitted := h.r.AdmittedTotal()
+	// Nobody does anything; a minute later the cap still binds.
+	now += 60_000
+	h.tick(now, st)
+	requireEqual(t, h.r.AdmittedTotal(), admitted, "still capped within the window")
+	// Past the window the idle shoppers no longer count: the line moves,
+	// while active_limit still counts them.
+	now += roomAutoFreshMs
+	for range 20 {
+		now += 100
+		h.tick(now, st)
+	}
+	requireEqual(t, h.r.AdmittedTotal(), admitted+roomAutoShoppersPerFreeSeat*5, "the next ones are let in")
+	requireEqual(t, h.r.Admitted(), int64(roomAutoShoppersPerFreeSeat*5*2), "everyone admitted still shops")
+	// A restored room counts the same.
+	r2, err := RestoreRoom(h.r.sale, cfg, h.r.AppendSnapshot(nil))
+	requireNoError(t, err)
+	r2.advance(now)
+	requireEqual(t, r2.freshCount, h.r.freshCount, "fresh shoppers after a restore")
+}
