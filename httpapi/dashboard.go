@@ -136,14 +136,57 @@ type dashSale struct {
 	Stats actors.SaleStats    `json:"stats"`
 }
 
-func (d *dashboard) snapshot() []byte {
+// dashLoad is the server's load over the last interval.
+type dashLoad struct {
+	RequestsPerS     float64 `json:"requests_per_s"`
+	ClientErrorsPerS float64 `json:"client_errors_per_s"`
+	ServerErrorsPerS float64 `json:"server_errors_per_s"`
+	PaymentMs        float64 `json:"payment_ms"` // mean gateway call
+	PaymentsInFlight int64   `json:"payments_in_flight"`
+	FsyncMs          float64 `json:"fsync_ms"` // mean log write and fsync
+	BatchesPerS      float64 `json:"batches_per_s"`
+}
+
+// dashMark is what a stream saw last, to turn totals into rates.
+type dashMark struct {
+	at                                     time.Time
+	req, cerr, serr, pay, payNs, bat, fsNs int64
+}
+
+func (d *dashboard) mark() dashMark {
+	t := &d.s.m.totals
+	return dashMark{at: time.Now(), req: t.requests.Load(), cerr: t.clientErrors.Load(), serr: t.serverErrors.Load(),
+		pay: t.payments.Load(), payNs: t.paymentNanos.Load(), bat: t.batches.Load(), fsNs: t.fsyncNanos.Load()}
+}
+
+// load is the rates between two marks.
+func (d *dashboard) load(prev, cur dashMark) dashLoad {
+	l := dashLoad{PaymentsInFlight: d.s.m.paymentInFlight.Load()}
+	secs := cur.at.Sub(prev.at).Seconds()
+	if secs <= 0 {
+		return l
+	}
+	l.RequestsPerS = float64(cur.req-prev.req) / secs
+	l.ClientErrorsPerS = float64(cur.cerr-prev.cerr) / secs
+	l.ServerErrorsPerS = float64(cur.serr-prev.serr) / secs
+	l.BatchesPerS = float64(cur.bat-prev.bat) / secs
+	if n := cur.pay - prev.pay; n > 0 {
+		l.PaymentMs = float64(cur.payNs-prev.payNs) / float64(n) / 1e6
+	}
+	if n := cur.bat - prev.bat; n > 0 {
+		l.FsyncMs = float64(cur.fsNs-prev.fsNs) / float64(n) / 1e6
+	}
+	return l
+}
+
+func (d *dashboard) snapshot(load dashLoad) []byte {
 	out := struct {
 		At    string     `json:"at"`
 		Ready bool       `json:"ready"`
 		Sales []dashSale `json:"sales"`
 		Log   int64      `json:"log_records"`
-		PayIn int64      `json:"payments_in_flight"`
-	}{At: actors.FormatTime(d.s.cfg.Now()), Sales: []dashSale{}, PayIn: d.s.m.paymentInFlight.Load()}
+		Load  dashLoad   `json:"load"`
+	}{At: actors.FormatTime(d.s.cfg.Now()), Sales: []dashSale{}, Load: load}
 	if eng := d.s.eng.Load(); eng != nil {
 		out.Ready = true
 		out.Log = int64(eng.LogSeq())
@@ -167,8 +210,10 @@ func (d *dashboard) events(ctx *fasthttp.RequestCtx) {
 		end := time.Now().Add(streamLifetimeMax)
 		t := time.NewTicker(dashboardInterval)
 		defer t.Stop()
+		prev := d.mark()
+		var load dashLoad
 		for time.Now().Before(end) {
-			fmt.Fprintf(w, "data: %s\n\n", d.snapshot())
+			fmt.Fprintf(w, "data: %s\n\n", d.snapshot(load))
 			if w.Flush() != nil {
 				return
 			}
@@ -181,6 +226,8 @@ func (d *dashboard) events(ctx *fasthttp.RequestCtx) {
 				return
 			case <-t.C:
 			}
+			cur := d.mark()
+			load, prev = d.load(prev, cur), cur
 		}
 	})
 }

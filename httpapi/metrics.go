@@ -34,6 +34,16 @@ type Metrics struct {
 	panics          *metrics.Counter
 	rateLimited     *metrics.Counter
 	series          sync.Map // routeStatus -> *requestSeries
+
+	// Totals for the dashboard, which shows rates from their differences.
+	totals totals
+}
+
+// totals are running sums; the dashboard turns them into rates per second.
+type totals struct {
+	requests, clientErrors, serverErrors atomic.Int64
+	payments, paymentNanos               atomic.Int64
+	batches, fsyncNanos                  atomic.Int64
 }
 
 type serverMetrics = Metrics
@@ -60,6 +70,8 @@ func NewMetrics() *Metrics {
 func (m *Metrics) OnBatch(records, _ int, fsync time.Duration) {
 	m.walBatch.Update(float64(records))
 	m.walFsync.Update(fsync.Seconds())
+	m.totals.batches.Add(1)
+	m.totals.fsyncNanos.Add(int64(fsync))
 	m.walRecords.Add(records)
 }
 
@@ -93,6 +105,13 @@ func (m *Metrics) request(route string, status int, d time.Duration) {
 		v, _ = m.series.LoadOrStore(k, rs)
 	}
 	rs := v.(*requestSeries)
+	m.totals.requests.Add(1)
+	switch {
+	case status >= 500:
+		m.totals.serverErrors.Add(1)
+	case status >= 400:
+		m.totals.clientErrors.Add(1)
+	}
 	rs.requests.Inc()
 	rs.duration.Update(d.Seconds())
 	if rs.errors != nil {

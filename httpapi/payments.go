@@ -115,6 +115,8 @@ func (b *bulkhead) call(op string, f func(ctx context.Context) error) *actors.Er
 	start := time.Now()
 	err := f(ctx)
 	b.m.paymentLatency.UpdateDuration(start)
+	b.m.totals.payments.Add(1)
+	b.m.totals.paymentNanos.Add(int64(time.Since(start)))
 	switch {
 	case err == nil:
 		return nil
