@@ -104,28 +104,52 @@ func (a *zoneActor) apply(ev *wal.Event) {
 // with r once ev is durable and all of that is done. If the log refuses the
 // event, nothing is applied, then does not run and c gets the error.
 func (a *zoneActor) commit(ev *wal.Event, c *call, r Result, then func()) bool {
-	s := a.s
-	j := newCommitJoin(func(r Result) { s.finish(c, r) })
-	err := a.log.append(ev, func(_ uint64, err error) {
-		if err != nil {
-			// Applied in memory, never durable: memory and log disagree
-			// from here on, so the engine stops.
-			s.e.fatal(fmt.Errorf("zone %s/%s: write %s: %w", s.def.ID, a.zh.def.ID, ev.Type, err))
-			j.durable(Result{Err: unavailable(err)})
-			return
-		}
-		j.durable(r)
-	})
-	if err != nil {
-		s.finish(c, Result{Err: unavailable(err)})
+	p := &zoneCommit{a: a, c: c, r: r, typ: ev.Type}
+	p.left.Store(2)
+	// The hot path of every hold: one allocation for the commit and one for
+	// its callback, counted in the zone's ownerLog by hand.
+	if err := a.log.log.Append(ev, p.durable); err != nil {
+		a.s.finish(c, Result{Err: unavailable(err)})
 		return false
 	}
+	a.log.appended++
 	a.apply(ev)
 	if then != nil {
 		then()
 	}
-	j.applied()
+	p.arrive()
 	return true
+}
+
+// zoneCommit answers one zone write once its event is durable and the actor
+// has applied it, whichever comes last (see commitJoin).
+type zoneCommit struct {
+	a    *zoneActor
+	c    *call
+	r    Result // the answer once durable
+	typ  wal.Type
+	res  Result       // set by durable before it arrives
+	left atomic.Int32 // arrivals still to come: durable and applied
+}
+
+// durable is the log writer's callback.
+func (p *zoneCommit) durable(_ uint64, err error) {
+	p.a.log.resolved.Add(1)
+	p.res = p.r
+	if err != nil {
+		// Applied in memory, never durable: memory and log disagree from
+		// here on, so the engine stops.
+		s := p.a.s
+		s.e.fatal(fmt.Errorf("zone %s/%s: write %s: %w", s.def.ID, p.a.zh.def.ID, p.typ, err))
+		p.res = Result{Err: unavailable(err)}
+	}
+	p.arrive()
+}
+
+func (p *zoneCommit) arrive() {
+	if p.left.Add(-1) == 0 {
+		p.a.s.finish(p.c, p.res)
+	}
 }
 
 // A commitJoin answers a write once its event is durable and its actor has
