@@ -66,7 +66,6 @@ type fakePayer struct {
 	charges  map[string]int64   // order id -> amount charged
 	refunds  map[string][]int64 // order id -> amounts refunded
 	onCharge func(orderID string)
-	onRefund func(orderID string)
 }
 
 func newFakePayer() *fakePayer {
@@ -98,12 +97,6 @@ func (p *fakePayer) Charge(orderID string, amount int64, token string) *Error {
 
 func (p *fakePayer) Refund(orderID string, amount int64) *Error {
 	p.mu.Lock()
-	hook := p.onRefund
-	p.mu.Unlock()
-	if hook != nil {
-		hook(orderID)
-	}
-	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.refunds[orderID] = append(p.refunds[orderID], amount)
 	return nil
@@ -118,12 +111,6 @@ func (p *fakePayer) setDown(down bool) {
 func (p *fakePayer) setOnCharge(fn func(orderID string)) {
 	p.mu.Lock()
 	p.onCharge = fn
-	p.mu.Unlock()
-}
-
-func (p *fakePayer) setOnRefund(fn func(orderID string)) {
-	p.mu.Lock()
-	p.onRefund = fn
 	p.mu.Unlock()
 }
 

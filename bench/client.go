@@ -15,7 +15,6 @@ import (
 // records each endpoint's latency.
 type client struct {
 	hc    *fasthttp.HostClient
-	base  string
 	admin string
 	lat   *latencies
 }
