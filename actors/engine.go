@@ -32,6 +32,10 @@ const (
 	// the engine snapshots every sale and truncates it: replaying 1,000,000
 	// records takes well under 2 s.
 	snapshotRecordsDefault = 1_000_000
+	// snapshotRetryAfter spaces attempts after a failed snapshot: each one
+	// serializes every zone on its actor, so retrying every tick would
+	// stall holds while the cause (a full disk, say) lasts.
+	snapshotRetryAfter = 30 * time.Second
 )
 
 // Config configures an Engine.
@@ -74,6 +78,7 @@ type Engine struct {
 	stopped  sync.WaitGroup
 	lastSnap atomic.Uint64 // log sequence at the last snapshot
 	snapping atomic.Bool
+	snapFail atomic.Int64 // unix ms of the last failed snapshot, for backing off
 }
 
 // Open recovers the engine from cfg.Dir: it loads the snapshots, replays the
@@ -146,7 +151,9 @@ func (e *Engine) Err() error {
 }
 
 func unavailable(err error) *Error {
-	return errorf(CodeUnavailable, "the change could not be made durable (%v); retry later", err)
+	e := errorf(CodeUnavailable, "the change could not be made durable (%v); retry later", err)
+	e.notDone = true
+	return e
 }
 
 // expiryDone is the log callback of writes that nobody waits for.
@@ -186,8 +193,8 @@ type saleRecord struct {
 	Paused    bool    `json:"paused,omitempty"`
 }
 
-// CreateSale creates an on-sale from a definition that Normalize accepted.
-// It answers once the sale is durable.
+// CreateSale checks def (Normalize) and creates the on-sale. It answers
+// once the sale is durable.
 func (e *Engine) CreateSale(def SaleDef) (*Sale, *Error) {
 	if err := def.Normalize(e.cfg.Now()); err != nil {
 		return nil, err
@@ -209,7 +216,7 @@ func (e *Engine) CreateSale(def SaleDef) (*Sale, *Error) {
 	rec := saleRecord{Def: def, Idx: uint16(idx), Seed: hex.EncodeToString(randomSeed()), CreatedAt: e.nowMs()}
 	blob, err := json.Marshal(rec)
 	if err != nil {
-		return nil, errorf(CodeBadRequest, "encode sale: %v", err)
+		panic("encode a normalized sale definition: " + err.Error()) // plain strings and numbers
 	}
 	c := newCall()
 	if err := e.log.Append(&wal.Event{Type: wal.TypeSaleCreated, Sale: def.ID, Num: uint64(idx), At: rec.CreatedAt, Blob: blob}, func(_ uint64, err error) {
@@ -221,7 +228,11 @@ func (e *Engine) CreateSale(def SaleDef) (*Sale, *Error) {
 	}); err != nil {
 		return nil, unavailable(err)
 	}
-	if r := c.wait(e.cfg.CallTimeout); r.Err != nil {
+	// No timeout here: the log resolves every append, and a sale answered
+	// 503 whose record became durable anyway would come back at recovery
+	// unlike the engine that gave up on it.
+	<-c.done
+	if r := c.res; r.Err != nil {
 		return nil, r.Err
 	}
 	s, serr := e.newSale(rec)
@@ -388,9 +399,10 @@ func (e *Engine) Checkout(r CheckoutRequest, p Payer) Result {
 	e.sys.Root.Send(zh.pid, &checkoutBeginCmd{c: probe, holdID: r.HoldID, buyer: r.Buyer})
 	pr := probe.wait(e.cfg.CallTimeout)
 	if pr.Err != nil {
-		if pr.Err.Code == CodeNotFound || pr.Err.Code == CodeUnavailable {
-			// Not stored: a hold the buyer cannot see reveals nothing, and
-			// an unknown outcome must be asked again.
+		if pr.Err.Code == CodeNotFound || pr.Err.Code == CodeUnavailable || pr.Err.transient {
+			// Not stored: a hold the buyer cannot see reveals nothing, an
+			// unknown outcome must be asked again, and a checkout in
+			// progress will be over by the retry.
 			c.finish(pr)
 			if c.key.key != "" {
 				s.idem.forget(c)
@@ -407,7 +419,9 @@ func (e *Engine) Checkout(r CheckoutRequest, p Payer) Result {
 	}
 	e.sys.Root.Send(zh.pid, &checkoutEndCmd{c: c, holdID: r.HoldID, began: true, paid: true, orderID: orderID})
 	res := c.wait(e.cfg.CallTimeout)
-	if res.Err != nil && (res.Err.Code == CodeHoldExpired || res.Err.Code == CodeHoldNotActive) {
+	// Refund a charge whose order certainly was not recorded; never on a
+	// timeout, whose outcome is unknown (a retry with the key learns it).
+	if res.Err != nil && (res.Err.Code == CodeHoldExpired || res.Err.Code == CodeHoldNotActive || res.Err.notDone) {
 		if rerr := p.Refund(orderID, pr.Hold.Amount); rerr != nil {
 			e.logger.Error("refund of a charge whose hold could not be bought failed; refund it by hand",
 				"order", orderID, "hold", r.HoldID, "amount_cents", pr.Hold.Amount, "err", rerr.Message)
@@ -467,12 +481,15 @@ func (e *Engine) ticker() {
 				e.sys.Root.Send(s.room.pid, tickMsg{})
 			}
 		}
-		if e.log.LastSeq()-e.lastSnap.Load() >= e.cfg.SnapshotRecords && e.snapping.CompareAndSwap(false, true) {
+		if e.log.LastSeq()-e.lastSnap.Load() >= e.cfg.SnapshotRecords &&
+			time.Since(time.UnixMilli(e.snapFail.Load())) >= snapshotRetryAfter &&
+			e.snapping.CompareAndSwap(false, true) {
 			e.stopped.Add(1) // Close waits for it, so no snapshot outlives the engine
 			go func() {
 				defer e.stopped.Done()
 				defer e.snapping.Store(false)
 				if err := e.Snapshot(); err != nil {
+					e.snapFail.Store(time.Now().UnixMilli())
 					e.logger.Error("snapshot failed; the log keeps growing until one succeeds", "err", err)
 				}
 			}()

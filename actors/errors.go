@@ -13,6 +13,14 @@ type Error struct {
 	Alternatives [][]string `json:"alternatives,omitempty"`
 	// Zones is set with CodeSoldOut: the other zones with seats free.
 	Zones []ZoneFree `json:"zones,omitempty"`
+
+	// notDone marks an answer that says for certain the change was not
+	// made (the log refused it), as opposed to a timeout, whose outcome is
+	// unknown: a checkout refunds a charge only on the former.
+	notDone bool
+	// transient marks a refusal that a retry may not get (another checkout
+	// of the hold in progress): never stored under an idempotency key.
+	transient bool
 }
 
 // ZoneFree names a zone and how many seats it has free.

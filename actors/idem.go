@@ -74,9 +74,10 @@ type idemKey struct {
 	key   string
 }
 
-// idemRetention is how long a stored answer is kept: API.md promises at
-// least 24 hours; answers of successful holds and checkouts live as long as
-// the hold itself.
+// idemRetention is how long a stored refusal is kept in the log's snapshots:
+// API.md promises at least 24 hours. Answers of successful holds and
+// checkouts are rebuilt from the holds themselves. In memory, the table is
+// not swept while the server runs.
 const idemRetention = 24 * time.Hour
 
 // idemTable maps (buyer, endpoint, key) to the call that answered it first.

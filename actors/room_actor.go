@@ -158,7 +158,7 @@ func (a *roomActor) Receive(ctx actor.Context) {
 	case *roomLeaveCmd:
 		a.leave(m)
 	case roomDoneMsg:
-		if t := a.r.ByBuyer(m.buyer); t != nil {
+		if t := a.r.ByBuyer(m.buyer); t != nil && !a.saturated() {
 			a.commit(a.r.Complete(t.QueueID, a.s.e.nowMs()), nil, Result{})
 		}
 	case roomPauseMsg:
@@ -214,6 +214,10 @@ func (a *roomActor) ticket(t *Ticket, now int64) *QueueTicket {
 }
 
 func (a *roomActor) join(m *roomJoinCmd) {
+	if a.saturated() {
+		m.c.finish(Result{Err: errSaturated()})
+		return
+	}
 	now := a.s.e.nowMs()
 	t, evs, err := a.r.Join(m.buyer, randomID('q'), now, a.stock())
 	if err != nil {
@@ -239,6 +243,10 @@ func (a *roomActor) leave(m *roomLeaveCmd) {
 		m.c.finish(Result{Err: errorf(CodeNotFound, "no such place in line")})
 		return
 	}
+	if a.saturated() {
+		m.c.finish(Result{Err: errSaturated()})
+		return
+	}
 	now := a.s.e.nowMs()
 	admitted := t.StateAt(now) == TicketAdmitted
 	evs := a.r.Leave(m.queueID, now)
@@ -249,11 +257,28 @@ func (a *roomActor) leave(m *roomLeaveCmd) {
 	a.publish(now)
 }
 
+// roomLogHeadroomMin is the free room the log queue must have before the
+// room decides anything: the room core applies its decisions before they are
+// appended, so an append refused for a full queue would leave it ahead of
+// the log. One decision appends at most three records (a draw, a join, an
+// admission); the margin covers what other actors append meanwhile.
+const roomLogHeadroomMin = 4096
+
+// saturated reports that the log queue is too full for the room to decide.
+func (a *roomActor) saturated() bool { return a.s.e.log.Headroom() < roomLogHeadroomMin }
+
+func errSaturated() *Error {
+	return errorf(CodeUnavailable, "the server is writing as fast as it can; retry in a second, your place is kept")
+}
+
 // holdRateAlpha weights the newest tick in the hold-rate average: about the
 // last two seconds count.
 const holdRateAlpha = 0.05
 
 func (a *roomActor) tick() {
+	if a.saturated() {
+		return // the next tick admits; the bucket keeps its credit
+	}
 	now := a.s.e.nowMs()
 	holds := a.s.holdsPlaced.Load()
 	if a.lastTickMs != 0 && now > a.lastTickMs {

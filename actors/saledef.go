@@ -196,6 +196,3 @@ func fmtMs(ms int64) string { return FormatTime(time.UnixMilli(ms)) }
 func parseTime(s string) (time.Time, error) {
 	return time.Parse(time.RFC3339Nano, s)
 }
-
-// ParseTime reads an input time as API.md allows it.
-func ParseTime(s string) (time.Time, error) { return parseTime(s) }

@@ -371,7 +371,9 @@ func (a *zoneActor) checkoutBegin(m *checkoutBeginCmd) {
 		s.finish(m.c, Result{Err: errorf(CodeHoldNotActive, "the hold is %s, not active", h.State)})
 	default:
 		if t, ok := a.checkouts[h.ID]; ok && now-t < checkoutStaleMs {
-			s.finish(m.c, Result{Err: errorf(CodeHoldNotActive, "a checkout of this hold is already in progress")})
+			e := errorf(CodeHoldNotActive, "a checkout of this hold is already in progress; retry in a few seconds")
+			e.transient = true
+			s.finish(m.c, Result{Err: e})
 			return
 		}
 		a.checkouts[h.ID] = now

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -51,14 +50,10 @@ const sessionCookie = "onsale_session"
 // its expiry and an HMAC of it under the signing key, so no session table is
 // kept.
 type dashboard struct {
-	s    *Server
-	once sync.Once
-	quit chan struct{}
+	s *Server
 }
 
-func newDashboard(s *Server) *dashboard { return &dashboard{s: s, quit: make(chan struct{})} }
-
-func (d *dashboard) stop() { d.once.Do(func() { close(d.quit) }) }
+func newDashboard(s *Server) *dashboard { return &dashboard{s: s} }
 
 func (d *dashboard) session(exp int64) string {
 	m := hmac.New(sha256.New, d.s.cfg.SigningKey)
@@ -202,7 +197,7 @@ func (d *dashboard) snapshot(load dashLoad) []byte {
 const dashboardInterval = time.Second
 
 func (d *dashboard) events(ctx *fasthttp.RequestCtx) {
-	done, quit, closing := ctx.Done(), d.quit, d.s.closing
+	done, closing := ctx.Done(), d.s.closing
 	ctx.SetWriteDeadline(time.Now().Add(streamLifetimeMax + time.Minute))
 	ctx.SetContentType("text/event-stream")
 	ctx.Response.Header.Set("Cache-Control", "no-cache")
@@ -219,8 +214,6 @@ func (d *dashboard) events(ctx *fasthttp.RequestCtx) {
 			}
 			select {
 			case <-done:
-				return
-			case <-quit:
 				return
 			case <-closing:
 				return

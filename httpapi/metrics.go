@@ -46,8 +46,6 @@ type totals struct {
 	batches, fsyncNanos                  atomic.Int64
 }
 
-type serverMetrics = Metrics
-
 // NewMetrics makes the server's metric set.
 func NewMetrics() *Metrics {
 	s := metrics.NewSet()

@@ -67,9 +67,8 @@ func (s *Simulator) Refund(ctx context.Context, _ string, _ int64) error {
 	return s.wait(ctx)
 }
 
-// gatewayTimeout bounds one gateway call; a hold lives at least a second
-// longer than the checkout that started before its expiry only if payment is
-// quick, so a stuck provider must not hold the request for ever.
+// gatewayTimeout bounds one gateway call, so that a stuck provider cannot
+// hold a checkout (and its hold's payment-in-progress mark) for ever.
 const gatewayTimeout = 10 * time.Second
 
 // bulkhead caps gateway calls in flight, so a burst of checkouts queues here
@@ -78,12 +77,12 @@ const gatewayTimeout = 10 * time.Second
 type bulkhead struct {
 	gw    Gateway
 	slots chan struct{}
-	m     *serverMetrics
+	m     *Metrics
 }
 
 const bulkheadWaitMax = 5 * time.Second
 
-func newBulkhead(gw Gateway, n int, m *serverMetrics) *bulkhead {
+func newBulkhead(gw Gateway, n int, m *Metrics) *bulkhead {
 	return &bulkhead{gw: gw, slots: make(chan struct{}, n), m: m}
 }
 

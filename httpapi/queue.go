@@ -56,14 +56,17 @@ func (s *Server) routeQueue(ctx *fasthttp.RequestCtx, sale *actors.Sale, parts [
 		if !method(ctx, "GET", "DELETE") {
 			return "/v1/sales/{sale}/queue/{queue}"
 		}
-		if !s.limitBuyer(ctx, parts[0]) {
-			return "/v1/sales/{sale}/queue/{queue}"
-		}
 		var r actors.Result
 		if string(ctx.Method()) == "DELETE" {
+			if !s.limitBuyer(ctx, parts[0]) {
+				return "/v1/sales/{sale}/queue/{queue}"
+			}
 			r = sale.Leave(parts[0])
 		} else {
 			r = sale.QueueStatus(parts[0])
+			if !s.limitPoll(ctx, parts[0], r) {
+				return "/v1/sales/{sale}/queue/{queue}"
+			}
 		}
 		answer(ctx, r, 200, func() any { return s.ticketBody(sale, r.Ticket) })
 		return "/v1/sales/{sale}/queue/{queue}"
@@ -77,6 +80,18 @@ func (s *Server) routeQueue(ctx *fasthttp.RequestCtx, sale *actors.Sale, parts [
 	}
 	fail(ctx, actors.CodeNotFound, "no such resource")
 	return "unknown"
+}
+
+// limitPoll applies the rate limits to a read of a place in line, after the
+// lookup (r): a known queue id is limited as its buyer, while an unknown one
+// costs its client address a token, so that made-up ids can neither skip
+// the address limit nor fill the per-buyer limiter. Polls of real ids are
+// not limited per address: thousands of buyers share one mobile network.
+func (s *Server) limitPoll(ctx *fasthttp.RequestCtx, queueID string, r actors.Result) bool {
+	if r.Err != nil && r.Err.Code == actors.CodeNotFound {
+		return s.limit(ctx, s.byAddr, ctx.RemoteIP().String())
+	}
+	return s.limitBuyer(ctx, queueID)
 }
 
 func (s *Server) join(ctx *fasthttp.RequestCtx, sale *actors.Sale) {
@@ -103,6 +118,9 @@ const eventsPollInterval = time.Second
 // events streams a ticket's changes as Server-Sent Events.
 func (s *Server) events(ctx *fasthttp.RequestCtx, sale *actors.Sale, queueID string) {
 	first := sale.QueueStatus(queueID)
+	if !s.limitPoll(ctx, queueID, first) {
+		return
+	}
 	if first.Err != nil {
 		writeError(ctx, first.Err)
 		return

@@ -122,7 +122,6 @@ func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(ln) }
 // flight, at most until the timeout.
 func (s *Server) Shutdown(timeout time.Duration) error {
 	close(s.closing)
-	s.dash.stop()
 	done := make(chan error, 1)
 	go func() { done <- s.srv.Shutdown() }()
 	select {
@@ -151,9 +150,8 @@ func (s *Server) transportError(ctx *fasthttp.RequestCtx, err error) {
 	default:
 		var te interface{ Timeout() bool }
 		if errors.As(err, &te) && te.Timeout() {
-			ctx.SetStatusCode(fasthttp.StatusRequestTimeout)
 			fail(ctx, actors.CodeBadRequest, "the request was not received in time")
-			ctx.SetStatusCode(fasthttp.StatusRequestTimeout)
+			ctx.SetStatusCode(fasthttp.StatusRequestTimeout) // after fail, which sets 400
 			return
 		}
 		// Not err's text: fasthttp quotes the raw request in it, headers
@@ -257,7 +255,7 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) string {
 		fail(ctx, codeRecovering, "the server is recovering its state from the log; retry in a moment")
 		return "recovering"
 	}
-	if !queueStatusPath(parts) && !s.limitAddress(ctx) {
+	if !queueStatusPath(ctx, parts) && !s.limitAddress(ctx) {
 		return "rate_limited"
 	}
 	switch parts[1] {
@@ -368,10 +366,11 @@ type claimsMemo struct {
 
 // queueStatusPath reports a GET of a place in line by a well-formed queue id
 // (/v1/sales/{sale}/queue/{id} and its events). The id is the buyer's
-// identity there: polls are limited per id, not per address, since
-// thousands of buyers behind one mobile network poll from one address.
-func queueStatusPath(parts []string) bool {
-	return (len(parts) == 5 || (len(parts) == 6 && parts[5] == "events")) &&
+// identity there: limitPoll limits it after the lookup, per id for a known
+// one and per address for an unknown one.
+func queueStatusPath(ctx *fasthttp.RequestCtx, parts []string) bool {
+	return string(ctx.Method()) == "GET" &&
+		(len(parts) == 5 || (len(parts) == 6 && parts[5] == "events")) &&
 		parts[1] == "sales" && parts[3] == "queue" && actors.ValidQueueID(parts[4])
 }
 

@@ -478,3 +478,24 @@ func TestQueueEvents(t *testing.T) {
 	r.Body.Close()
 	requireEqual(t, r.StatusCode, 405)
 }
+
+// TestMadeUpQueueIDsLimited: polls by queue id skip the address limit, but
+// an id the line does not know costs its address a token, so made-up ids
+// cannot flood the line; real ids from the same address keep polling.
+func TestMadeUpQueueIDsLimited(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, withAddressRate(3))
+	ts.createSale(t, newSaleSpec("s"))
+	codes := map[int]int{}
+	for i := range 40 {
+		fake := fmt.Sprintf("q_%022d", i)
+		codes[ts.do(t, "GET", "/v1/sales/s/queue/"+fake, nil).Status]++
+	}
+	requireTrue(t, codes[429] > 0 && codes[404] > 0, "made-up ids: %v", codes)
+	codes = map[int]int{}
+	for i := range 20 {
+		fake := fmt.Sprintf("q_%022d", 100+i)
+		codes[ts.do(t, "GET", "/v1/sales/s/queue/"+fake+"/events", nil).Status]++
+	}
+	requireTrue(t, codes[429] > 0, "made-up ids on the event stream: %v", codes)
+}
