@@ -96,7 +96,7 @@ type (
 		queueID string
 	}
 	roomDoneMsg struct {
-		buyer string
+		queueID string
 	}
 	// roomPauseMsg tells the room of a durable pause or resume; c, if set,
 	// is finished once the room publishes figures that show it.
@@ -158,8 +158,10 @@ func (a *roomActor) Receive(ctx actor.Context) {
 	case *roomLeaveCmd:
 		a.leave(m)
 	case roomDoneMsg:
-		if t := a.r.ByBuyer(m.buyer); t != nil && !a.saturated() {
-			a.commit(a.r.Complete(t.QueueID, a.s.e.nowMs()), nil, Result{})
+		// Complete ignores a ticket that is not shopping (unknown, left,
+		// expired, done already).
+		if !a.saturated() {
+			a.commit(a.r.Complete(m.queueID, a.s.e.nowMs()), nil, Result{})
 		}
 	case roomPauseMsg:
 		a.r.SetPaused(m.paused)
@@ -311,10 +313,11 @@ func (s *Sale) Leave(queueID string) Result {
 	return c.wait(s.e.cfg.CallTimeout)
 }
 
-// CheckoutDone tells the room that a buyer completed a checkout, so they no
-// longer count against active_limit.
-func (s *Sale) CheckoutDone(buyer string) {
-	s.e.sys.Root.Send(s.room.pid, roomDoneMsg{buyer: buyer})
+// CheckoutDone tells the room that the buyer admitted with this queue id
+// (their access token's id) completed a checkout, so they no longer count
+// against active_limit.
+func (s *Sale) CheckoutDone(queueID string) {
+	s.e.sys.Root.Send(s.room.pid, roomDoneMsg{queueID: queueID})
 }
 
 // QueueSummary is the line as the sale's GET shows it.

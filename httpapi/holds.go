@@ -236,7 +236,7 @@ func (s *Server) checkout(ctx *fasthttp.RequestCtx, eng *actors.Engine, holdID s
 	}
 	r := eng.Checkout(actors.CheckoutRequest{HoldID: holdID, Buyer: claims.Buyer, PaymentToken: *in.Payment.Token, IdemKey: key}, s.pay)
 	if r.Err == nil {
-		sale.CheckoutDone(claims.Buyer)
+		sale.CheckoutDone(claims.ID)
 	}
 	answer(ctx, r, 201, func() any { return orderBody(r.Order) })
 }
