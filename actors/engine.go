@@ -473,7 +473,9 @@ func (e *Engine) ticker() {
 			return
 		case <-t.C:
 		}
+		cutoff := e.nowMs() - idemRetention.Milliseconds()
 		for _, s := range e.Sales() {
+			s.idem.sweep(cutoff)
 			for _, zh := range s.zones {
 				e.sys.Root.Send(zh.pid, tickMsg{})
 			}

@@ -74,10 +74,10 @@ type idemKey struct {
 	key   string
 }
 
-// idemRetention is how long a stored refusal is kept in the log's snapshots:
-// API.md promises at least 24 hours. Answers of successful holds and
-// checkouts are rebuilt from the holds themselves. In memory, the table is
-// not swept while the server runs.
+// idemRetention is how long an answer is kept for retries: API.md promises
+// at least 24 hours. The table is swept at every tick; stored refusals are
+// dropped from snapshots after it; answers of successful holds and checkouts
+// are rebuilt from the holds at recovery, if younger than it.
 const idemRetention = 24 * time.Hour
 
 // idemTable maps (buyer, endpoint, key) to the call that answered it first.
@@ -86,6 +86,41 @@ const idemRetention = 24 * time.Hour
 type idemTable struct {
 	mu sync.Mutex
 	m  map[idemKey]*call
+	// order lists the keys by when they were first used, from head on, so
+	// that sweep drops expired answers without scanning the whole map.
+	order []idemKey
+	head  int
+}
+
+// idemSweepMax bounds the keys one sweep looks at, so that the mutex is
+// never held for long; the engine sweeps at every tick.
+const idemSweepMax = 10_000
+
+// sweep forgets answers first given before cutoff (unix ms), oldest first,
+// looking at most at idemSweepMax keys.
+func (t *idemTable) sweep(cutoff int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for n := 0; n < idemSweepMax && t.head < len(t.order); n++ {
+		k := t.order[t.head]
+		if c, ok := t.m[k]; ok {
+			if c.at >= cutoff {
+				break
+			}
+			select {
+			case <-c.done:
+				delete(t.m, k)
+			default:
+				return // still in flight: it finishes within a call timeout
+			}
+		}
+		t.order[t.head] = idemKey{}
+		t.head++
+	}
+	if t.head > len(t.order)/2 {
+		t.order = append(t.order[:0], t.order[t.head:]...)
+		t.head = 0
+	}
 }
 
 func newIdemTable() *idemTable { return &idemTable{m: make(map[idemKey]*call)} }
@@ -104,6 +139,7 @@ func (t *idemTable) begin(k idemKey, hash uint64, now int64) (c *call, fresh boo
 	}
 	c = &call{done: make(chan struct{}), key: k, hash: hash, at: now}
 	t.m[k] = c
+	t.order = append(t.order, k)
 	return c, true, nil
 }
 
@@ -122,6 +158,9 @@ func (t *idemTable) put(k idemKey, hash uint64, at int64, r Result) {
 	c := &call{done: make(chan struct{}), key: k, hash: hash, at: at, res: r}
 	close(c.done)
 	t.mu.Lock()
+	if _, ok := t.m[k]; !ok {
+		t.order = append(t.order, k)
+	}
 	t.m[k] = c
 	t.mu.Unlock()
 }

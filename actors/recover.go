@@ -170,10 +170,10 @@ func (s *Sale) rebuildDerived() {
 			if h.State == HoldActive || (h.State == HoldPurchased && !h.OrderCancelled) {
 				s.ledger.force(h.Buyer, len(h.Seats))
 			}
-			if h.IdemKey != "" {
+			if h.IdemKey != "" && now-h.CreatedAt <= idemRetention.Milliseconds() {
 				s.idem.put(idemKey{buyer: h.Buyer, scope: scopeHold, key: h.IdemKey}, h.IdemHash, h.CreatedAt, firstHoldAnswer(s.def.ID, z, h))
 			}
-			if h.PayKey != "" {
+			if h.PayKey != "" && now-h.PaidAt <= idemRetention.Milliseconds() {
 				s.idem.put(idemKey{buyer: h.Buyer, scope: scopeCheckout, key: h.PayKey}, h.PayHash, h.PaidAt, firstOrderAnswer(s.def.ID, z, h))
 			}
 		})
