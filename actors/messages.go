@@ -74,9 +74,9 @@ type getOrderCmd struct {
 	orderID string
 }
 
-// seatsCmd reads the seat map of a reserved zone.
+// seatsCmd reads the seat states of a zone, one byte per seat by index.
 type seatsCmd struct {
-	reply chan []SeatView
+	reply chan []byte
 }
 
 // tickMsg makes a zone release its expired holds.

@@ -212,14 +212,25 @@ func (s *Sale) Seats(zone string) ([]SeatView, *Error) {
 	if len(zh.def.Rows) == 0 {
 		return nil, nil
 	}
-	reply := make(chan []SeatView, 1)
+	reply := make(chan []byte, 1)
 	s.e.sys.Root.Send(zh.pid, &seatsCmd{reply: reply})
+	var states []byte
 	select {
-	case v := <-reply:
-		return v, nil
+	case states = <-reply:
 	case <-after(s.e.cfg.CallTimeout):
 		return nil, errorf(CodeUnavailable, "zone %q did not answer in time; retry", zone)
 	}
+	// Seat indexes run row by row in definition order, numbered from 1
+	// within a row: the names are rendered here, off the zone's actor.
+	out := make([]SeatView, 0, len(states))
+	i := 0
+	for _, r := range zh.def.Rows {
+		for n := 1; n <= r.Seats && i < len(states); n++ {
+			out = append(out, SeatView{ID: r.Row + "-" + strconv.Itoa(n), Status: SeatState(states[i]).String()})
+			i++
+		}
+	}
+	return out, nil
 }
 
 // SetPaused pauses or resumes the sale, durably.

@@ -257,6 +257,10 @@ func (z *Zone) HoldsFull() bool { return len(z.list) >= zoneHoldsMax }
 // SeatState is the state of seat i; i must be below Size().
 func (z *Zone) SeatState(i uint32) SeatState { return SeatState(z.seats[i]) }
 
+// AppendSeatStates appends every seat's SeatState, by index, to dst: a
+// copy that a reader can render outside the zone's actor.
+func (z *Zone) AppendSeatStates(dst []byte) []byte { return append(dst, z.seats...) }
+
 // Hold returns the hold with that id, in any state; nil if unknown.
 func (z *Zone) Hold(id string) *Hold { return z.holds[id] }
 

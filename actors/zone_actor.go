@@ -78,7 +78,9 @@ func (a *zoneActor) Receive(ctx actor.Context) {
 	case *getOrderCmd:
 		a.getOrder(m)
 	case *seatsCmd:
-		m.reply <- a.seats()
+		// A copy of a byte per seat: rendering a 1,000,000-seat map is
+		// left to the caller, so holds in this zone do not wait for it.
+		m.reply <- a.z.AppendSeatStates(nil)
 	case tickMsg:
 		a.expire()
 	case *snapCmd:
@@ -436,24 +438,6 @@ func (a *zoneActor) getOrder(m *getOrderCmd) {
 		return
 	}
 	a.s.answerDurable(&a.log, m.c, Result{Order: orderView(a.s.def.ID, a.z, h)})
-}
-
-func (a *zoneActor) seats() []SeatView {
-	if !a.z.Reserved() {
-		return nil
-	}
-	out := make([]SeatView, a.z.Size())
-	for i := range out {
-		st := "free"
-		switch a.z.SeatState(uint32(i)) {
-		case SeatHeld:
-			st = "held"
-		case SeatSold:
-			st = "sold"
-		}
-		out[i] = SeatView{ID: a.z.SeatName(uint32(i)), Status: st}
-	}
-	return out
 }
 
 // expire releases the holds that are due. Expiry events need no answer; if

@@ -1,0 +1,33 @@
+package actors
+
+import "testing"
+
+// TestSaleSeatsMatchZone: the seat map rendered outside the zone's actor
+// names every seat as the zone does, in index order, with its state.
+func TestSaleSeatsMatchZone(t *testing.T) {
+	h := newHarness(t)
+	def := SaleDef{ID: "map", MaxPerBuyer: 10, Zones: []ZoneDef{
+		{ID: "vip", PriceCents: 100, Rows: []RowDef{{Row: "A", Seats: 3}, {Row: "BB", Seats: 5}, {Row: "C9", Seats: 2}}},
+	}}
+	s := h.createSale(def)
+	held := mustHold(t, s, HoldRequest{Buyer: "b1", Zone: "vip", Seats: []string{"BB-2", "BB-3"}})
+	mustHold(t, s, HoldRequest{Buyer: "b2", Zone: "vip", Seats: []string{"C9-1"}})
+	requireOrder(t, h.e.Checkout(CheckoutRequest{HoldID: held.ID, Buyer: "b1", PaymentToken: "tok"}, newFakePayer()))
+
+	seats, err := s.Seats("vip")
+	requireTrue(t, err == nil, "seats: %v", err)
+	names := NewZone(def.Zones[0])
+	requireEqual(t, len(seats), names.Size(), "one entry per seat")
+	want := map[string]string{"BB-2": "sold", "BB-3": "sold", "C9-1": "held"}
+	for i, v := range seats {
+		requireEqual(t, v.ID, names.SeatName(uint32(i)), "seat %d", i)
+		st, ok := want[v.ID]
+		if !ok {
+			st = "free"
+		}
+		requireEqual(t, v.Status, st, "seat %s", v.ID)
+	}
+	if _, err := s.Seats("nope"); err == nil || err.Code != CodeNotFound {
+		t.Fatalf("unknown zone: %v", err)
+	}
+}
