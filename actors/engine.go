@@ -403,10 +403,10 @@ func (e *Engine) Checkout(r CheckoutRequest, p Payer) Result {
 			// Not stored: a hold the buyer cannot see reveals nothing, an
 			// unknown outcome must be asked again, and a checkout in
 			// progress will be over by the retry.
-			c.finish(pr)
 			if c.key.key != "" {
-				s.idem.forget(c)
+				s.idem.forget(c) // before finishing: a retry must run again
 			}
+			c.finish(pr)
 			return pr
 		}
 		e.sys.Root.Send(zh.pid, &checkoutEndCmd{c: c, holdID: r.HoldID, fail: pr.Err})

@@ -140,10 +140,12 @@ func (s *Sale) Zone(id string) (exists, reserved bool) {
 // finish answers c, and forgets its idempotency key when the answer is one
 // that is not stored, so that a retry runs again.
 func (s *Sale) finish(c *call, r Result) {
-	c.finish(r)
+	// Forget first: once finished, the caller may retry at once, and the
+	// retry must not find this answer.
 	if c.key.key != "" && !storable(r) {
 		s.idem.forget(c)
 	}
+	c.finish(r)
 }
 
 // HoldRequest is a buyer's request for seats in one zone.
