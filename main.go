@@ -11,7 +11,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"runtime/pprof"
@@ -74,24 +73,25 @@ func envInt(name string, def int) int {
 }
 
 func serve(args []string) error {
+	o := httpapi.DefaultOptions()
+	o.Addr = env("ONSALE_ADDR", o.Addr)
+	o.Dir = env("ONSALE_DATA", o.Dir)
+	o.AdminToken = env("ONSALE_ADMIN_TOKEN", "")
+	o.BuyerRate = envInt("ONSALE_BUYER_RATE", o.BuyerRate)
+	o.AddressRate = envInt("ONSALE_ADDRESS_RATE", o.AddressRate)
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	addr := fs.String("addr", env("ONSALE_ADDR", ":8080"), "listen address (ONSALE_ADDR)")
-	dir := fs.String("data", env("ONSALE_DATA", "./data"), "data directory: log, snapshots, keys (ONSALE_DATA)")
-	admin := fs.String("admin-token", env("ONSALE_ADMIN_TOKEN", ""), "admin bearer token (ONSALE_ADMIN_TOKEN); made and kept in the data directory if empty")
+	fs.StringVar(&o.Addr, "addr", o.Addr, "listen address (ONSALE_ADDR)")
+	fs.StringVar(&o.Dir, "data", o.Dir, "data directory: log, snapshots, keys (ONSALE_DATA)")
+	fs.StringVar(&o.AdminToken, "admin-token", o.AdminToken, "admin bearer token (ONSALE_ADMIN_TOKEN); made and kept in the data directory if empty")
 	demo := fs.String("demo", env("ONSALE_DEMO", ""), "a sale definition (JSON) to create at start if no sale with its id exists (ONSALE_DEMO)")
-	buyerRate := fs.Int("buyer-rate", envInt("ONSALE_BUYER_RATE", httpapi.BuyerRateDefault), "requests per second per buyer before 429 (0: no limit)")
-	addrRate := fs.Int("address-rate", envInt("ONSALE_ADDRESS_RATE", httpapi.AddressRateDefault), "requests per second per client address without a buyer identity before 429 (0: no limit)")
-	payLatency := fs.Duration("payment-latency", 0, "built-in payment simulator: latency of each call")
-	payFail := fs.Float64("payment-failure-rate", 0, "built-in payment simulator: share of calls that fail as gateway errors (0..1)")
-	paySlots := fs.Int("payment-slots", httpapi.GatewaySlotsDefault, "payment calls in flight at most (the bulkhead)")
-	noSync := fs.Bool("unsafe-no-fsync", false, "skip fsync: acknowledged writes can be lost on a crash; for experiments only")
+	o.AddFlags(fs)
 	verbose := fs.Bool("v", false, "debug logging")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file until the server stops (diagnostics)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *payFail < 0 || *payFail > 1 {
-		return fmt.Errorf("--payment-failure-rate must be between 0 and 1")
+	if err := o.Check(); err != nil {
+		return err
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -111,51 +111,24 @@ func serve(args []string) error {
 		level = slog.LevelDebug
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	o.Logger = logger
 
-	if err := os.MkdirAll(*dir, 0o700); err != nil {
-		return fmt.Errorf("create data directory %q: %w (choose another with --data)", *dir, err)
+	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
+		return fmt.Errorf("create data directory %q: %w (choose another with --data)", o.Dir, err)
 	}
-	secrets, err := httpapi.LoadSecrets(*dir, *admin)
+	logger.Info("starting; recovering state from the log", "addr", o.Addr, "data", o.Dir)
+	run, err := httpapi.Start(o)
 	if err != nil {
-		return fmt.Errorf("load keys from %q: %w", *dir, err)
+		return err
 	}
-	if secrets.NewAdminToken {
-		fmt.Fprintf(os.Stderr, "admin token (kept in %s/admin-token; shown only now): %s\n", *dir, secrets.AdminToken)
+	if run.Secrets.NewAdminToken {
+		fmt.Fprintf(os.Stderr, "admin token (kept in %s/admin-token; shown only now): %s\n", o.Dir, run.Secrets.AdminToken)
 	}
-	metrics := httpapi.NewMetrics()
-	srv := httpapi.New(httpapi.Config{
-		AdminToken: secrets.AdminToken, SigningKey: secrets.SigningKey,
-		Gateway:      &httpapi.Simulator{Latency: *payLatency, FailureRate: *payFail},
-		GatewaySlots: *paySlots, BuyerRate: *buyerRate, AddressRate: *addrRate,
-		Logger: logger, Metrics: metrics,
-	})
-	ln, err := net.Listen("tcp", *addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w (is another server running? choose another with --addr)", *addr, err)
-	}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	logger.Info("listening; recovering state from the log", "addr", ln.Addr().String(), "data", *dir)
-
-	fatal := make(chan error, 1)
-	start := time.Now()
-	eng, err := actors.Open(actors.Config{
-		Dir: *dir, NoSync: *noSync, Logger: logger, OnBatch: metrics.OnBatch,
-		Fatal: func(err error) {
-			select {
-			case fatal <- err:
-			default:
-			}
-		},
-	})
-	if err != nil {
-		return fmt.Errorf("recover from %q: %w", *dir, err)
-	}
-	srv.SetEngine(eng)
-	logger.Info("ready", "recovery", time.Since(start).Round(time.Millisecond), "sales", len(eng.Sales()), "log_seq", eng.LogSeq())
+	eng := run.Engine
+	logger.Info("ready", "addr", run.Addr, "recovery", run.Recovery.Round(time.Millisecond), "sales", len(eng.Sales()), "log_seq", eng.LogSeq())
 	if *demo != "" {
-		if err := createDemo(eng, *demo, ln.Addr().String(), logger); err != nil {
-			return err
+		if err := createDemo(eng, *demo, run.Addr, logger); err != nil {
+			return errors.Join(err, run.Close(10*time.Second))
 		}
 	}
 
@@ -165,22 +138,15 @@ func serve(args []string) error {
 	select {
 	case s := <-sig:
 		logger.Info("shutting down", "signal", s.String())
-	case err := <-fatal:
+	case err := <-run.Fatal:
 		// Exit at once: what was acknowledged is in the log, and a restart
 		// recovers it; going on could acknowledge what is not durable.
-		runErr = fmt.Errorf("stopped on a fatal error: %w (restart onsale; it recovers from the log)", err)
 		logger.Error("fatal", "err", err)
-		return runErr
-	case err := <-serveErr:
-		runErr = fmt.Errorf("http server: %w", err)
+		return fmt.Errorf("stopped on a fatal error: %w (restart onsale; it recovers from the log)", err)
+	case <-run.Served():
+		runErr = fmt.Errorf("http server: %w", run.ServeErr())
 	}
-	if err := srv.Shutdown(10 * time.Second); err != nil {
-		logger.Warn("http shutdown", "err", err)
-	}
-	if err := eng.Close(); err != nil {
-		return errors.Join(runErr, fmt.Errorf("close log: %w", err))
-	}
-	return runErr
+	return errors.Join(runErr, run.Close(10*time.Second))
 }
 
 // createDemo creates the sale in path unless it exists.

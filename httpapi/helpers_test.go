@@ -40,67 +40,48 @@ func (c *testClock) Advance(d time.Duration) { c.off.Add(int64(d)) }
 type testServer struct {
 	srv   *Server
 	eng   *actors.Engine
-	cfg   Config
 	base  string // http://127.0.0.1:port
 	addr  string // 127.0.0.1:port
 	clock *testClock
 	c     *http.Client
 }
 
-// serverOption changes a test server's configuration before it starts.
-type serverOption func(*Config, *actors.Config)
+// serverOption changes a test server's options before it starts.
+type serverOption func(*Options)
 
-func withBuyerRate(n int) serverOption {
-	return func(c *Config, _ *actors.Config) { c.BuyerRate = n }
-}
+func withBuyerRate(n int) serverOption { return func(o *Options) { o.BuyerRate = n } }
 
-func withAddressRate(n int) serverOption {
-	return func(c *Config, _ *actors.Config) { c.AddressRate = n }
-}
+func withAddressRate(n int) serverOption { return func(o *Options) { o.AddressRate = n } }
 
-func withNoSync() serverOption {
-	return func(_ *Config, e *actors.Config) { e.NoSync = true }
-}
+func withNoSync() serverOption { return func(o *Options) { o.NoSync = true } }
 
-// startServer starts a server on 127.0.0.1:0 with fsync on (unless an
-// option says otherwise) and stops it when the test ends.
+// startServer starts a server on 127.0.0.1:0 through Start, as serve does,
+// with fsync on (unless an option says otherwise), and stops it when the
+// test ends.
 func startServer(t testing.TB, opts ...serverOption) *testServer {
 	t.Helper()
 	clock := &testClock{}
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	ecfg := actors.Config{Dir: t.TempDir(), Now: clock.Now, Logger: quiet}
-	cfg := Config{
+	o := Options{
+		Addr: "127.0.0.1:0", Dir: t.TempDir(),
 		AdminToken: testAdminToken,
 		SigningKey: []byte("0123456789abcdef0123456789abcdef"),
-		Logger:     quiet,
+		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Now:        clock.Now,
 	}
-	for _, o := range opts {
-		o(&cfg, &ecfg)
+	for _, opt := range opts {
+		opt(&o)
 	}
-	eng, err := actors.Open(ecfg)
-	requireNoErr(t, err, "open engine")
-	srv := New(cfg)
-	srv.SetEngine(eng)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	requireNoErr(t, err, "listen")
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	run, err := Start(o)
+	requireNoErr(t, err, "start server")
 	ts := &testServer{
-		srv: srv, eng: eng, cfg: cfg, clock: clock,
-		addr: ln.Addr().String(), base: "http://" + ln.Addr().String(),
+		srv: run.Server, eng: run.Engine, clock: clock,
+		addr: run.Addr, base: "http://" + run.Addr,
 		c: newTestClient(256),
 	}
 	t.Cleanup(func() {
 		ts.c.CloseIdleConnections()
-		if err := srv.Shutdown(10 * time.Second); err != nil {
-			t.Errorf("server shutdown: %v", err)
-		}
-		if err := <-served; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-		if err := eng.Close(); err != nil {
-			t.Errorf("engine close: %v", err)
+		if err := run.Close(10 * time.Second); err != nil {
+			t.Errorf("stop server: %v", err)
 		}
 	})
 	return ts

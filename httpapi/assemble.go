@@ -1,0 +1,180 @@
+package httpapi
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"onsale/actors"
+)
+
+// Options are everything a running onsale is made of: where it listens and
+// keeps its log, its secrets, its limits and its payment gateway. `onsale
+// serve`, the in-process server of `onsale bench` and the HTTP tests all
+// start through Start with these, so that a rehearsal runs what serve runs.
+type Options struct {
+	Addr     string       // listen address; ignored when Listener is set
+	Listener net.Listener // optional: serve on this one
+	Dir      string       // data directory: log, snapshots, keys
+
+	// AdminToken and SigningKey: when SigningKey is empty both come from (or
+	// are made in) Dir, AdminToken overriding the stored token if set.
+	AdminToken string
+	SigningKey []byte
+
+	BuyerRate   int // requests/s per buyer before 429; 0: no limit
+	AddressRate int // requests/s per client address without a buyer; 0: no limit
+
+	PaymentLatency     time.Duration // built-in simulator: latency of each call
+	PaymentFailureRate float64       // built-in simulator: share of calls that fail
+	PaymentSlots       int           // payment calls in flight at most
+	Gateway            Gateway       // optional: a gateway other than the simulator
+
+	NoSync bool // skip fsync: experiments only
+
+	Logger  *slog.Logger
+	Now     func() time.Time // tests: a fake clock for engine and server
+	OnFatal func(error)      // optional: also told of a fatal engine error
+}
+
+// AddFlags registers the options that serve and bench share, under the same
+// names, with their environment defaults already in o.
+func (o *Options) AddFlags(fs *flag.FlagSet) {
+	fs.IntVar(&o.BuyerRate, "buyer-rate", o.BuyerRate, "requests per second per buyer before 429 (0: no limit)")
+	fs.IntVar(&o.AddressRate, "address-rate", o.AddressRate, "requests per second per client address without a buyer identity before 429 (0: no limit)")
+	fs.DurationVar(&o.PaymentLatency, "payment-latency", o.PaymentLatency, "built-in payment simulator: latency of each call")
+	fs.Float64Var(&o.PaymentFailureRate, "payment-failure-rate", o.PaymentFailureRate, "built-in payment simulator: share of calls that fail as gateway errors (0..1)")
+	fs.IntVar(&o.PaymentSlots, "payment-slots", o.PaymentSlots, "payment calls in flight at most (the bulkhead)")
+	fs.BoolVar(&o.NoSync, "unsafe-no-fsync", o.NoSync, "skip fsync: acknowledged writes can be lost on a crash; for experiments only")
+}
+
+// DefaultOptions are serve's defaults.
+func DefaultOptions() Options {
+	return Options{
+		Addr: ":8080", Dir: "./data",
+		BuyerRate: BuyerRateDefault, AddressRate: AddressRateDefault, PaymentSlots: GatewaySlotsDefault,
+	}
+}
+
+// Check says what is wrong with the options, in the flags' words.
+func (o *Options) Check() error {
+	if o.PaymentFailureRate < 0 || o.PaymentFailureRate > 1 {
+		return errors.New("--payment-failure-rate must be between 0 and 1")
+	}
+	if o.PaymentLatency < 0 {
+		return errors.New("--payment-latency must not be negative")
+	}
+	if o.BuyerRate < 0 || o.AddressRate < 0 || o.PaymentSlots < 0 {
+		return errors.New("--buyer-rate, --address-rate and --payment-slots must not be negative")
+	}
+	return nil
+}
+
+// Running is a started server: HTTP listening, engine recovered and in use.
+type Running struct {
+	Server  *Server
+	Engine  *actors.Engine
+	Addr    string  // the address actually listened on
+	Secrets Secrets // the admin token and signing key in force
+	// Fatal receives the engine's fatal error, once: the caller must stop.
+	Fatal <-chan error
+	// Recovery is how long recovery from the log took.
+	Recovery time.Duration
+
+	served   chan struct{} // closed when the HTTP server has returned
+	serveErr error         // what it returned; read after served is closed
+}
+
+// Start listens first (so /healthz answers and the API says 503 recovering
+// while the log is replayed), then recovers the engine and makes the server
+// ready.
+func Start(o Options) (*Running, error) {
+	if err := o.Check(); err != nil {
+		return nil, err
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	sec := Secrets{AdminToken: o.AdminToken, SigningKey: o.SigningKey}
+	if len(sec.SigningKey) == 0 {
+		var err error
+		if sec, err = LoadSecrets(o.Dir, o.AdminToken); err != nil {
+			return nil, fmt.Errorf("load keys from %q: %w", o.Dir, err)
+		}
+	}
+	gw := o.Gateway
+	if gw == nil {
+		gw = &Simulator{Latency: o.PaymentLatency, FailureRate: o.PaymentFailureRate}
+	}
+	m := NewMetrics()
+	srv := New(Config{
+		AdminToken: sec.AdminToken, SigningKey: sec.SigningKey,
+		Gateway: gw, GatewaySlots: o.PaymentSlots,
+		BuyerRate: o.BuyerRate, AddressRate: o.AddressRate,
+		Logger: o.Logger, Metrics: m, Now: o.Now,
+	})
+	ln := o.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", o.Addr); err != nil {
+			return nil, fmt.Errorf("listen on %s: %w (is another server running? choose another with --addr)", o.Addr, err)
+		}
+	}
+	r := &Running{Server: srv, Addr: ln.Addr().String(), Secrets: sec, served: make(chan struct{})}
+	go func() {
+		r.serveErr = srv.Serve(ln)
+		close(r.served)
+	}()
+
+	fatal := make(chan error, 1)
+	r.Fatal = fatal
+	start := time.Now()
+	eng, err := actors.Open(actors.Config{
+		Dir: o.Dir, NoSync: o.NoSync, Logger: o.Logger, Now: o.Now, OnBatch: m.OnBatch,
+		Fatal: func(err error) {
+			if o.OnFatal != nil {
+				o.OnFatal(err)
+			}
+			select {
+			case fatal <- err:
+			default:
+			}
+		},
+	})
+	if err != nil {
+		if cerr := srv.Shutdown(time.Second); cerr != nil {
+			o.Logger.Warn("http shutdown after a failed recovery", "err", cerr)
+		}
+		<-r.served
+		return nil, fmt.Errorf("recover from %q: %w", o.Dir, err)
+	}
+	r.Engine, r.Recovery = eng, time.Since(start)
+	srv.SetEngine(eng)
+	return r, nil
+}
+
+// Served is closed when the HTTP server stops serving; ServeErr says why.
+func (r *Running) Served() <-chan struct{} { return r.served }
+
+// ServeErr is what the HTTP server returned; call it after Served is closed.
+func (r *Running) ServeErr() error { return r.serveErr }
+
+// Close stops in order: HTTP first (streams end, requests in flight finish
+// within timeout), then the actors, then the log is drained and closed.
+func (r *Running) Close(timeout time.Duration) error {
+	var errs []error
+	if err := r.Server.Shutdown(timeout); err != nil {
+		errs = append(errs, err)
+	}
+	<-r.served
+	if r.serveErr != nil {
+		errs = append(errs, fmt.Errorf("serve: %w", r.serveErr))
+	}
+	if err := r.Engine.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close log: %w", err))
+	}
+	return errors.Join(errs...)
+}
