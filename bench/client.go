@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sort"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -17,6 +19,13 @@ type client struct {
 	hc    *fasthttp.HostClient
 	admin string
 	lat   *latencies
+	codes counts
+	// conns has a token per connection: a request takes one before its
+	// clock starts.
+	conns chan struct{}
+	// retryAfter is a hint only (shared by all buyers): the last Retry-After
+	// the server sent with a 429 or 503.
+	retryAfter atomic.Int64 // nanoseconds
 }
 
 func newClient(addr, admin string, conns int) *client {
@@ -26,7 +35,7 @@ func newClient(addr, admin string, conns int) *client {
 			ReadTimeout: 30 * time.Second, WriteTimeout: 10 * time.Second,
 			MaxConnWaitTimeout: time.Minute,
 		},
-		admin: admin, lat: newLatencies(),
+		admin: admin, lat: newLatencies(), conns: make(chan struct{}, conns),
 	}
 }
 
@@ -45,26 +54,77 @@ func (c *client) do(endpoint, method, path, token, idem string, body, out any) (
 	if idem != "" {
 		req.Header.Set("Idempotency-Key", idem)
 	}
-	if body != nil {
-		b, err := json.Marshal(body)
+	switch b := body.(type) {
+	case nil:
+	case []byte:
+		req.Header.SetContentType("application/json")
+		req.SetBody(b)
+	default:
+		j, err := json.Marshal(body)
 		if err != nil {
 			return 0, err
 		}
 		req.Header.SetContentType("application/json")
-		req.SetBody(b)
+		req.SetBody(j)
 	}
+	// The wait for a free connection is the load generator's own delay, not
+	// the server's: it is left out of the latency.
+	c.conns <- struct{}{}
 	start := time.Now()
 	err := c.hc.Do(req, resp)
 	c.lat.add(endpoint, time.Since(start))
+	<-c.conns
 	if err != nil {
+		c.codes.add(endpoint, "transport")
 		return 0, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	st := resp.StatusCode()
+	if st >= 400 {
+		c.codes.add(endpoint, strconv.Itoa(st))
+	}
+	if st == 429 || st == 503 {
+		c.retryAfter.Store(int64(retryAfter(resp)))
 	}
 	if out != nil && len(resp.Body()) > 0 {
 		if err := json.Unmarshal(resp.Body(), out); err != nil {
-			return resp.StatusCode(), fmt.Errorf("%s %s: decode answer: %w", method, path, err)
+			return st, fmt.Errorf("%s %s: decode answer: %w", method, path, err)
 		}
 	}
-	return resp.StatusCode(), nil
+	return st, nil
+}
+
+// retryAfter reads Retry-After (whole seconds), at least a second.
+func retryAfter(resp *fasthttp.Response) time.Duration {
+	n, err := strconv.Atoi(string(resp.Header.Peek("Retry-After")))
+	if err != nil || n < 1 {
+		n = 1
+	}
+	return time.Duration(n) * time.Second
+}
+
+// counts counts answers by endpoint and status (or "transport").
+type counts struct {
+	mu sync.Mutex
+	m  map[string]int
+}
+
+func (c *counts) add(endpoint, code string) {
+	c.mu.Lock()
+	if c.m == nil {
+		c.m = make(map[string]int)
+	}
+	c.m[endpoint+" "+code]++
+	c.mu.Unlock()
+}
+
+func (c *counts) snapshot() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]int, len(c.m))
+	for k, v := range c.m {
+		out[k] = v
+	}
+	return out
 }
 
 // latencySamplesMax bounds the memory of one endpoint's samples; past it a
@@ -99,18 +159,26 @@ func (l *latencies) add(endpoint string, d time.Duration) {
 	}
 }
 
-// quantiles returns p50, p90, p99 and max of an endpoint.
-func (l *latencies) quantiles(endpoint string) (n int, p50, p90, p99, mx time.Duration) {
+// quantiles are an endpoint's latency figures.
+type quantiles struct {
+	N                          int
+	P50, P90, P99, P999, Max time.Duration
+}
+
+// quantiles returns the figures of an endpoint.
+func (l *latencies) quantiles(endpoint string) quantiles {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	s := l.m[endpoint]
 	if s == nil || len(s.samples) == 0 {
-		return 0, 0, 0, 0, 0
+		l.mu.Unlock()
+		return quantiles{}
 	}
 	v := append([]time.Duration(nil), s.samples...)
+	n := s.n
+	l.mu.Unlock()
 	sort.Slice(v, func(i, j int) bool { return v[i] < v[j] })
 	q := func(p float64) time.Duration { return v[min(len(v)-1, int(p*float64(len(v))))] }
-	return s.n, q(0.50), q(0.90), q(0.99), v[len(v)-1]
+	return quantiles{N: n, P50: q(0.50), P90: q(0.90), P99: q(0.99), P999: q(0.999), Max: v[len(v)-1]}
 }
 
 func (l *latencies) endpoints() []string {
@@ -122,4 +190,14 @@ func (l *latencies) endpoints() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// count is how many requests an endpoint has had.
+func (l *latencies) count(endpoint string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if s := l.m[endpoint]; s != nil {
+		return s.n
+	}
+	return 0
 }

@@ -73,7 +73,8 @@ func runHolds(o Options, c *client) error {
 	progress(o, deadline, func() string { return fmt.Sprintf("%d holds", holds.Load()) })
 	wg.Wait()
 	rate := float64(holds.Load()) / o.Duration.Seconds()
-	_, p50, p90, p99, mx := c.lat.quantiles("hold")
+	q := c.lat.quantiles("hold")
+	p50, p90, p99, mx := q.P50, q.P90, q.P99, q.Max
 	n := holds.Load()
 	fmt.Fprintf(o.Out, "  durable holds over HTTP:      %.0f holds/s (%d holds, %d failures)\n", rate, n, failures.Load())
 	fmt.Fprintf(o.Out, "  hold latency: p50 %s  p90 %s  p99 %s  max %s\n", p50, p90, p99, mx)

@@ -1,9 +1,12 @@
 package bench
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,9 +23,6 @@ type ticket struct {
 type holdAnswer struct {
 	HoldID string   `json:"hold_id"`
 	Seats  []string `json:"seats"`
-	Error  *struct {
-		Code string `json:"code"`
-	} `json:"error"`
 }
 
 type saleState struct {
@@ -30,7 +30,11 @@ type saleState struct {
 		Free, Held, Sold int
 	} `json:"zones"`
 	Queue struct {
-		State string `json:"state"`
+		State         string  `json:"state"`
+		Waiting       int64   `json:"waiting"`
+		Admitted      int64   `json:"admitted"`
+		AdmittedTotal int64   `json:"admitted_total"`
+		AdmitPerS     float64 `json:"admit_per_s"`
 	} `json:"queue"`
 }
 
@@ -43,11 +47,73 @@ type buyerResult struct {
 	err       error
 }
 
+// sample is one reading of the sale during the run, for the timeline.
+type sample struct {
+	T         float64 `json:"t_s"`
+	Free      int     `json:"free"`
+	Held      int     `json:"held"`
+	Sold      int     `json:"sold"`
+	Waiting   int64   `json:"waiting"`
+	Admitted  int64   `json:"admitted_total"`
+	Requests  int64   `json:"requests"`
+	AdmitPerS float64 `json:"admit_per_s"`
+}
+
+// endpointReport is one endpoint's latency as the load generator measured
+// it: from sending the request to reading the answer, without the buyer's
+// own waits (poll intervals, think time).
+type endpointReport struct {
+	N      int     `json:"n"`
+	P50Ms  float64 `json:"p50_ms"`
+	P90Ms  float64 `json:"p90_ms"`
+	P99Ms  float64 `json:"p99_ms"`
+	P999Ms float64 `json:"p999_ms"`
+	MaxMs  float64 `json:"max_ms"`
+}
+
+// saleReport is the sale mode's result; --json prints it as is.
+type saleReport struct {
+	Buyers         int     `json:"buyers"`
+	Seats          int     `json:"seats"`
+	SoldOut        bool    `json:"sold_out"`
+	SoldOutS       float64 `json:"sold_out_s"`        // the last seat sold, from the opening
+	FirstNoneFreeS float64 `json:"first_none_free_s"` // nothing left free for the first time
+	// RefillGapMaxS is the longest a seat that came back (an expired hold)
+	// stayed free before the line took it, as sampled every monitorEvery.
+	RefillGapMaxS float64                   `json:"refill_gap_max_s"`
+	ElapsedS      float64                   `json:"elapsed_s"`
+	Admitted      int64                     `json:"admitted"`
+	Holds         int64                     `json:"holds"`
+	Checkouts     int64                     `json:"checkouts"`
+	Requests      int64                     `json:"requests"`
+	RequestsPerS  float64                   `json:"requests_per_s"`
+	HoldsPerS     float64                   `json:"holds_per_s"`
+	CheckoutsPerS float64                   `json:"checkouts_per_s"`
+	Latency       map[string]endpointReport `json:"latency"`
+	Errors        map[string]int            `json:"errors"` // "endpoint status": count
+	BuyerErrors   int                       `json:"buyer_errors"`
+	FirstError    string                    `json:"first_error,omitempty"`
+	Fairness      float64                   `json:"fairness"`
+	LoadGenCPUS   float64                   `json:"load_generator_cpu_s"`
+	ServerCPUS    float64                   `json:"server_cpu_s"` // -1: the server runs in this process or elsewhere
+	Free          int                       `json:"free"`
+	Held          int                       `json:"held"`
+	Sold          int                       `json:"sold"`
+	Bought        int                       `json:"bought"`
+	SoldTwice     int                       `json:"sold_twice"`
+	Verdict       string                    `json:"verdict"` // "OK" or "WRONG"
+	Timeline      []sample                  `json:"timeline"`
+}
+
+// monitorEvery is how often the monitor reads the sale: the resolution of
+// the timeline and of the sold-out figures.
+const monitorEvery = 100 * time.Millisecond
+
 // runSale simulates a whole on-sale: a burst of buyers joins the line,
 // polls as told, holds when admitted, and pays (some walk away, some are
 // declined first). It reports throughput, latency and fairness, and checks
 // the end state.
-func runSale(o Options, c *client) error {
+func runSale(o Options, c *client, srv *server) error {
 	sale := fmt.Sprintf("bench-%d", time.Now().UnixNano())
 	def := map[string]any{
 		"id": sale, "name": "bench on-sale", "max_per_buyer": 4, "hold_ttl_s": o.HoldTTL,
@@ -57,171 +123,330 @@ func runSale(o Options, c *client) error {
 	if st, err := c.do("create_sale", "POST", "/v1/sales", c.admin, "", def, nil); err != nil || st != 201 {
 		return fmt.Errorf("create bench sale: status %d, %v (is --admin-token right?)", st, err)
 	}
-	fmt.Fprintf(o.Out, "sale mode: %d buyers for %d seats, %d connections, active_limit %d, admit_per_s %d\n",
-		o.Buyers, o.Seats, o.Conns, o.ActiveLimit, o.AdmitPerS)
+	progressOut := o.Out
+	if o.JSON {
+		progressOut = os.Stderr
+	}
+	fmt.Fprintf(progressOut, "sale mode: %d buyers for %d seats, %d connections, active_limit %d, admit_per_s %d, payment latency %s, %d payment slots\n",
+		o.Buyers, o.Seats, o.Conns, o.ActiveLimit, o.AdmitPerS, o.Server.PaymentLatency, o.Server.PaymentSlots)
 
+	cpu0, _ := cpuSeconds(0)
+	srvCPU0, _ := cpuSeconds(srv.pid)
+	// The monitor has a connection of its own: it must read the sale on
+	// time even when every buyer's connection is busy.
+	mon := newClient(srv.addr, srv.admin, 1)
+	r := &saleRun{o: o, c: c, mon: mon, sale: sale, over: make(chan struct{})}
 	start := time.Now()
-	deadline := start.Add(o.Timeout)
-	var arrivals, admissions, holds, checkouts, soldOutAt atomic.Int64
-	var over atomic.Bool
+	r.deadline = start.Add(o.Timeout)
 	results := make([]buyerResult, o.Buyers)
 	var wg sync.WaitGroup
 	for i := range results {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			results[i] = buyer(o, c, sale, i, deadline, &over, &arrivals, &admissions, &holds, &checkouts)
+			results[i] = r.buyer(i)
 		}(i)
 	}
-	// The monitor ends the sale when every seat is sold, and prints progress.
+	rep := &saleReport{Buyers: o.Buyers, Seats: o.Seats, ServerCPUS: -1}
 	monitorDone := make(chan struct{})
 	go func() {
 		defer close(monitorDone)
-		t := time.NewTicker(500 * time.Millisecond)
-		defer t.Stop()
-		last := time.Now()
-		for !over.Load() {
-			<-t.C
-			var s saleState
-			if st, err := c.do("get_sale", "GET", "/v1/sales/"+sale, "", "", nil, &s); err == nil && st == 200 && len(s.Zones) == 1 {
-				if s.Zones[0].Sold == o.Seats && soldOutAt.Load() == 0 {
-					soldOutAt.Store(int64(time.Since(start)))
-					over.Store(true)
-				}
-				if time.Since(last) >= time.Second {
-					last = time.Now()
-					fmt.Fprintf(o.Out, "    … %5.1fs  line %-9s admitted %6d  holds %6d  paid %6d  free %6d held %5d sold %6d\n",
-						time.Since(start).Seconds(), s.Queue.State, admissions.Load(), holds.Load(), checkouts.Load(),
-						s.Zones[0].Free, s.Zones[0].Held, s.Zones[0].Sold)
-				}
-			}
-			if time.Now().After(deadline) {
-				over.Store(true)
-			}
-		}
+		r.monitor(start, rep, progressOut)
 	}()
 	wg.Wait()
-	over.Store(true)
+	r.end()
 	<-monitorDone
 	elapsed := time.Since(start)
+	cpu1, _ := cpuSeconds(0)
+	rep.LoadGenCPUS = cpu1 - cpu0
+	if srv.pid != 0 {
+		srvCPU1, _ := cpuSeconds(srv.pid)
+		rep.ServerCPUS = srvCPU1 - srvCPU0
+	}
 
 	// End state: every seat sold at most once, and the counts add up.
 	var s saleState
-	if st, err := c.do("get_sale", "GET", "/v1/sales/"+sale, "", "", nil, &s); err != nil || st != 200 {
+	if st, err := c.do("get_sale", "GET", "/v1/sales/"+sale, "", "", nil, &s); err != nil || st != 200 || len(s.Zones) != 1 {
 		return fmt.Errorf("read the end state: status %d, %v", st, err)
 	}
 	z := s.Zones[0]
 	seen := make(map[string]bool)
-	bought, dup, errs := 0, 0, 0
-	var firstErr error
-	for _, r := range results {
-		if r.err != nil {
-			errs++
-			if firstErr == nil {
-				firstErr = r.err
+	for _, br := range results {
+		if br.err != nil {
+			rep.BuyerErrors++
+			if rep.FirstError == "" {
+				rep.FirstError = br.err.Error()
 			}
 		}
-		for _, seat := range r.seats {
+		for _, seat := range br.seats {
 			if seen[seat] {
-				dup++
+				rep.SoldTwice++
 			}
 			seen[seat] = true
-			bought++
+			rep.Bought++
 		}
 	}
-	fmt.Fprintf(o.Out, "\nresults after %s\n", elapsed.Round(time.Millisecond))
-	if d := soldOutAt.Load(); d > 0 {
-		fmt.Fprintf(o.Out, "  time to sell out:  %s\n", time.Duration(d).Round(time.Millisecond))
-	} else {
-		fmt.Fprintf(o.Out, "  not sold out (free %d, held %d, sold %d)\n", z.Free, z.Held, z.Sold)
-	}
-	fmt.Fprintf(o.Out, "  admitted %d of %d buyers; holds %d (%.0f/s); checkouts %d (%.0f/s)\n",
-		admissions.Load(), o.Buyers, holds.Load(), float64(holds.Load())/elapsed.Seconds(),
-		checkouts.Load(), float64(checkouts.Load())/elapsed.Seconds())
-	fmt.Fprintf(o.Out, "  fairness: Spearman correlation of arrival and admission order %.3f (1 = strictly first come, first served)\n", fairness(results))
-	fmt.Fprintf(o.Out, "  latency per endpoint:\n")
+	rep.ElapsedS = elapsed.Seconds()
+	rep.Free, rep.Held, rep.Sold = z.Free, z.Held, z.Sold
+	rep.Admitted, rep.Holds, rep.Checkouts = r.admissions.Load(), r.holds.Load(), r.checkouts.Load()
+	rep.HoldsPerS = float64(rep.Holds) / elapsed.Seconds()
+	rep.CheckoutsPerS = float64(rep.Checkouts) / elapsed.Seconds()
+	rep.Fairness = fairness(results)
+	rep.Errors = c.codes.snapshot()
+	rep.Latency = make(map[string]endpointReport)
 	for _, ep := range c.lat.endpoints() {
-		n, p50, p90, p99, mx := c.lat.quantiles(ep)
-		fmt.Fprintf(o.Out, "    %-12s n=%-7d p50 %-10s p90 %-10s p99 %-10s max %s\n", ep, n, p50.Round(time.Microsecond), p90.Round(time.Microsecond), p99.Round(time.Microsecond), mx.Round(time.Microsecond))
+		q := c.lat.quantiles(ep)
+		ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+		rep.Latency[ep] = endpointReport{N: q.N, P50Ms: ms(q.P50), P90Ms: ms(q.P90), P99Ms: ms(q.P99), P999Ms: ms(q.P999), MaxMs: ms(q.Max)}
+		rep.Requests += int64(q.N)
 	}
-	ok := dup == 0 && z.Free+z.Held+z.Sold == o.Seats && bought == z.Sold
-	fmt.Fprintf(o.Out, "  end state: free %d + held %d + sold %d = %d of %d; seats bought by buyers %d; sold twice %d → %s\n",
-		z.Free, z.Held, z.Sold, z.Free+z.Held+z.Sold, o.Seats, bought, dup, map[bool]string{true: "OK", false: "WRONG"}[ok])
-	if errs > 0 {
-		fmt.Fprintf(o.Out, "  %d buyers met errors; first: %v\n", errs, firstErr)
+	rep.RequestsPerS = float64(rep.Requests) / elapsed.Seconds()
+	ok := rep.SoldTwice == 0 && z.Free+z.Held+z.Sold == o.Seats && rep.Bought == z.Sold
+	rep.Verdict = map[bool]string{true: "OK", false: "WRONG"}[ok]
+	if o.JSON {
+		enc := json.NewEncoder(o.Out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
+	} else {
+		rep.print(o)
 	}
 	if !ok {
-		return fmt.Errorf("the end state does not add up: see above")
+		return fmt.Errorf("the end state does not add up: see the report")
 	}
 	return nil
 }
 
-func buyer(o Options, c *client, sale string, i int, deadline time.Time, over *atomic.Bool,
-	arrivals, admissions, holds, checkouts *atomic.Int64) (r buyerResult) {
-	id := fmt.Sprintf("buyer-%d", i)
+// saleRun is the state the buyers and the monitor share.
+type saleRun struct {
+	o        Options
+	c        *client
+	mon      *client // the monitor's
+	sale     string
+	deadline time.Time
+	over     chan struct{} // closed when the sale is sold out or the time is up
+	overOnce sync.Once
+
+	arrivals, admissions, holds, checkouts atomic.Int64
+}
+
+func (r *saleRun) end() { r.overOnce.Do(func() { close(r.over) }) }
+
+// wait sleeps d, or less if the run ends; it reports whether to go on.
+func (r *saleRun) wait(d time.Duration) bool {
+	if time.Now().Add(d).After(r.deadline) {
+		d = time.Until(r.deadline)
+	}
+	t := time.NewTimer(max(d, 0))
+	defer t.Stop()
+	select {
+	case <-r.over:
+		return false
+	case <-t.C:
+		return time.Now().Before(r.deadline)
+	}
+}
+
+// call sends a request and, on 429 or 503, waits as Retry-After says and
+// sends it again, as a real front end does.
+func (r *saleRun) call(endpoint, method, path, token, idem string, body, out any) (int, error) {
+	for {
+		st, err := r.c.do(endpoint, method, path, token, idem, body, out)
+		if err != nil || (st != 429 && st != 503) {
+			return st, err
+		}
+		if !r.wait(time.Duration(r.c.retryAfter.Load())) {
+			return st, nil
+		}
+	}
+}
+
+func (r *saleRun) monitor(start time.Time, rep *saleReport, out interface{ Write([]byte) (int, error) }) {
+	t := time.NewTicker(monitorEvery)
+	defer t.Stop()
+	lastPrint := time.Now()
+	var freeSince time.Time // a seat came back after none was free
+	for {
+		select {
+		case <-r.over:
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		if now.After(r.deadline) {
+			r.end()
+			return
+		}
+		var s saleState
+		st, err := r.mon.do("get_sale", "GET", "/v1/sales/"+r.sale, "", "", nil, &s)
+		if err != nil || st != 200 || len(s.Zones) != 1 {
+			continue
+		}
+		z := s.Zones[0]
+		el := now.Sub(start).Seconds()
+		var reqs int64
+		for _, ep := range r.c.lat.endpoints() {
+			reqs += int64(r.c.lat.count(ep))
+		}
+		rep.Timeline = append(rep.Timeline, sample{T: el, Free: z.Free, Held: z.Held, Sold: z.Sold,
+			Waiting: s.Queue.Waiting, Admitted: s.Queue.AdmittedTotal, Requests: reqs, AdmitPerS: s.Queue.AdmitPerS})
+		switch {
+		case z.Free == 0 && rep.FirstNoneFreeS == 0:
+			rep.FirstNoneFreeS = el
+		case z.Free == 0 && !freeSince.IsZero():
+			rep.RefillGapMaxS = max(rep.RefillGapMaxS, now.Sub(freeSince).Seconds())
+			freeSince = time.Time{}
+		case z.Free > 0 && rep.FirstNoneFreeS > 0 && freeSince.IsZero():
+			freeSince = now
+		}
+		if z.Sold == r.o.Seats {
+			rep.SoldOut, rep.SoldOutS = true, el
+			r.end()
+		}
+		if now.Sub(lastPrint) >= time.Second || rep.SoldOut {
+			lastPrint = now
+			fmt.Fprintf(out, "    … %5.1fs  line %-9s waiting %6d  admitted %6d (%5.0f/s in force)  holds %6d  paid %6d  free %6d held %5d sold %6d\n",
+				el, s.Queue.State, s.Queue.Waiting, s.Queue.AdmittedTotal, s.Queue.AdmitPerS, r.holds.Load(), r.checkouts.Load(), z.Free, z.Held, z.Sold)
+		}
+	}
+}
+
+// Request bodies that do not change are made once.
+var (
+	checkoutVisa    = []byte(`{"payment":{"token":"tok_visa"}}`)
+	checkoutDecline = []byte(`{"payment":{"token":"tok_decline"}}`)
+)
+
+func (r *saleRun) buyer(i int) (res buyerResult) {
+	o, sale := r.o, r.sale
+	id := strconv.Itoa(i)
 	var t ticket
-	st, err := c.do("join", "POST", "/v1/sales/"+sale+"/queue", "", "", map[string]string{"buyer": id}, &t)
+	st, err := r.call("join", "POST", "/v1/sales/"+sale+"/queue", "", "", []byte(`{"buyer":"buyer-`+id+`"}`), &t)
 	if err != nil || st != 200 {
-		r.err = fmt.Errorf("join: status %d, %v", st, err)
-		return r
+		if st == 429 || st == 503 {
+			return res // out of time while the server pushed back
+		}
+		res.err = fmt.Errorf("join: status %d, %v", st, err)
+		return res
 	}
-	r.arrival = arrivals.Add(1)
+	res.arrival = r.arrivals.Add(1)
 	for t.State != "admitted" {
-		if over.Load() || time.Now().After(deadline) || t.State == "expired" {
-			return r
+		if t.State == "expired" {
+			return res
 		}
-		wait := min(time.Duration(t.PollAfterS)*time.Second, o.PollCap)
-		// Jitter spreads the crowd's polls, as real clients' clocks do.
-		time.Sleep(wait/2 + rand.N(wait/2+time.Millisecond))
-		st, err := c.do("poll", "GET", "/v1/sales/"+sale+"/queue/"+t.QueueID, "", "", nil, &t)
-		if err != nil || (st != 200 && st != 429) {
-			r.err = fmt.Errorf("poll: status %d, %v", st, err)
-			return r
+		wait := time.Duration(max(t.PollAfterS, 1)) * time.Second
+		if o.PollCap > 0 {
+			wait = min(wait, o.PollCap)
+		}
+		// Clocks and networks spread a real crowd's polls by a little.
+		wait += rand.N(wait/10 + time.Millisecond)
+		if !r.wait(wait) {
+			return res
+		}
+		st, err := r.call("poll", "GET", "/v1/sales/"+sale+"/queue/"+t.QueueID, "", "", nil, &t)
+		if err != nil || st != 200 {
+			if st == 429 || st == 503 {
+				return res
+			}
+			res.err = fmt.Errorf("poll: status %d, %v", st, err)
+			return res
 		}
 	}
-	r.admitted = admissions.Add(1)
+	res.admitted = r.admissions.Add(1)
 	qty := 1 + rand.IntN(4)
 	var h holdAnswer
-	st, err = c.do("hold", "POST", "/v1/sales/"+sale+"/holds", t.AccessToken, fmt.Sprintf("h-%d", i), map[string]any{"zone": "ga", "quantity": qty}, &h)
+	st, err = r.call("hold", "POST", "/v1/sales/"+sale+"/holds", t.AccessToken, "h-"+id, []byte(`{"zone":"ga","quantity":`+strconv.Itoa(qty)+`}`), &h)
 	if err != nil || (st != 201 && st != 409) {
-		r.err = fmt.Errorf("hold: status %d, %v", st, err)
-		return r
+		if st == 503 {
+			return res
+		}
+		res.err = fmt.Errorf("hold: status %d, %v", st, err)
+		return res
 	}
 	if st != 201 {
 		// Nothing left for this buyer: a well-behaved front end gives the
 		// admission back, so that the next in line may try.
-		c.do("leave", "DELETE", "/v1/sales/"+sale+"/queue/"+t.QueueID, "", "", nil, nil)
-		return r
+		r.c.do("leave", "DELETE", "/v1/sales/"+sale+"/queue/"+t.QueueID, "", "", nil, nil)
+		return res
 	}
-	holds.Add(1)
+	r.holds.Add(1)
 	if rand.Float64() < o.Abandon {
-		r.abandoned = true // walks away: the hold expires
-		return r
+		res.abandoned = true // walks away: the hold expires
+		return res
 	}
-	tokens := []string{"tok_visa"}
+	bodies := [][]byte{checkoutVisa}
 	if rand.Float64() < o.Decline {
-		tokens = []string{"tok_decline", "tok_visa"}
+		bodies = [][]byte{checkoutDecline, checkoutVisa}
 	}
-	for k, tok := range tokens {
+	for k, body := range bodies {
 		var ord struct {
 			Seats []string `json:"seats"`
 		}
-		st, err = c.do("checkout", "POST", "/v1/holds/"+h.HoldID+"/checkout", t.AccessToken, fmt.Sprintf("c-%d-%d", i, k), map[string]any{"payment": map[string]string{"token": tok}}, &ord)
+		st, err = r.call("checkout", "POST", "/v1/holds/"+h.HoldID+"/checkout", t.AccessToken, "c-"+id+"-"+strconv.Itoa(k), body, &ord)
 		if err != nil {
-			r.err = fmt.Errorf("checkout: %v", err)
-			return r
+			res.err = fmt.Errorf("checkout: %v", err)
+			return res
 		}
 		if st == 201 {
-			checkouts.Add(1)
-			r.seats = ord.Seats
-			return r
+			r.checkouts.Add(1)
+			res.seats = ord.Seats
+			return res
 		}
 		if st != 402 {
-			r.err = fmt.Errorf("checkout: status %d", st)
-			return r
+			res.err = fmt.Errorf("checkout: status %d", st)
+			return res
 		}
 	}
-	return r
+	return res
+}
+
+func (rep *saleReport) print(o Options) {
+	w := o.Out
+	fmt.Fprintf(w, "\nresults after %.1fs\n", rep.ElapsedS)
+	if rep.SoldOut {
+		fmt.Fprintf(w, "  time to sell out:  %.1fs from the opening (nothing left free first at %.1fs; longest a returned seat stayed free %.1fs)\n",
+			rep.SoldOutS, rep.FirstNoneFreeS, rep.RefillGapMaxS)
+	} else {
+		fmt.Fprintf(w, "  not sold out (free %d, held %d, sold %d)\n", rep.Free, rep.Held, rep.Sold)
+	}
+	fmt.Fprintf(w, "  admitted %d of %d buyers; holds %d (%.0f/s); checkouts %d (%.0f/s); requests %d (%.0f/s)\n",
+		rep.Admitted, rep.Buyers, rep.Holds, rep.HoldsPerS, rep.Checkouts, rep.CheckoutsPerS, rep.Requests, rep.RequestsPerS)
+	if rep.ServerCPUS >= 0 {
+		fmt.Fprintf(w, "  CPU: server %.1fs, load generator %.1fs (%.1f cores and %.1f cores on average)\n",
+			rep.ServerCPUS, rep.LoadGenCPUS, rep.ServerCPUS/rep.ElapsedS, rep.LoadGenCPUS/rep.ElapsedS)
+	} else {
+		fmt.Fprintf(w, "  CPU: load generator%s %.1fs (%.1f cores on average)\n",
+			map[bool]string{true: "", false: " and server together"}[o.Target != ""], rep.LoadGenCPUS, rep.LoadGenCPUS/rep.ElapsedS)
+	}
+	fmt.Fprintf(w, "  fairness: Spearman correlation of arrival and admission order %.3f (1 = strictly first come, first served)\n", rep.Fairness)
+	fmt.Fprintf(w, "  latency per endpoint (sent to answered; the buyers' own waits left out):\n")
+	eps := make([]string, 0, len(rep.Latency))
+	for ep := range rep.Latency {
+		eps = append(eps, ep)
+	}
+	sort.Strings(eps)
+	for _, ep := range eps {
+		q := rep.Latency[ep]
+		fmt.Fprintf(w, "    %-12s n=%-8d p50 %8.1fms  p90 %8.1fms  p99 %8.1fms  p99.9 %8.1fms  max %8.1fms\n", ep, q.N, q.P50Ms, q.P90Ms, q.P99Ms, q.P999Ms, q.MaxMs)
+	}
+	if len(rep.Errors) > 0 {
+		keys := make([]string, 0, len(rep.Errors))
+		for k := range rep.Errors {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		fmt.Fprintf(w, "  answers other than success:")
+		for _, k := range keys {
+			fmt.Fprintf(w, "  %s ×%d", k, rep.Errors[k])
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "  end state: free %d + held %d + sold %d = %d of %d; seats bought by buyers %d; sold twice %d → %s\n",
+		rep.Free, rep.Held, rep.Sold, rep.Free+rep.Held+rep.Sold, rep.Seats, rep.Bought, rep.SoldTwice, rep.Verdict)
+	if rep.BuyerErrors > 0 {
+		fmt.Fprintf(w, "  %d buyers met errors; first: %s\n", rep.BuyerErrors, rep.FirstError)
+	}
 }
 
 // fairness is the Spearman rank correlation of arrival and observed admission
