@@ -414,7 +414,11 @@ func TestHoldReadDelete(t *testing.T) {
 	requireError(t, ts.do(t, "GET", path, nil), 404, actors.CodeNotFound, "no token")
 	requireError(t, ts.do(t, "GET", path, nil, bearerHdr("forged.token")), 404, actors.CodeNotFound, "forged token")
 	requireError(t, ts.do(t, "DELETE", path, nil, bearerHdr(other)), 404, actors.CodeNotFound, "another buyer deletes")
-	requireEqual(t, ts.counts(t, "s")["vip"].Held, 2, "another buyer's delete changed nothing")
+	requireError(t, ts.do(t, "DELETE", path, nil), 403, actors.CodeNotAdmitted, "delete without a token")
+	requireError(t, ts.do(t, "DELETE", path, nil, bearerHdr("forged.token")), 403, actors.CodeNotAdmitted, "delete with a forged token")
+	requireError(t, ts.do(t, "DELETE", "/v1/holds/h_AAAAAAAAAAAAAAAAAAAAAA", nil), 403, actors.CodeNotAdmitted, "delete of an unknown hold without a token")
+	requireError(t, ts.do(t, "DELETE", "/v1/holds/h_AAAAAAAAAAAAAAAAAAAAAA", nil, bearerHdr(other)), 404, actors.CodeNotFound, "delete of an unknown hold with a valid token")
+	requireEqual(t, ts.counts(t, "s")["vip"].Held, 2, "refused deletes changed nothing")
 	requireError(t, ts.do(t, "GET", "/v1/holds/h_AAAAAAAAAAAAAAAAAAAAAA", nil, adminHdr), 404, actors.CodeNotFound, "unknown id")
 	requireError(t, ts.do(t, "GET", "/v1/holds/nonsense", nil, adminHdr), 404, actors.CodeNotFound, "impossible id")
 

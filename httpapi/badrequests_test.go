@@ -172,8 +172,8 @@ func TestBadRequests(t *testing.T) {
 		{"hold get: impossible id", "GET", "/v1/holds/h_short", nil, buyer, 404, actors.CodeNotFound},
 		{"hold get: another buyer", "GET", "/v1/holds/" + h.HoldID, nil, bearerHdr(tokOther), 404, actors.CodeNotFound},
 		{"hold delete: another buyer", "DELETE", "/v1/holds/" + h.HoldID, nil, bearerHdr(tokOther), 404, actors.CodeNotFound},
-		{"hold delete: no token", "DELETE", "/v1/holds/" + h.HoldID, nil, nil, 404, actors.CodeNotFound},
-		{"hold delete: forged token", "DELETE", "/v1/holds/" + h.HoldID, nil, forged, 404, actors.CodeNotFound},
+		{"hold delete: no token", "DELETE", "/v1/holds/" + h.HoldID, nil, nil, 403, actors.CodeNotAdmitted},
+		{"hold delete: forged token", "DELETE", "/v1/holds/" + h.HoldID, nil, forged, 403, actors.CodeNotAdmitted},
 
 		// Checkout.
 		{"checkout: empty object", "POST", checkout, raw("{}"), buyer, 400, actors.CodeBadRequest},

@@ -164,6 +164,24 @@ func (s *Server) holdAuth(ctx *fasthttp.RequestCtx, eng *actors.Engine, holdID s
 	return c.Buyer, false
 }
 
+// releaseAuth answers a buyer's DELETE of a hold that its token does not
+// allow, as for any change of inventory (API.md, Authentication): without a
+// valid access token for the hold's sale 403, before anything reveals
+// whether the hold exists. A valid token of another buyer goes on to the
+// owner check, which answers 404.
+func (s *Server) releaseAuth(ctx *fasthttp.RequestCtx, eng *actors.Engine, holdID string) bool {
+	sale, found := eng.HoldSale(holdID)
+	if !found {
+		if _, ok := s.claims(ctx); !ok {
+			fail(ctx, actors.CodeNotAdmitted, "releasing a hold needs a valid access token for its sale")
+			return false
+		}
+		return true // the owner check answers 404
+	}
+	_, ok := s.access(ctx, sale)
+	return ok
+}
+
 func (s *Server) routeHolds(ctx *fasthttp.RequestCtx, eng *actors.Engine, parts []string) string {
 	if len(parts) == 0 || len(parts) > 2 || (len(parts) == 2 && parts[1] != "checkout") {
 		fail(ctx, actors.CodeNotFound, "no such resource")
@@ -177,6 +195,9 @@ func (s *Server) routeHolds(ctx *fasthttp.RequestCtx, eng *actors.Engine, parts 
 		return "/v1/holds/{hold}/checkout"
 	}
 	if !method(ctx, "GET", "DELETE") {
+		return "/v1/holds/{hold}"
+	}
+	if string(ctx.Method()) == "DELETE" && !s.isAdmin(ctx) && !s.releaseAuth(ctx, eng, id) {
 		return "/v1/holds/{hold}"
 	}
 	buyer, admin := s.holdAuth(ctx, eng, id)
