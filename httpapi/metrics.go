@@ -48,6 +48,9 @@ type totals struct {
 
 // NewMetrics makes the server's metric set.
 func NewMetrics() *Metrics {
+	// # HELP and # TYPE for every family: without # TYPE, Prometheus knows
+	// no metric's type. The switch is the library's, global and idempotent.
+	metrics.ExposeMetadata(true)
 	s := metrics.NewSet()
 	m := &Metrics{
 		set:             s,
@@ -118,26 +121,54 @@ func (m *Metrics) request(route string, status int, d time.Duration) {
 }
 
 // write renders every metric: ours, the sales' live figures, and the Go
-// runtime's.
+// runtime's. The Prometheus text format wants all samples of a family in one
+// block under one # HELP and # TYPE, so the sales' figures are written family
+// by family, not sale by sale.
 func (m *Metrics) write(w io.Writer, eng *actors.Engine) {
 	m.set.WritePrometheus(w)
 	if eng != nil {
-		for _, s := range eng.Sales() {
-			id := s.ID()
-			q := s.Queue()
-			st := s.Stats()
-			fmt.Fprintf(w, "onsale_queue_waiting{sale=%q} %d\n", id, q.Waiting)
-			fmt.Fprintf(w, "onsale_queue_admitted{sale=%q} %d\n", id, q.Admitted)
-			fmt.Fprintf(w, "onsale_queue_admissions_total{sale=%q} %d\n", id, q.AdmittedTotal)
-			fmt.Fprintf(w, "onsale_queue_admit_rate{sale=%q} %g\n", id, q.AdmitPerS)
-			fmt.Fprintf(w, "onsale_holds_placed_total{sale=%q} %d\n", id, st.HoldsPlaced)
-			fmt.Fprintf(w, "onsale_holds_expired_total{sale=%q} %d\n", id, st.HoldsExpired)
-			for _, z := range s.Counts() {
-				fmt.Fprintf(w, "onsale_seats{sale=%q,zone=%q,state=\"free\"} %d\n", id, z.ID, z.Free)
-				fmt.Fprintf(w, "onsale_seats{sale=%q,zone=%q,state=\"held\"} %d\n", id, z.ID, z.Held)
-				fmt.Fprintf(w, "onsale_seats{sale=%q,zone=%q,state=\"sold\"} %d\n", id, z.ID, z.Sold)
+		sales := eng.Sales()
+		type saleFigures struct {
+			id     string
+			q      actors.QueueSummary
+			st     actors.SaleStats
+			counts []actors.ZoneCounts
+		}
+		figs := make([]saleFigures, len(sales))
+		for i, s := range sales {
+			figs[i] = saleFigures{id: s.ID(), q: s.Queue(), st: s.Stats(), counts: s.Counts()}
+		}
+		family := func(name, typ, help string, each func(f *saleFigures)) {
+			fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
+			for i := range figs {
+				each(&figs[i])
 			}
 		}
+		family("onsale_queue_waiting", "gauge", "Buyers waiting in line, per sale.", func(f *saleFigures) {
+			fmt.Fprintf(w, "onsale_queue_waiting{sale=%q} %d\n", f.id, f.q.Waiting)
+		})
+		family("onsale_queue_admitted", "gauge", "Admitted buyers shopping now, per sale.", func(f *saleFigures) {
+			fmt.Fprintf(w, "onsale_queue_admitted{sale=%q} %d\n", f.id, f.q.Admitted)
+		})
+		family("onsale_queue_admissions_total", "counter", "Admissions since the sale was created.", func(f *saleFigures) {
+			fmt.Fprintf(w, "onsale_queue_admissions_total{sale=%q} %d\n", f.id, f.q.AdmittedTotal)
+		})
+		family("onsale_queue_admit_rate", "gauge", "Admission rate in force, admissions per second.", func(f *saleFigures) {
+			fmt.Fprintf(w, "onsale_queue_admit_rate{sale=%q} %g\n", f.id, f.q.AdmitPerS)
+		})
+		family("onsale_holds_placed_total", "counter", "Holds placed since the server started.", func(f *saleFigures) {
+			fmt.Fprintf(w, "onsale_holds_placed_total{sale=%q} %d\n", f.id, f.st.HoldsPlaced)
+		})
+		family("onsale_holds_expired_total", "counter", "Holds that expired unpaid since the server started.", func(f *saleFigures) {
+			fmt.Fprintf(w, "onsale_holds_expired_total{sale=%q} %d\n", f.id, f.st.HoldsExpired)
+		})
+		family("onsale_seats", "gauge", "Seats by state (free, held, sold), per sale and zone.", func(f *saleFigures) {
+			for _, z := range f.counts {
+				fmt.Fprintf(w, "onsale_seats{sale=%q,zone=%q,state=\"free\"} %d\n", f.id, z.ID, z.Free)
+				fmt.Fprintf(w, "onsale_seats{sale=%q,zone=%q,state=\"held\"} %d\n", f.id, z.ID, z.Held)
+				fmt.Fprintf(w, "onsale_seats{sale=%q,zone=%q,state=\"sold\"} %d\n", f.id, z.ID, z.Sold)
+			}
+		})
 	}
 	metrics.WriteProcessMetrics(w)
 }
