@@ -161,7 +161,7 @@ func (l *latencies) add(endpoint string, d time.Duration) {
 
 // quantiles are an endpoint's latency figures.
 type quantiles struct {
-	N                          int
+	N                        int
 	P50, P90, P99, P999, Max time.Duration
 }
 
