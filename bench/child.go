@@ -24,7 +24,7 @@ func startChild(o Options, dir, admin string) (*server, error) {
 		"--buyer-rate", strconv.Itoa(so.BuyerRate), "--address-rate", strconv.Itoa(so.AddressRate),
 		"--payment-latency", so.PaymentLatency.String(),
 		"--payment-failure-rate", strconv.FormatFloat(so.PaymentFailureRate, 'g', -1, 64),
-		"--payment-slots", strconv.Itoa(so.PaymentSlots)}
+		"--payment-slots", strconv.Itoa(so.PaymentSlots), "--max-conns-per-address", strconv.Itoa(so.ConnsPerAddress)}
 	if so.NoSync {
 		args = append(args, "--unsafe-no-fsync")
 	}

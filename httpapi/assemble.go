@@ -27,6 +27,8 @@ type Options struct {
 
 	BuyerRate   int // requests/s per buyer before 429; 0: no limit
 	AddressRate int // requests/s per client address without a buyer; 0: no limit
+	// ConnsPerAddress caps one client address's open connections.
+	ConnsPerAddress int
 
 	PaymentLatency     time.Duration // built-in simulator: latency of each call
 	PaymentFailureRate float64       // built-in simulator: share of calls that fail
@@ -45,6 +47,7 @@ type Options struct {
 func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.BuyerRate, "buyer-rate", o.BuyerRate, "requests per second per buyer before 429 (0: no limit)")
 	fs.IntVar(&o.AddressRate, "address-rate", o.AddressRate, "requests per second per client address without a buyer identity before 429 (0: no limit)")
+	fs.IntVar(&o.ConnsPerAddress, "max-conns-per-address", o.ConnsPerAddress, "open connections one client address may hold (a carrier NAT hides thousands of buyers)")
 	fs.DurationVar(&o.PaymentLatency, "payment-latency", o.PaymentLatency, "built-in payment simulator: latency of each call")
 	fs.Float64Var(&o.PaymentFailureRate, "payment-failure-rate", o.PaymentFailureRate, "built-in payment simulator: share of calls that fail as gateway errors (0..1)")
 	fs.IntVar(&o.PaymentSlots, "payment-slots", o.PaymentSlots, "payment calls in flight at most (the bulkhead)")
@@ -56,6 +59,7 @@ func DefaultOptions() Options {
 	return Options{
 		Addr: ":8080", Dir: "./data",
 		BuyerRate: BuyerRateDefault, AddressRate: AddressRateDefault, PaymentSlots: GatewaySlotsDefault,
+		ConnsPerAddress: ConnsPerAddressDefault,
 	}
 }
 
@@ -67,8 +71,8 @@ func (o *Options) Check() error {
 	if o.PaymentLatency < 0 {
 		return errors.New("--payment-latency must not be negative")
 	}
-	if o.BuyerRate < 0 || o.AddressRate < 0 || o.PaymentSlots < 0 {
-		return errors.New("--buyer-rate, --address-rate and --payment-slots must not be negative")
+	if o.BuyerRate < 0 || o.AddressRate < 0 || o.PaymentSlots < 0 || o.ConnsPerAddress < 0 {
+		return errors.New("--buyer-rate, --address-rate, --payment-slots and --max-conns-per-address must not be negative")
 	}
 	return nil
 }
@@ -113,7 +117,7 @@ func Start(o Options) (*Running, error) {
 	srv := New(Config{
 		AdminToken: sec.AdminToken, SigningKey: sec.SigningKey,
 		Gateway: gw, GatewaySlots: o.PaymentSlots,
-		BuyerRate: o.BuyerRate, AddressRate: o.AddressRate,
+		BuyerRate: o.BuyerRate, AddressRate: o.AddressRate, ConnsPerAddress: o.ConnsPerAddress,
 		Logger: o.Logger, Metrics: m, Now: o.Now,
 	})
 	ln := o.Listener

@@ -33,6 +33,9 @@ type Metrics struct {
 	walRecords      *metrics.Counter
 	panics          *metrics.Counter
 	rateLimited     *metrics.Counter
+	acceptFull      *metrics.Counter // accepts that met EMFILE/ENFILE
+	connections     atomic.Int64
+	connectionsCap  atomic.Int64
 	series          sync.Map // routeStatus -> *requestSeries
 
 	// Totals for the dashboard, which shows rates from their differences.
@@ -63,7 +66,10 @@ func NewMetrics() *Metrics {
 		panics:          s.NewCounter("onsale_http_panics_total"),
 		rateLimited:     s.NewCounter("onsale_http_rate_limited_total"),
 	}
+	m.acceptFull = s.NewCounter("onsale_http_accept_fd_exhausted_total")
 	s.NewGauge("onsale_payment_gateway_in_flight", func() float64 { return float64(m.paymentInFlight.Load()) })
+	s.NewGauge("onsale_http_connections", func() float64 { return float64(m.connections.Load()) })
+	s.NewGauge("onsale_http_connections_max", func() float64 { return float64(m.connectionsCap.Load()) })
 	return m
 }
 

@@ -25,7 +25,7 @@ const (
 	readTimeout       = 10 * time.Second
 	writeTimeout      = 10 * time.Second
 	idleTimeout       = 60 * time.Second
-	connectionsMax    = 200_000 // each holds ~10 KiB of buffers: ~2 GB at the cap
+	connectionsMax    = 200_000 // each holds ~10 KiB of buffers: ~2 GB at the cap; the file limit usually caps lower
 	streamLifetimeMax = 30 * time.Minute
 	heartbeatInterval = 15 * time.Second
 )
@@ -40,9 +40,12 @@ type Config struct {
 	// a limit off.
 	BuyerRate   int
 	AddressRate int
-	Logger      *slog.Logger
-	Metrics     *Metrics
-	Now         func() time.Time
+	// ConnsPerAddress caps the connections one client address holds at once
+	// (0: ConnsPerAddressDefault); past it new ones are closed at once.
+	ConnsPerAddress int
+	Logger          *slog.Logger
+	Metrics         *Metrics
+	Now             func() time.Time
 }
 
 // Defaults of Config.
@@ -63,6 +66,7 @@ type Server struct {
 	m       *Metrics
 	log     *slog.Logger
 	srv     *fasthttp.Server
+	conns   int // connections held at once at most: the file limit's share
 	closing chan struct{}
 	dash    *dashboard
 }
@@ -90,13 +94,21 @@ func New(cfg Config) *Server {
 		byBuyer: newLimiter(cfg.BuyerRate), byAddr: newLimiter(cfg.AddressRate),
 		closing: make(chan struct{}),
 	}
+	if cfg.ConnsPerAddress <= 0 {
+		cfg.ConnsPerAddress = ConnsPerAddressDefault
+	}
+	limit, conns := connectionsCap()
+	s.conns = conns
+	s.m.connectionsCap.Store(int64(conns))
+	s.log.Info("connection caps", "caps", describeCaps(limit, conns, cfg.ConnsPerAddress))
 	s.pay = newBulkhead(cfg.Gateway, cfg.GatewaySlots, s.m)
 	s.dash = newDashboard(s)
 	s.srv = &fasthttp.Server{
 		Handler:                            s.handle,
 		ErrorHandler:                       s.transportError,
 		Name:                               "onsale",
-		Concurrency:                        connectionsMax,
+		Concurrency:                        conns,
+		MaxConnsPerIP:                      cfg.ConnsPerAddress,
 		ReadBufferSize:                     headerBytesMax,
 		WriteBufferSize:                    16 << 10,
 		MaxRequestBodySize:                 bodyBytesMax,
@@ -115,8 +127,11 @@ func New(cfg Config) *Server {
 // SetEngine makes the server ready.
 func (s *Server) SetEngine(e *actors.Engine) { s.eng.Store(e) }
 
-// Serve serves on ln until Shutdown.
-func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(ln) }
+// Serve serves on ln until Shutdown, holding at most the connections the
+// file limit allows and waiting out EMFILE instead of exiting.
+func (s *Server) Serve(ln net.Listener) error {
+	return s.srv.Serve(newGateListener(ln, s.conns, s.m, s.log))
+}
 
 // Shutdown stops taking connections, ends streams and waits for requests in
 // flight, at most until the timeout.
