@@ -50,10 +50,13 @@ const sessionCookie = "onsale_session"
 // its expiry and an HMAC of it under the signing key, so no session table is
 // kept.
 type dashboard struct {
-	s *Server
+	s      *Server
+	logins *limiter // login attempts per client address
 }
 
-func newDashboard(s *Server) *dashboard { return &dashboard{s: s} }
+func newDashboard(s *Server) *dashboard {
+	return &dashboard{s: s, logins: newBurstLimiter(loginPerSecond, loginBurst)}
+}
 
 func (d *dashboard) session(exp int64) string {
 	m := hmac.New(sha256.New, d.s.cfg.SigningKey)
@@ -104,7 +107,18 @@ func (d *dashboard) route(ctx *fasthttp.RequestCtx, parts []string) string {
 	return "unknown"
 }
 
+// Login attempts per client address: enough for an operator who mistypes,
+// far too few to guess a 192-bit token; each address has its own bucket, so
+// a flood from one never locks out the operator at another.
+const (
+	loginBurst     = 10
+	loginPerSecond = 0.2
+)
+
 func (d *dashboard) login(ctx *fasthttp.RequestCtx) {
+	if !d.s.limit(ctx, d.logins, ctx.RemoteIP().String()) {
+		return
+	}
 	tok := string(ctx.PostArgs().Peek("token"))
 	if !equalToken(tok, d.s.cfg.AdminToken) {
 		fail(ctx, codeUnauthorized, "that is not the admin token (printed at first start, or set with --admin-token)")

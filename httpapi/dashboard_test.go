@@ -1,6 +1,11 @@
 package httpapi
 
 import (
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 )
@@ -29,4 +34,39 @@ func TestDashboardLoad(t *testing.T) {
 	if m.req != 3 || m.cerr != 1 || m.serr != 1 || m.bat != 1 || m.fsNs != int64(3*time.Millisecond) {
 		t.Fatalf("mark after 3 requests and a batch = %+v", m)
 	}
+}
+
+// TestDashboardLoginRateLimit: a flood of wrong tokens from one address is
+// cut off with 429 and Retry-After, while the operator at another address
+// still logs in.
+func TestDashboardLoginRateLimit(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	form := func(c *http.Client, tok string) *http.Response {
+		resp, err := c.Post(ts.base+"/dashboard/login", "application/x-www-form-urlencoded",
+			strings.NewReader(url.Values{"token": {tok}}.Encode()))
+		requireNoErr(t, err, "login")
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	limited := 0
+	for i := 0; i < 300; i++ {
+		resp := form(ts.c, "wrong")
+		switch resp.StatusCode {
+		case 401:
+		case 429:
+			limited++
+			requireTrue(t, resp.Header.Get("Retry-After") != "", "429 without Retry-After")
+		default:
+			t.Fatalf("wrong token: status %d", resp.StatusCode)
+		}
+	}
+	requireTrue(t, limited >= 300-loginBurst-5, "only %d of 300 wrong tokens were rate limited", limited)
+	requireEqual(t, form(ts.c, testAdminToken).StatusCode, 429, "the flooding address is limited even with the right token")
+
+	// The operator elsewhere: another loopback address.
+	other := &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{
+		LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}).DialContext}}
+	requireEqual(t, form(other, testAdminToken).StatusCode, 200, "the operator at another address logs in")
 }

@@ -36,7 +36,12 @@ type bucket struct {
 }
 
 func newLimiter(perSecond int) *limiter {
-	l := &limiter{rate: float64(perSecond), burst: 2 * float64(perSecond), seed: maphash.MakeSeed()}
+	return newBurstLimiter(float64(perSecond), 2*float64(perSecond))
+}
+
+// newBurstLimiter allows burst requests at once, then perSecond.
+func newBurstLimiter(perSecond, burst float64) *limiter {
+	l := &limiter{rate: perSecond, burst: burst, seed: maphash.MakeSeed()}
 	for i := range l.shard {
 		l.shard[i].m = make(map[string]*bucket)
 	}
