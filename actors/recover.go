@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 
+	"onsale/actors/seats"
 	"onsale/wal"
 )
 
@@ -166,8 +167,8 @@ func (s *Sale) rebuildDerived() {
 	now := s.e.nowMs()
 	for _, zh := range s.zones {
 		z := zh.core
-		z.ForEachHold(func(h *Hold) {
-			if h.State == HoldActive || (h.State == HoldPurchased && !h.OrderCancelled) {
+		z.ForEachHold(func(h *seats.Hold) {
+			if h.State == seats.HoldActive || (h.State == seats.HoldPurchased && !h.OrderCancelled) {
 				s.ledger.force(h.Buyer, len(h.Seats))
 			}
 			if h.IdemKey != "" && now-h.CreatedAt <= idemRetention.Milliseconds() {
@@ -205,7 +206,7 @@ func (e *Engine) expireOverdue() error {
 				}
 				for _, id := range ids {
 					h := zh.core.Hold(id)
-					if h == nil || h.State != HoldActive {
+					if h == nil || h.State != seats.HoldActive {
 						continue
 					}
 					ev := &wal.Event{Type: wal.TypeHoldExpired, Sale: s.def.ID, Zone: zh.def.ID, Hold: id, At: now}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"onsale/actors/seats"
 	"onsale/wal"
 )
 
@@ -144,7 +145,7 @@ func (zh *zoneHandle) restore(data []byte) error {
 		return fmt.Errorf("zone snapshot length is corrupt")
 	}
 	core := data[1+k : 1+k+int(n)]
-	z, err := RestoreZone(*zh.def, core)
+	z, err := seats.RestoreZone(*zh.def, core)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"onsale/actors/seats"
 	"onsale/wal"
 )
 
@@ -30,7 +31,7 @@ const (
 type zoneActor struct {
 	s  *Sale
 	zh *zoneHandle
-	z  *Zone // owned by this actor
+	z  *seats.Zone // owned by this actor
 
 	// checkouts marks holds whose payment is in progress: hold id -> start (ms).
 	checkouts map[string]int64
@@ -258,10 +259,10 @@ func (a *zoneActor) hold(m *holdCmd) {
 			Message: fmt.Sprintf("this sale allows %d seats per buyer; you may take %d more", s.def.MaxPerBuyer, remaining)})
 		return
 	}
-	var seats []uint32
+	var chosen []uint32
 	switch {
 	case named != nil && z.AllFree(named):
-		seats = named
+		chosen = named
 	case named != nil && !m.acceptAlt:
 		s.ledger.give(m.buyer, n)
 		alts := z.Alternatives(n, alternativesMax, named)
@@ -289,18 +290,18 @@ func (a *zoneActor) hold(m *holdCmd) {
 			a.refuse(m.c, &Error{Code: CodeSoldOut, Message: fmt.Sprintf("zone %q cannot fill %d seats; see the zones with seats free", a.zh.def.ID, n), Zones: s.otherZonesFree(a.zh.idx)})
 			return
 		}
-		seats = picked
+		chosen = picked
 	}
 	now := s.e.nowMs()
 	ev := &wal.Event{
 		Type: wal.TypeHoldPlaced, Sale: s.def.ID, Zone: a.zh.def.ID,
-		Hold: newID('h', s.idx, a.zh.idx), Buyer: m.buyer, Seats: seats,
-		At: now, Expires: now + s.holdTTLMs, Amount: int64(len(seats)) * a.zh.def.PriceCents,
+		Hold: newID('h', s.idx, a.zh.idx), Buyer: m.buyer, Seats: chosen,
+		At: now, Expires: now + s.holdTTLMs, Amount: int64(len(chosen)) * a.zh.def.PriceCents,
 		IdemKey: m.c.key.key, IdemHash: m.c.hash,
 	}
 	// The answer is built before the commit so that the log callback only
 	// closes a channel; the view does not change when the event is applied.
-	h := &Hold{ID: ev.Hold, Buyer: ev.Buyer, Seats: seats, CreatedAt: now, ExpiresAt: ev.Expires, Amount: ev.Amount, State: HoldActive}
+	h := &seats.Hold{ID: ev.Hold, Buyer: ev.Buyer, Seats: chosen, CreatedAt: now, ExpiresAt: ev.Expires, Amount: ev.Amount, State: seats.HoldActive}
 	if !a.commit(ev, m.c, Result{Hold: holdView(s.def.ID, z, h)}, func() { s.holdsPlaced.Add(1) }) {
 		s.ledger.give(m.buyer, n)
 	}
@@ -308,7 +309,7 @@ func (a *zoneActor) hold(m *holdCmd) {
 
 // owned returns the hold if the caller may see it: existence is not revealed
 // to anyone else.
-func (a *zoneActor) owned(holdID, buyer string, admin bool) *Hold {
+func (a *zoneActor) owned(holdID, buyer string, admin bool) *seats.Hold {
 	h := a.z.Hold(holdID)
 	if h == nil || (!admin && h.Buyer != buyer) {
 		return nil
@@ -325,14 +326,14 @@ func (a *zoneActor) release(m *releaseCmd) {
 	switch {
 	case h == nil:
 		s.finish(m.c, Result{Err: errHoldNotFound()})
-	case h.State == HoldReleased:
+	case h.State == seats.HoldReleased:
 		s.answerDurable(&a.log, m.c, Result{Hold: holdView(s.def.ID, a.z, h)})
-	case h.State != HoldActive:
+	case h.State != seats.HoldActive:
 		s.finish(m.c, Result{Err: errorf(CodeHoldNotActive, "the hold is %s, not active", h.State)})
 	default:
 		ev := &wal.Event{Type: wal.TypeHoldReleased, Sale: s.def.ID, Zone: a.zh.def.ID, Hold: h.ID, At: s.e.nowMs()}
 		v := holdView(s.def.ID, a.z, h)
-		v.State = HoldReleased.String()
+		v.State = seats.HoldReleased.String()
 		a.commit(ev, m.c, Result{Hold: v}, func() {
 			s.ledger.give(h.Buyer, len(h.Seats))
 			delete(a.checkouts, h.ID)
@@ -343,8 +344,8 @@ func (a *zoneActor) release(m *releaseCmd) {
 // expireIfDue expires h now if its time has come and no tick has released
 // it yet: at expires_at the hold is over (API.md), so reads and releases
 // must agree with a checkout at the same instant.
-func (a *zoneActor) expireIfDue(h *Hold) {
-	if now := a.s.e.nowMs(); h != nil && h.State == HoldActive && now >= h.ExpiresAt {
+func (a *zoneActor) expireIfDue(h *seats.Hold) {
+	if now := a.s.e.nowMs(); h != nil && h.State == seats.HoldActive && now >= h.ExpiresAt {
 		a.expireOne(h.ID, now)
 	}
 }
@@ -367,9 +368,9 @@ func (a *zoneActor) checkoutBegin(m *checkoutBeginCmd) {
 	switch {
 	case h == nil:
 		s.finish(m.c, Result{Err: errHoldNotFound()})
-	case h.State == HoldExpired:
+	case h.State == seats.HoldExpired:
 		s.finish(m.c, Result{Err: errorf(CodeHoldExpired, "the hold expired at %s; hold the seats again", fmtMs(h.ExpiresAt))})
-	case h.State != HoldActive:
+	case h.State != seats.HoldActive:
 		s.finish(m.c, Result{Err: errorf(CodeHoldNotActive, "the hold is %s, not active", h.State)})
 	default:
 		if t, ok := a.checkouts[h.ID]; ok && now-t < checkoutStaleMs {
@@ -400,16 +401,16 @@ func (a *zoneActor) checkoutEnd(m *checkoutEndCmd) {
 	switch {
 	case h == nil:
 		s.finish(m.c, Result{Err: errHoldNotFound()})
-	case h.State == HoldExpired || (h.State == HoldActive && now >= h.ExpiresAt):
+	case h.State == seats.HoldExpired || (h.State == seats.HoldActive && now >= h.ExpiresAt):
 		// The second form: due, but its expiry could not be queued yet.
 		a.refuse(m.c, errorf(CodeHoldExpired, "the hold expired at %s during payment; the payment is refunded", fmtMs(h.ExpiresAt)))
-	case h.State != HoldActive:
+	case h.State != seats.HoldActive:
 		a.refuse(m.c, errorf(CodeHoldNotActive, "the hold is %s, not active; the payment is refunded", h.State))
 	default:
 		ev := &wal.Event{Type: wal.TypeOrderPaid, Sale: s.def.ID, Zone: a.zh.def.ID, Hold: h.ID, Order: m.orderID,
 			At: now, Amount: h.Amount, IdemKey: m.c.key.key, IdemHash: m.c.hash}
 		o := *h
-		o.OrderID, o.PaidAt, o.State = m.orderID, now, HoldPurchased
+		o.OrderID, o.PaidAt, o.State = m.orderID, now, seats.HoldPurchased
 		a.commit(ev, m.c, Result{Order: orderView(s.def.ID, a.z, &o)}, nil)
 	}
 }
@@ -456,7 +457,7 @@ func (a *zoneActor) expire() {
 
 func (a *zoneActor) expireOne(id string, now int64) {
 	h := a.z.Hold(id)
-	if h == nil || h.State != HoldActive {
+	if h == nil || h.State != seats.HoldActive {
 		return
 	}
 	ev := &wal.Event{Type: wal.TypeHoldExpired, Sale: a.s.def.ID, Zone: a.zh.def.ID, Hold: id, At: now}

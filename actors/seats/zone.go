@@ -1,4 +1,4 @@
-package actors
+package seats
 
 import (
 	"errors"
@@ -190,7 +190,7 @@ type Zone struct {
 // a def that CheckZoneLayout refuses is a bug and panics.
 func NewZone(def ZoneDef) *Zone {
 	if err := CheckZoneLayout(def); err != nil {
-		panic("actors.NewZone: unvalidated definition: " + err.Error())
+		panic("seats.NewZone: unvalidated definition: " + err.Error())
 	}
 	return newZone(def)
 }

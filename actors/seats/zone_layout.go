@@ -1,4 +1,4 @@
-package actors
+package seats
 
 import (
 	"fmt"
@@ -6,6 +6,24 @@ import (
 	"strconv"
 	"strings"
 )
+
+// ZoneDef is one zone of a sale: general admission (Capacity, seats
+// "1".."N") or reserved seating (Rows, seats "ROW-N" numbered from 1). It is
+// part of the sale definition, written as JSON in the sale_created record:
+// never rename a field's JSON name.
+type ZoneDef struct {
+	ID         string   `json:"id"`
+	Name       string   `json:"name"`
+	PriceCents int64    `json:"price_cents"`
+	Capacity   int      `json:"capacity,omitempty"`
+	Rows       []RowDef `json:"rows,omitempty"`
+}
+
+// RowDef is one row of a reserved zone. Consecutive seat numbers are adjacent.
+type RowDef struct {
+	Row   string `json:"row"`
+	Seats int    `json:"seats"`
+}
 
 // The layout of a zone: checking a definition, and the mapping between seat
 // indexes and public seat ids. Names are computed from the rows, never
