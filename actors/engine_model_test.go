@@ -212,7 +212,7 @@ func (m *engineModel) check(o *mdlOp, now int64) string {
 			chosen = named
 		case named != nil && !o.req.AcceptAlternative:
 			alts := [][]string{}
-			for _, a := range modelAlternatives(m.rows, m.seats, n, alternativesMax, named) {
+			for _, a := range modelAlternatives(m.rows, m.seats, n, mdlAltsShown, named) {
 				alts = append(alts, mdlSeatNames(a))
 			}
 			return wantErr(Error{Code: CodeSeatsTaken, Alternatives: alts})

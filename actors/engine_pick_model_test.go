@@ -14,6 +14,8 @@ import (
 const (
 	// mdlPickSeatsMax: a hold asks for 1..100 seats (API.md).
 	mdlPickSeatsMax = 100
+	// mdlAltsShown: a seats_taken answer offers 3 alternatives (API.md).
+	mdlAltsShown = 3
 	// mdlAltSetsMax: the zone computes at most 16 alternative sets.
 	mdlAltSetsMax = 16
 	// mdlSetAside marks a seat that an alternative already took or the

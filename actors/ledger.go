@@ -22,9 +22,9 @@ func newLedger(max int) *ledger {
 	return &ledger{max: max, counts: make(map[string]int)}
 }
 
-// reserve takes n seats for buyer if that keeps them within the limit. It
+// Reserve takes n seats for buyer if that keeps them within the limit. It
 // returns false and how many more they may take when it does not.
-func (l *ledger) reserve(buyer string, n int) (ok bool, remaining int) {
+func (l *ledger) Reserve(buyer string, n int) (ok bool, remaining int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	c := l.counts[buyer]
@@ -35,8 +35,8 @@ func (l *ledger) reserve(buyer string, n int) (ok bool, remaining int) {
 	return true, l.max - c - n
 }
 
-// give returns n seats that buyer no longer holds or owns.
-func (l *ledger) give(buyer string, n int) {
+// Give returns n seats that buyer no longer holds or owns.
+func (l *ledger) Give(buyer string, n int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	c := l.counts[buyer] - n

@@ -263,7 +263,7 @@ func (a *saleActor) Receive(ctx actor.Context) {
 	case *actor.Started:
 		for _, zh := range a.s.zones {
 			zh := zh
-			za := &zoneActor{s: a.s, zh: zh, z: zh.core, checkouts: make(map[string]int64), idemFails: zh.idemFails, log: ownerLog{log: a.s.e.log}}
+			za := newZoneActor(a.s, zh)
 			zh.core, zh.idemFails = nil, nil
 			za.publish()
 			pid, err := ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return za },

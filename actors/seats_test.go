@@ -20,7 +20,7 @@ func TestSaleSeatsMatchZone(t *testing.T) {
 
 	view, err := s.Seats("vip")
 	requireTrue(t, err == nil, "seats: %v", err)
-	names := seats.NewZone(def.Zones[0])
+	names := seats.NewZone(def.ID, def.Zones[0])
 	requireEqual(t, len(view), names.Size(), "one entry per seat")
 	want := map[string]string{"BB-2": "sold", "BB-3": "sold", "C9-1": "held"}
 	for i, v := range view {

@@ -44,18 +44,10 @@ type SeatView struct {
 	Status string `json:"status"`
 }
 
-func seatNames(z *seats.Zone, seats []uint32) []string {
-	out := make([]string, len(seats))
-	for i, s := range seats {
-		out[i] = z.SeatName(s)
-	}
-	return out
-}
-
 func holdView(sale string, z *seats.Zone, h *seats.Hold) *HoldView {
 	v := &HoldView{
 		ID: h.ID, Sale: sale, Zone: z.Def().ID, Buyer: h.Buyer,
-		Seats: seatNames(z, h.Seats), State: h.State.String(),
+		Seats: z.SeatNames(h.Seats), State: h.State.String(),
 		CreatedAt: h.CreatedAt, ExpiresAt: h.ExpiresAt, Amount: h.Amount,
 		OrderID: h.OrderID,
 	}
@@ -65,7 +57,7 @@ func holdView(sale string, z *seats.Zone, h *seats.Hold) *HoldView {
 func orderView(sale string, z *seats.Zone, h *seats.Hold) *OrderView {
 	v := &OrderView{
 		ID: h.OrderID, HoldID: h.ID, Sale: sale, Zone: z.Def().ID, Buyer: h.Buyer,
-		Seats: seatNames(z, h.Seats), Amount: h.Amount, State: "paid", PaidAt: h.PaidAt,
+		Seats: z.SeatNames(h.Seats), Amount: h.Amount, State: "paid", PaidAt: h.PaidAt,
 	}
 	if h.OrderCancelled {
 		v.State, v.CancelledAt = "cancelled", h.CancelledAt

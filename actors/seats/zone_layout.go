@@ -102,6 +102,15 @@ func (z *Zone) SeatName(i uint32) string {
 	return z.def.Rows[r].Row + "-" + strconv.FormatUint(uint64(i-z.segStart[r])+1, 10)
 }
 
+// SeatNames returns the public ids of seats, in order.
+func (z *Zone) SeatNames(seats []uint32) []string {
+	out := make([]string, len(seats))
+	for i, s := range seats {
+		out[i] = z.SeatName(s)
+	}
+	return out
+}
+
 // SeatIndex maps a public seat id back to its index. Only the canonical form
 // is accepted ("A-7", not "A-07"), so each seat has exactly one name.
 func (z *Zone) SeatIndex(name string) (uint32, bool) {
