@@ -5,12 +5,14 @@ import "sync"
 // ledger counts, per buyer, the seats held plus the seats bought (and not
 // cancelled) in one sale, so that max_per_buyer holds across all of its zones.
 //
-// Zone actors reserve against it before they hold, inside their Receive, and
-// give back what a hold did not take or what a release, expiry or cancel
-// returned. The mutex is held for a map lookup and an add, never across I/O or
-// a send, so zones never wait on each other for long. Because Reserve checks
-// and adds under one lock, no interleaving of zones can take a buyer past the
-// limit; ledger_test.go drives that with concurrent zones.
+// Zones reserve against it before they hold (it is the seat core's
+// seats.Allowance: DecideHold reserves and gives back what a refusal did not
+// take), and the zone actor gives back what a release, expiry or cancel
+// returned once its record is applied. The mutex is held for a map lookup
+// and an add, never across I/O or a send, so zones never wait on each other
+// for long. Because Reserve checks and adds under one lock, no interleaving
+// of zones can take a buyer past the limit; TestEngineMaxPerBuyerConcurrent
+// (engine_hold_test.go) drives that with concurrent zones.
 type ledger struct {
 	max int // max_per_buyer of the sale; fixed
 

@@ -14,9 +14,10 @@
 //
 // # Invariants
 //
-// Apply is the only mutator of seats and holds, and runs the same way live
-// and in recovery replay, so a zone rebuilt from the log equals the zone that
-// wrote the log. Every check runs before the first write: an event that does
+// Decisions do not change seats or holds (DecideCheckoutBegin sets an
+// in-memory checkout mark, nothing more). Apply is the only mutator of seats
+// and holds, and runs the same way live and in recovery replay, so a zone
+// rebuilt from the log equals the zone that wrote the log. Every check runs before the first write: an event that does
 // not fit changes nothing. After every Apply:
 //   - free+held+sold == Size();
 //   - a seat is held by exactly one active hold, or sold to exactly one
@@ -29,6 +30,15 @@
 //
 // # Where to start reading
 //
-// zone.go (Zone, Hold, Apply), then zone_layout.go (seat names), zone_pick.go
-// (best available), zone_expiry.go (the expiry heap) and zone_snapshot.go.
+// zone_decide.go first: the decisions a zone makes for each request (hold,
+// release, checkout, order, cancel, expiry) and the Decision they return,
+// which the zone actor carries out: write Decision.Event, Apply it once the
+// log has taken it, answer once it is durable. Then zone.go (Zone, Hold,
+// Apply), zone_layout.go (seat names), zone_pick.go (best available),
+// zone_expiry.go (the expiry heap) and zone_snapshot.go.
+//
+// What belongs to the sale and not to one zone comes in from the caller:
+// the buyer's max_per_buyer account (Allowance), the other zones' free
+// counts, the pause flag and the hold lifetime (Terms, HoldRequest). Ids are
+// made by the caller too (Terms.NewHoldID), since they need randomness.
 package seats

@@ -61,9 +61,9 @@ const (
 )
 
 // Errors of Apply and RestoreZone, wrapped with the hold, order or seat
-// concerned; match them with errors.Is. The zone actor checks a request
-// before it makes an event, so from Apply they mean a bug, or a log that does
-// not belong to this zone.
+// concerned; match them with errors.Is. The decide functions check a request
+// before they make an event, so from Apply they mean a bug, or a log that
+// does not belong to this zone.
 var (
 	ErrZoneEventType      = errors.New("zone: event type does not change a zone")
 	ErrZoneMismatch       = errors.New("zone: event is for another zone")
