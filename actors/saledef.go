@@ -184,8 +184,6 @@ const timeLayout = "2006-01-02T15:04:05.000Z"
 // FormatTime writes t as API.md wants it.
 func FormatTime(t time.Time) string { return t.UTC().Format(timeLayout) }
 
-func fmtMs(ms int64) string { return FormatTime(time.UnixMilli(ms)) }
-
 // parseTime reads RFC 3339 with any offset and 0 to 9 fractional digits.
 func parseTime(s string) (time.Time, error) {
 	return time.Parse(time.RFC3339Nano, s)
