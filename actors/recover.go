@@ -210,10 +210,10 @@ func (e *Engine) expireOverdue() error {
 						continue
 					}
 					done := make(chan error, 1)
-					if err := e.log.Append(d.Event, func(_ uint64, err error) { done <- err }); err != nil {
+					if err := e.log.Append(&d.Event, func(_ uint64, err error) { done <- err }); err != nil {
 						return fmt.Errorf("expire hold %s at recovery: %w", id, err)
 					}
-					if err := zh.core.Apply(d.Event); err != nil {
+					if err := zh.core.Apply(&d.Event); err != nil {
 						return fmt.Errorf("expire hold %s at recovery: %w", id, err)
 					}
 					s.ledger.Give(d.Answer.Buyer, d.Returned)

@@ -102,7 +102,7 @@ func (a *zoneActor) apply(ev *wal.Event) {
 // once the record is durable and all of that is done. If the log refuses
 // the record, nothing is applied or settled and c gets the error.
 func (a *zoneActor) commit(d *seats.Decision, c *call, r Result) bool {
-	ev := d.Event
+	ev := &d.Event
 	p := &zoneCommit{a: a, c: c, r: r, typ: ev.Type}
 	p.left.Store(2)
 	// The hot path of every hold: one allocation for the commit and one for
@@ -304,7 +304,7 @@ func (a *zoneActor) carryOrder(c *call, d seats.Decision) {
 // or, with no record, once what r was read from is durable. A record the log
 // refuses changes nothing and gives back what the decision reserved.
 func (a *zoneActor) carry(c *call, d *seats.Decision, r Result) {
-	if d.Event == nil {
+	if !d.Writes() {
 		a.s.answerDurable(&a.log, c, r)
 		return
 	}
@@ -371,10 +371,10 @@ func (a *zoneActor) expireOne(id string, now int64) {
 	if !ok {
 		return
 	}
-	if err := a.log.append(d.Event, a.s.e.expiryDone); err != nil {
+	if err := a.log.append(&d.Event, a.s.e.expiryDone); err != nil {
 		a.pendingExpiry = append(a.pendingExpiry, id)
 		return
 	}
-	a.apply(d.Event)
+	a.apply(&d.Event)
 	a.settle(&d)
 }

@@ -69,7 +69,7 @@ type ZoneFree struct {
 
 // A Decision is what a decide function concluded, one of three:
 //   - Refusal set: nothing changes; answer with the refusal.
-//   - Event set: write Event to the log; once the log has taken it, Apply
+//   - Writes(): write Event to the log; once the log has taken it, Apply
 //     it and give Returned seats back to Answer.Buyer's allowance; answer
 //     with Answer once Event is durable. If the log refuses Event, nothing
 //     changes and the Reserved seats go back to Answer.Buyer's allowance.
@@ -77,7 +77,10 @@ type ZoneFree struct {
 //     zone appended so far is durable, since Answer was read from state
 //     that may not be yet.
 type Decision struct {
-	Event   *wal.Event
+	// Event is the record to write; its Type is zero when there is none
+	// (see Writes). A value, not a pointer: the log encodes it when it is
+	// appended, so it need not outlive the caller's frame.
+	Event   wal.Event
 	Refusal *Refusal
 	// Answer is the hold (or its order) as the buyer is told of it: as it
 	// will be once Event is applied, or as it is. Its Seats may alias the
@@ -90,6 +93,9 @@ type Decision struct {
 	// for Event.
 	Reserved int
 }
+
+// Writes reports whether the decision has a record to write.
+func (d *Decision) Writes() bool { return d.Event.Type != 0 }
 
 func refused(r *Refusal) Decision { return Decision{Refusal: r} }
 
@@ -217,7 +223,7 @@ func (z *Zone) DecideHold(r HoldRequest, t *Terms, now int64) Decision {
 		}
 		chosen = picked
 	}
-	ev := &wal.Event{
+	ev := wal.Event{
 		Type: wal.TypeHoldPlaced, Sale: z.sale, Zone: z.def.ID,
 		Hold: t.NewHoldID(), Buyer: r.Buyer, Seats: chosen,
 		At: now, Expires: HoldExpiresAt(now, t.HoldTTLMs), Amount: int64(len(chosen)) * z.def.PriceCents,
@@ -259,7 +265,7 @@ func (z *Zone) DecideExpiry(holdID string, now int64) (d Decision, ok bool) {
 	}
 	a := *h
 	a.State = HoldExpired
-	ev := &wal.Event{Type: wal.TypeHoldExpired, Sale: z.sale, Zone: z.def.ID, Hold: h.ID, At: now}
+	ev := wal.Event{Type: wal.TypeHoldExpired, Sale: z.sale, Zone: z.def.ID, Hold: h.ID, At: now}
 	return Decision{Event: ev, Answer: a, Returned: len(h.Seats)}, true
 }
 
@@ -286,7 +292,7 @@ func (z *Zone) DecideRelease(r Access, now int64) Decision {
 	}
 	a := *h
 	a.State = HoldReleased
-	ev := &wal.Event{Type: wal.TypeHoldReleased, Sale: z.sale, Zone: z.def.ID, Hold: h.ID, At: now}
+	ev := wal.Event{Type: wal.TypeHoldReleased, Sale: z.sale, Zone: z.def.ID, Hold: h.ID, At: now}
 	return Decision{Event: ev, Answer: a, Returned: len(h.Seats)}
 }
 
@@ -344,7 +350,7 @@ func (z *Zone) DecideOrder(r OrderRequest, now int64) Decision {
 	}
 	a := *h
 	a.OrderID, a.PaidAt, a.State = r.OrderID, now, HoldPurchased
-	ev := &wal.Event{Type: wal.TypeOrderPaid, Sale: z.sale, Zone: z.def.ID, Hold: h.ID, Order: r.OrderID,
+	ev := wal.Event{Type: wal.TypeOrderPaid, Sale: z.sale, Zone: z.def.ID, Hold: h.ID, Order: r.OrderID,
 		At: now, Amount: h.Amount, IdemKey: r.IdemKey, IdemHash: r.IdemHash}
 	return Decision{Event: ev, Answer: a}
 }
@@ -370,7 +376,7 @@ func (z *Zone) DecideCancel(orderID string, now int64) Decision {
 	}
 	a := *h
 	a.OrderCancelled, a.CancelledAt = true, now
-	ev := &wal.Event{Type: wal.TypeOrderCancelled, Sale: z.sale, Zone: z.def.ID, Hold: h.ID, Order: h.OrderID, At: now}
+	ev := wal.Event{Type: wal.TypeOrderCancelled, Sale: z.sale, Zone: z.def.ID, Hold: h.ID, Order: h.OrderID, At: now}
 	return Decision{Event: ev, Answer: a, Returned: len(h.Seats)}
 }
 

@@ -52,8 +52,8 @@ func newDecideHarness(t *testing.T, def ZoneDef) *decideHarness {
 // carry applies d's record, as the actor does once the log has taken it.
 func (h *decideHarness) carry(d Decision) Decision {
 	h.t.Helper()
-	if d.Event != nil {
-		mustApply(h.t, h.z, d.Event)
+	if d.Writes() {
+		mustApply(h.t, h.z, &d.Event)
 		if d.Returned > 0 {
 			h.allow.Give(d.Answer.Buyer, d.Returned)
 		}
@@ -74,7 +74,7 @@ func requireRefusal(t *testing.T, d Decision, code string, durable bool) *Refusa
 	}
 	requireEqual(t, d.Refusal.Code, code, d.Refusal.Message)
 	requireEqual(t, d.Refusal.Durable, durable, "durable")
-	requireTrue(t, d.Event == nil, "a refusal writes nothing")
+	requireTrue(t, !d.Writes(), "a refusal writes nothing")
 	return d.Refusal
 }
 
@@ -84,7 +84,7 @@ func TestDecideHold(t *testing.T) {
 
 	d := h.hold(HoldRequest{Buyer: "b1", Seats: []string{"A-2", "A-3"}, IdemKey: "k", IdemHash: 9}, now)
 	requireTrue(t, d.Refusal == nil, "refused %+v", d.Refusal)
-	requireEqual(t, *d.Event, wal.Event{Type: wal.TypeHoldPlaced, Sale: testSale, Zone: "vip", Hold: "h1", Buyer: "b1",
+	requireEqual(t, d.Event, wal.Event{Type: wal.TypeHoldPlaced, Sale: testSale, Zone: "vip", Hold: "h1", Buyer: "b1",
 		Seats: []uint32{1, 2}, At: now, Expires: now + decideTTL, Amount: 2 * testPrice, IdemKey: "k", IdemHash: 9})
 	requireEqual(t, d.Answer, Hold{ID: "h1", Buyer: "b1", Seats: []uint32{1, 2}, CreatedAt: now,
 		ExpiresAt: HoldExpiresAt(now, decideTTL), Amount: 2 * testPrice, State: HoldActive})
@@ -164,13 +164,13 @@ func TestDecideReleaseAndExpiry(t *testing.T) {
 	requireEqual(t, h.z.LookupHold(Access{HoldID: a.ID, Admin: true}).Answer.ID, a.ID)
 
 	d := h.carry(h.z.DecideRelease(mine, 3_000))
-	requireEqual(t, *d.Event, wal.Event{Type: wal.TypeHoldReleased, Sale: testSale, Zone: "ga", Hold: a.ID, At: 3_000})
+	requireEqual(t, d.Event, wal.Event{Type: wal.TypeHoldReleased, Sale: testSale, Zone: "ga", Hold: a.ID, At: 3_000})
 	requireEqual(t, d.Answer.State, HoldReleased)
 	requireEqual(t, d.Returned, 2)
 	requireEqual(t, h.allow.counts["b1"], 0)
 	// Again: the same answer, nothing to write.
 	d = h.z.DecideRelease(mine, 4_000)
-	requireTrue(t, d.Event == nil && d.Refusal == nil, "second release %+v", d)
+	requireTrue(t, !d.Writes() && d.Refusal == nil, "second release %+v", d)
 	requireEqual(t, d.Answer.State, HoldReleased)
 
 	// Expiry: not before expires_at, then once.
@@ -183,7 +183,7 @@ func TestDecideReleaseAndExpiry(t *testing.T) {
 	d, ok = h.z.DecideExpiry(b.ID, b.ExpiresAt)
 	requireTrue(t, ok)
 	h.carry(d)
-	requireEqual(t, *d.Event, wal.Event{Type: wal.TypeHoldExpired, Sale: testSale, Zone: "ga", Hold: b.ID, At: b.ExpiresAt})
+	requireEqual(t, d.Event, wal.Event{Type: wal.TypeHoldExpired, Sale: testSale, Zone: "ga", Hold: b.ID, At: b.ExpiresAt})
 	requireEqual(t, d.Returned, 3)
 	requireEqual(t, h.allow.counts["b2"], 0)
 	r := requireRefusal(t, h.z.DecideRelease(Access{HoldID: b.ID, Buyer: "b2"}, b.ExpiresAt), CodeHoldNotActive, false)
@@ -197,7 +197,7 @@ func TestDecideCheckout(t *testing.T) {
 
 	requireRefusal(t, h.z.DecideCheckoutBegin(Access{HoldID: a.ID, Buyer: "b2"}, 2_000), CodeNotFound, false)
 	d := h.z.DecideCheckoutBegin(mine, 2_000)
-	requireTrue(t, d.Event == nil && d.Refusal == nil, "begin %+v", d)
+	requireTrue(t, !d.Writes() && d.Refusal == nil, "begin %+v", d)
 	requireEqual(t, d.Answer.Amount, int64(2*testPrice))
 	// A second checkout while the first is in progress: transient.
 	r := requireRefusal(t, h.z.DecideCheckoutBegin(mine, 2_000+checkoutStaleMs-1), CodeHoldNotActive, false)
@@ -208,7 +208,7 @@ func TestDecideCheckout(t *testing.T) {
 	requireTrue(t, h.z.DecideCheckoutBegin(mine, 3_000).Refusal == nil)
 
 	d = h.carry(h.z.DecideOrder(OrderRequest{HoldID: a.ID, OrderID: "o1", IdemKey: "pk", IdemHash: 5}, 4_000))
-	requireEqual(t, *d.Event, wal.Event{Type: wal.TypeOrderPaid, Sale: testSale, Zone: "ga", Hold: a.ID, Order: "o1",
+	requireEqual(t, d.Event, wal.Event{Type: wal.TypeOrderPaid, Sale: testSale, Zone: "ga", Hold: a.ID, Order: "o1",
 		At: 4_000, Amount: 2 * testPrice, IdemKey: "pk", IdemHash: 5})
 	requireEqual(t, d.Answer.State, HoldPurchased)
 	requireEqual(t, d.Answer.OrderID, "o1")
@@ -255,7 +255,7 @@ func TestDecideCancel(t *testing.T) {
 	requireEqual(t, h.z.LookupOrder("o1").Answer.ID, a.ID)
 
 	d := h.carry(h.z.DecideCancel("o1", 3_000))
-	requireEqual(t, *d.Event, wal.Event{Type: wal.TypeOrderCancelled, Sale: testSale, Zone: "ga", Hold: a.ID, Order: "o1", At: 3_000})
+	requireEqual(t, d.Event, wal.Event{Type: wal.TypeOrderCancelled, Sale: testSale, Zone: "ga", Hold: a.ID, Order: "o1", At: 3_000})
 	requireTrue(t, d.Answer.OrderCancelled)
 	requireEqual(t, d.Answer.CancelledAt, int64(3_000))
 	requireEqual(t, d.Returned, 2)
@@ -264,7 +264,7 @@ func TestDecideCancel(t *testing.T) {
 	requireEqual(t, free, 10)
 
 	d = h.z.DecideCancel("o1", 4_000)
-	requireTrue(t, d.Event == nil && d.Refusal == nil, "second cancel %+v", d)
+	requireTrue(t, !d.Writes() && d.Refusal == nil, "second cancel %+v", d)
 	requireEqual(t, d.Answer.CancelledAt, int64(3_000))
 }
 
