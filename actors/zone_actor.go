@@ -227,14 +227,7 @@ func newZoneActor(s *Sale, zh *zoneHandle) *zoneActor {
 func (a *zoneActor) hold(m *holdCmd) {
 	r := seats.HoldRequest{Buyer: m.buyer, Quantity: m.quantity, Seats: m.seats, AcceptAlternative: m.acceptAlt,
 		IdemKey: m.c.key.key, IdemHash: m.c.hash, Paused: a.s.paused.Load()}
-	d := a.z.DecideHold(r, &a.terms, a.s.e.nowMs())
-	if d.Refusal != nil {
-		a.refusal(m.c, d.Refusal)
-		return
-	}
-	// The answer is built before the commit so that the log callback only
-	// closes a channel; the view does not change when the event is applied.
-	a.carry(m.c, &d, Result{Hold: holdView(a.s.def.ID, a.z, &d.Answer)})
+	a.carryHold(m.c, a.z.DecideHold(r, &a.terms, a.s.e.nowMs()))
 }
 
 func (a *zoneActor) release(m *releaseCmd) {
@@ -283,7 +276,8 @@ func (a *zoneActor) getOrder(m *getOrderCmd) {
 }
 
 // carryHold and carryOrder carry out a decision whose answer is a hold, or
-// an order.
+// an order. The answer is built before the commit so that the log callback
+// only closes a channel; d.Answer is already what the record makes it.
 func (a *zoneActor) carryHold(c *call, d seats.Decision) {
 	if d.Refusal != nil {
 		a.refusal(c, d.Refusal)
