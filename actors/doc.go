@@ -6,7 +6,7 @@
 //
 //	sale-<n>            the sale actor: definition, pause/resume; supervises
 //	├── room            the waiting room (Room): line, draw, admissions
-//	└── zone-<id>       one per zone (Zone): seats, holds, orders, expiry
+//	└── zone-<id>       one per zone (seats.Zone): seats, holds, orders, expiry
 //
 // A zone actor is the only goroutine that touches its seats, so two requests
 // for one seat are ordered by its mailbox: exactly one wins. There are no
@@ -23,9 +23,12 @@
 //
 // # Durability: apply, append, answer
 //
-// A zone validates a command against its core, applies the resulting event in
-// memory at once (so the next request in its mailbox sees the seat taken),
-// hands the event to the log writer, and goes on with its mailbox. The buyer's
+// A zone asks its core (package actors/seats) to decide a command, hands the
+// resulting event to the log writer, applies it in memory as soon as the
+// writer has taken it (so the next request in its mailbox sees the seat
+// taken), and goes on with its mailbox. The zone's rules are all in the
+// core, starting at actors/seats/doc.go; zone_actor.go only carries the
+// decisions out. The buyer's
 // call is finished by the log writer's callback after the batch holding the
 // event is fsynced. So an answer is never sent for a change that is not
 // durable. A change that is applied but not yet durable can be seen by a
@@ -37,8 +40,9 @@
 //
 // The limit spans a sale's zones, so it has one owner: the sale's ledger, a
 // map of buyer to seats held plus bought, under a mutex held only for a map
-// operation. A zone reserves against it before it holds and gives back what a
-// refusal, release, expiry or cancel returns. Reservation precedes the hold's
+// operation. A zone reserves against it (as the core's seats.Allowance)
+// before it holds and gives back what a refusal, release, expiry or cancel
+// returns. Reservation precedes the hold's
 // append and every give-back follows its event's append, so in log order no
 // buyer ever exceeds the limit; engine_model_test.go checks that by replaying
 // the log.

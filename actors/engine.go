@@ -15,6 +15,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"onsale/actors/seats"
 	"onsale/wal"
 )
 
@@ -267,7 +268,7 @@ func (e *Engine) newSale(rec saleRecord) (*Sale, error) {
 	s.paused.Store(rec.Paused)
 	for i := range s.def.Zones {
 		zd := &s.def.Zones[i]
-		zh := &zoneHandle{idx: uint16(i), def: zd, core: NewZone(*zd), idemFails: make(map[idemKey]idemFail)}
+		zh := &zoneHandle{idx: uint16(i), def: zd, core: seats.NewZone(def.ID, *zd), idemFails: make(map[idemKey]idemFail)}
 		s.zones = append(s.zones, zh)
 		s.zoneByID[zd.ID] = zh
 	}

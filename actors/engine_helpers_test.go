@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"onsale/actors/seats"
 	"onsale/wal"
 )
 
@@ -323,10 +324,10 @@ func logAudit(t testing.TB, dir string, maxPerBuyer map[string]int) map[string]m
 	type holdRec struct {
 		sale, zone, buyer string
 		seats             []uint32
-		state             HoldState
+		state             seats.HoldState
 		cancelled         bool
 	}
-	seats := map[string]map[uint32]SeatState{} // sale/zone -> seat -> state
+	seatMap := map[string]map[uint32]seats.SeatState{} // sale/zone -> seat -> state
 	holds := map[string]*holdRec{}
 	orders := map[string]*holdRec{}
 	buyers := map[string]map[string]int{} // sale -> buyer -> held + bought
@@ -334,8 +335,8 @@ func logAudit(t testing.TB, dir string, maxPerBuyer map[string]int) map[string]m
 		t.Helper()
 		t.Fatalf("log record %d: %s", seq, fmt.Sprintf(format, args...))
 	}
-	move := func(seq uint64, h *holdRec, from, to SeatState) {
-		zs := seats[h.sale+"/"+h.zone]
+	move := func(seq uint64, h *holdRec, from, to seats.SeatState) {
+		zs := seatMap[h.sale+"/"+h.zone]
 		for _, x := range h.seats {
 			if zs[x] != from {
 				fail(seq, "seat %d of %s/%s is %s, want %s", x, h.sale, h.zone, zs[x], from)
@@ -349,45 +350,45 @@ func logAudit(t testing.TB, dir string, maxPerBuyer map[string]int) map[string]m
 			buyers[ev.Sale] = map[string]int{}
 		case wal.TypeHoldPlaced:
 			key := ev.Sale + "/" + ev.Zone
-			if seats[key] == nil {
-				seats[key] = map[uint32]SeatState{}
+			if seatMap[key] == nil {
+				seatMap[key] = map[uint32]seats.SeatState{}
 			}
 			if holds[ev.Hold] != nil {
 				fail(seq, "hold %s placed twice", ev.Hold)
 			}
-			h := &holdRec{sale: ev.Sale, zone: ev.Zone, buyer: ev.Buyer, seats: slices.Clone(ev.Seats), state: HoldActive}
+			h := &holdRec{sale: ev.Sale, zone: ev.Zone, buyer: ev.Buyer, seats: slices.Clone(ev.Seats), state: seats.HoldActive}
 			holds[ev.Hold] = h
-			move(seq, h, SeatFree, SeatHeld)
+			move(seq, h, seats.SeatFree, seats.SeatHeld)
 			buyers[ev.Sale][ev.Buyer] += len(h.seats)
 			if n, limit := buyers[ev.Sale][ev.Buyer], maxPerBuyer[ev.Sale]; n > limit {
 				fail(seq, "buyer %s holds and owns %d seats in sale %s, over %d", ev.Buyer, n, ev.Sale, limit)
 			}
 		case wal.TypeHoldReleased, wal.TypeHoldExpired:
 			h := holds[ev.Hold]
-			if h == nil || h.state != HoldActive {
+			if h == nil || h.state != seats.HoldActive {
 				fail(seq, "%s of hold %s that is not active", ev.Type, ev.Hold)
 			}
-			h.state = HoldReleased
-			move(seq, h, SeatHeld, SeatFree)
+			h.state = seats.HoldReleased
+			move(seq, h, seats.SeatHeld, seats.SeatFree)
 			buyers[h.sale][h.buyer] -= len(h.seats)
 		case wal.TypeOrderPaid:
 			h := holds[ev.Hold]
-			if h == nil || h.state != HoldActive {
+			if h == nil || h.state != seats.HoldActive {
 				fail(seq, "order %s of hold %s that is not active", ev.Order, ev.Hold)
 			}
 			if orders[ev.Order] != nil {
 				fail(seq, "order %s paid twice", ev.Order)
 			}
-			h.state = HoldPurchased
+			h.state = seats.HoldPurchased
 			orders[ev.Order] = h
-			move(seq, h, SeatHeld, SeatSold)
+			move(seq, h, seats.SeatHeld, seats.SeatSold)
 		case wal.TypeOrderCancelled:
 			h := orders[ev.Order]
 			if h == nil || h.cancelled {
 				fail(seq, "cancel of order %s that is not paid", ev.Order)
 			}
 			h.cancelled = true
-			move(seq, h, SeatSold, SeatFree)
+			move(seq, h, seats.SeatSold, seats.SeatFree)
 			buyers[h.sale][h.buyer] -= len(h.seats)
 		}
 	})

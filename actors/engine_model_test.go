@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"onsale/actors/seats"
 )
 
 // TestEngineModel drives one small, crowded zone from many goroutines with
@@ -81,7 +83,7 @@ func (o *mdlOp) String() string {
 type mdlHoldRec struct {
 	id, buyer   string
 	seats       []uint32
-	state       HoldState
+	state       seats.HoldState
 	created     int64
 	expires     int64
 	order       string
@@ -94,7 +96,7 @@ type mdlHoldRec struct {
 // orders, and each buyer's seats held plus bought.
 type engineModel struct {
 	rows   []int
-	seats  []SeatState
+	seats  []seats.SeatState
 	holds  map[string]*mdlHoldRec
 	orders map[string]*mdlHoldRec
 	count  map[string]int
@@ -121,17 +123,17 @@ func mdlSeatIndex(name string) uint32 {
 	return uint32(row-'A')*mdlRowSeats + n - 1
 }
 
-func (m *engineModel) allFree(seats []uint32) bool {
-	for _, s := range seats {
-		if m.seats[s] != SeatFree {
+func (m *engineModel) allFree(list []uint32) bool {
+	for _, s := range list {
+		if m.seats[s] != seats.SeatFree {
 			return false
 		}
 	}
 	return true
 }
 
-func (m *engineModel) set(seats []uint32, from, to SeatState) {
-	for _, s := range seats {
+func (m *engineModel) set(list []uint32, from, to seats.SeatState) {
+	for _, s := range list {
 		if m.seats[s] != from {
 			panic(fmt.Sprintf("model: seat %s is %s, want %s", mdlSeatName(s), m.seats[s], from))
 		}
@@ -143,11 +145,11 @@ func (m *engineModel) counts() ZoneCounts {
 	c := ZoneCounts{ID: "z"}
 	for _, s := range m.seats {
 		switch s {
-		case SeatFree:
+		case seats.SeatFree:
 			c.Free++
-		case SeatHeld:
+		case seats.SeatHeld:
 			c.Held++
-		case SeatSold:
+		case seats.SeatSold:
 			c.Sold++
 		}
 	}
@@ -204,13 +206,13 @@ func (m *engineModel) check(o *mdlOp, now int64) string {
 			rem := max(mdlMaxPerBuyer-c, 0)
 			return wantErr(Error{Code: CodeLimitExceeded, Remaining: &rem})
 		}
-		var seats []uint32
+		var chosen []uint32
 		switch {
 		case named != nil && m.allFree(named):
-			seats = named
+			chosen = named
 		case named != nil && !o.req.AcceptAlternative:
 			alts := [][]string{}
-			for _, a := range modelAlternatives(m.rows, m.seats, n, alternativesMax, named) {
+			for _, a := range modelAlternatives(m.rows, m.seats, n, mdlAltsShown, named) {
 				alts = append(alts, mdlSeatNames(a))
 			}
 			return wantErr(Error{Code: CodeSeatsTaken, Alternatives: alts})
@@ -219,25 +221,25 @@ func (m *engineModel) check(o *mdlOp, now int64) string {
 			if len(alts) == 0 {
 				return wantErr(Error{Code: CodeSoldOut, Zones: []ZoneFree{}})
 			}
-			seats = alts[0]
+			chosen = alts[0]
 		default:
 			pick, ok := modelPick(m.rows, m.seats, n)
 			if !ok {
 				return wantErr(Error{Code: CodeSoldOut, Zones: []ZoneFree{}})
 			}
-			seats = pick
+			chosen = pick
 		}
 		if r.Err != nil || r.Hold == nil {
-			return fmt.Sprintf("got %s, the model holds %v", describe(r), mdlSeatNames(seats))
+			return fmt.Sprintf("got %s, the model holds %v", describe(r), mdlSeatNames(chosen))
 		}
 		if m.holds[r.Hold.ID] != nil {
 			return "hold id " + r.Hold.ID + " answered twice"
 		}
-		h := &mdlHoldRec{id: r.Hold.ID, buyer: buyer, seats: seats, state: HoldActive, created: now, expires: now + mdlTTL.Milliseconds()}
+		h := &mdlHoldRec{id: r.Hold.ID, buyer: buyer, seats: chosen, state: seats.HoldActive, created: now, expires: now + mdlTTL.Milliseconds()}
 		if want := m.view(h); !sameAnswer(*r.Hold, want) {
 			return fmt.Sprintf("got hold %+v, the model's is %+v", *r.Hold, want)
 		}
-		m.set(seats, SeatFree, SeatHeld)
+		m.set(chosen, seats.SeatFree, seats.SeatHeld)
 		m.holds[h.id] = h
 		m.count[buyer] += n
 		return ""
@@ -250,12 +252,12 @@ func (m *engineModel) check(o *mdlOp, now int64) string {
 		want := m.view(h)
 		if o.kind == mdlRelease {
 			switch h.state {
-			case HoldActive:
-				h.state = HoldReleased
-				m.set(h.seats, SeatHeld, SeatFree)
+			case seats.HoldActive:
+				h.state = seats.HoldReleased
+				m.set(h.seats, seats.SeatHeld, seats.SeatFree)
 				m.count[h.buyer] -= len(h.seats)
 				want.State = h.state.String()
-			case HoldReleased:
+			case seats.HoldReleased:
 			default:
 				return wantErr(Error{Code: CodeHoldNotActive})
 			}
@@ -281,11 +283,11 @@ func (m *engineModel) check(o *mdlOp, now int64) string {
 			payFail = CodePaymentDown
 		}
 		switch h.state {
-		case HoldExpired:
+		case seats.HoldExpired:
 			return wantErr(Error{Code: CodeHoldExpired})
-		case HoldPurchased:
+		case seats.HoldPurchased:
 			return wantErr(Error{Code: CodeHoldNotActive})
-		case HoldReleased:
+		case seats.HoldReleased:
 			if payFail != "" && r.Err != nil && r.Err.Code == payFail {
 				return wantErr(Error{Code: payFail})
 			}
@@ -300,11 +302,11 @@ func (m *engineModel) check(o *mdlOp, now int64) string {
 		if m.orders[r.Order.ID] != nil {
 			return "order id " + r.Order.ID + " answered twice"
 		}
-		h.state, h.order, h.paidAt = HoldPurchased, r.Order.ID, now
+		h.state, h.order, h.paidAt = seats.HoldPurchased, r.Order.ID, now
 		if want := m.orderView(h); !sameAnswer(*r.Order, want) {
 			return fmt.Sprintf("got order %+v, the model's is %+v", *r.Order, want)
 		}
-		m.set(h.seats, SeatHeld, SeatSold)
+		m.set(h.seats, seats.SeatHeld, seats.SeatSold)
 		m.orders[h.order] = h
 		return ""
 
@@ -315,7 +317,7 @@ func (m *engineModel) check(o *mdlOp, now int64) string {
 		}
 		if !h.cancelled {
 			h.cancelled, h.cancelledAt = true, now
-			m.set(h.seats, SeatSold, SeatFree)
+			m.set(h.seats, seats.SeatSold, seats.SeatFree)
 			m.count[h.buyer] -= len(h.seats)
 		}
 		if want := m.orderView(h); r.Err != nil || r.Order == nil || !sameAnswer(*r.Order, want) {
@@ -331,9 +333,9 @@ func (m *engineModel) check(o *mdlOp, now int64) string {
 func (m *engineModel) expire(now int64) []string {
 	var due []string
 	for id, h := range m.holds {
-		if h.state == HoldActive && h.expires <= now {
-			h.state = HoldExpired
-			m.set(h.seats, SeatHeld, SeatFree)
+		if h.state == seats.HoldActive && h.expires <= now {
+			h.state = seats.HoldExpired
+			m.set(h.seats, seats.SeatHeld, seats.SeatFree)
 			m.count[h.buyer] -= len(h.seats)
 			due = append(due, id)
 		}
@@ -549,7 +551,7 @@ func TestEngineModel(t *testing.T) {
 	h := newHarness(t)
 	def := SaleDef{ID: "m", HoldTTLS: int(mdlTTL / time.Second), MaxPerBuyer: mdlMaxPerBuyer,
 		Zones: []ZoneDef{{ID: "z", PriceCents: mdlPrice}}}
-	m := &engineModel{seats: make([]SeatState, mdlSeats), holds: map[string]*mdlHoldRec{},
+	m := &engineModel{seats: make([]seats.SeatState, mdlSeats), holds: map[string]*mdlHoldRec{},
 		orders: map[string]*mdlHoldRec{}, count: map[string]int{}}
 	for i := range mdlRows {
 		def.Zones[0].Rows = append(def.Zones[0].Rows, RowDef{Row: string(rune('A' + i)), Seats: mdlRowSeats})

@@ -1,6 +1,10 @@
 package actors
 
-import "fmt"
+import (
+	"fmt"
+
+	"onsale/actors/seats"
+)
 
 // Error is a refusal with a stable code, as API.md names them. The HTTP layer
 // maps Code to a status; the extra fields travel inside the JSON error.
@@ -23,11 +27,9 @@ type Error struct {
 	transient bool
 }
 
-// ZoneFree names a zone and how many seats it has free.
-type ZoneFree struct {
-	ID   string `json:"id"`
-	Free int    `json:"free"`
-}
+// ZoneFree names a zone and how many seats it has free. The seat core makes
+// the lists, for its sold_out refusals.
+type ZoneFree = seats.ZoneFree
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
 
@@ -50,6 +52,8 @@ const (
 	CodeUnavailable    = "unavailable" // the engine cannot take writes (log failed, overloaded, timed out)
 	CodeLineFull       = "line_full"
 )
+
+func errHoldNotFound() *Error { return errorf(CodeNotFound, "no such hold") }
 
 func errorf(code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}

@@ -5,12 +5,14 @@ import "sync"
 // ledger counts, per buyer, the seats held plus the seats bought (and not
 // cancelled) in one sale, so that max_per_buyer holds across all of its zones.
 //
-// Zone actors reserve against it before they hold, inside their Receive, and
-// give back what a hold did not take or what a release, expiry or cancel
-// returned. The mutex is held for a map lookup and an add, never across I/O or
-// a send, so zones never wait on each other for long. Because Reserve checks
-// and adds under one lock, no interleaving of zones can take a buyer past the
-// limit; ledger_test.go drives that with concurrent zones.
+// Zones reserve against it before they hold (it is the seat core's
+// seats.Allowance: DecideHold reserves and gives back what a refusal did not
+// take), and the zone actor gives back what a release, expiry or cancel
+// returned once its record is applied. The mutex is held for a map lookup
+// and an add, never across I/O or a send, so zones never wait on each other
+// for long. Because Reserve checks and adds under one lock, no interleaving
+// of zones can take a buyer past the limit; TestEngineMaxPerBuyerConcurrent
+// (engine_hold_test.go) drives that with concurrent zones.
 type ledger struct {
 	max int // max_per_buyer of the sale; fixed
 
@@ -22,9 +24,9 @@ func newLedger(max int) *ledger {
 	return &ledger{max: max, counts: make(map[string]int)}
 }
 
-// reserve takes n seats for buyer if that keeps them within the limit. It
+// Reserve takes n seats for buyer if that keeps them within the limit. It
 // returns false and how many more they may take when it does not.
-func (l *ledger) reserve(buyer string, n int) (ok bool, remaining int) {
+func (l *ledger) Reserve(buyer string, n int) (ok bool, remaining int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	c := l.counts[buyer]
@@ -35,8 +37,8 @@ func (l *ledger) reserve(buyer string, n int) (ok bool, remaining int) {
 	return true, l.max - c - n
 }
 
-// give returns n seats that buyer no longer holds or owns.
-func (l *ledger) give(buyer string, n int) {
+// Give returns n seats that buyer no longer holds or owns.
+func (l *ledger) Give(buyer string, n int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	c := l.counts[buyer] - n

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 
+	"onsale/actors/seats"
 	"onsale/wal"
 )
 
@@ -92,7 +93,7 @@ func (e *Engine) loadSnapshots() error {
 			if err != nil {
 				return fmt.Errorf("zone snapshot: %w", err)
 			}
-			if err := zh.restore(zdata); err != nil {
+			if err := zh.restore(s.def.ID, zdata); err != nil {
 				return fmt.Errorf("zone snapshot %q: %w", zoneSnapName(s, zh), err)
 			}
 			zh.snapSeq = zseq
@@ -166,8 +167,8 @@ func (s *Sale) rebuildDerived() {
 	now := s.e.nowMs()
 	for _, zh := range s.zones {
 		z := zh.core
-		z.ForEachHold(func(h *Hold) {
-			if h.State == HoldActive || (h.State == HoldPurchased && !h.OrderCancelled) {
+		z.ForEachHold(func(h *seats.Hold) {
+			if h.State == seats.HoldActive || (h.State == seats.HoldPurchased && !h.OrderCancelled) {
 				s.ledger.force(h.Buyer, len(h.Seats))
 			}
 			if h.IdemKey != "" && now-h.CreatedAt <= idemRetention.Milliseconds() {
@@ -204,19 +205,18 @@ func (e *Engine) expireOverdue() error {
 					break
 				}
 				for _, id := range ids {
-					h := zh.core.Hold(id)
-					if h == nil || h.State != HoldActive {
+					d, ok := zh.core.DecideExpiry(id, now)
+					if !ok {
 						continue
 					}
-					ev := &wal.Event{Type: wal.TypeHoldExpired, Sale: s.def.ID, Zone: zh.def.ID, Hold: id, At: now}
 					done := make(chan error, 1)
-					if err := e.log.Append(ev, func(_ uint64, err error) { done <- err }); err != nil {
+					if err := e.log.Append(&d.Event, func(_ uint64, err error) { done <- err }); err != nil {
 						return fmt.Errorf("expire hold %s at recovery: %w", id, err)
 					}
-					if err := zh.core.Apply(ev); err != nil {
+					if err := zh.core.Apply(&d.Event); err != nil {
 						return fmt.Errorf("expire hold %s at recovery: %w", id, err)
 					}
-					s.ledger.give(h.Buyer, len(h.Seats))
+					s.ledger.Give(d.Answer.Buyer, d.Returned)
 					pending = append(pending, done)
 				}
 				// Wait per round so the bounded log queue never overflows.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"onsale/actors/seats"
 	"onsale/wal"
 )
 
@@ -57,7 +58,7 @@ type zoneHandle struct {
 
 	// Recovery only, then handed to the actor: the rebuilt core, the stored
 	// refusals, and the sequence of the snapshot the core came from.
-	core      *Zone
+	core      *seats.Zone
 	idemFails map[idemKey]idemFail
 	snapSeq   uint64
 }
@@ -228,7 +229,7 @@ func (s *Sale) Seats(zone string) ([]SeatView, *Error) {
 	i := 0
 	for _, r := range zh.def.Rows {
 		for n := 1; n <= r.Seats && i < len(states); n++ {
-			out = append(out, SeatView{ID: r.Row + "-" + strconv.Itoa(n), Status: SeatState(states[i]).String()})
+			out = append(out, SeatView{ID: r.Row + "-" + strconv.Itoa(n), Status: seats.SeatState(states[i]).String()})
 			i++
 		}
 	}
@@ -262,7 +263,7 @@ func (a *saleActor) Receive(ctx actor.Context) {
 	case *actor.Started:
 		for _, zh := range a.s.zones {
 			zh := zh
-			za := &zoneActor{s: a.s, zh: zh, z: zh.core, checkouts: make(map[string]int64), idemFails: zh.idemFails, log: ownerLog{log: a.s.e.log}}
+			za := newZoneActor(a.s, zh)
 			zh.core, zh.idemFails = nil, nil
 			za.publish()
 			pid, err := ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return za },

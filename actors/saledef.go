@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"time"
 	"unicode/utf8"
+
+	"onsale/actors/seats"
 )
 
 // SaleDef is an on-sale as an organizer defines it (API.md, "Sales"). It is
@@ -26,21 +28,13 @@ type WaitingRoomDef struct {
 	AccessTTLS  int `json:"access_ttl_s"`
 }
 
-// ZoneDef is one zone: general admission (Capacity, seats "1".."N") or
-// reserved seating (Rows, seats "ROW-N" numbered from 1).
-type ZoneDef struct {
-	ID         string   `json:"id"`
-	Name       string   `json:"name"`
-	PriceCents int64    `json:"price_cents"`
-	Capacity   int      `json:"capacity,omitempty"`
-	Rows       []RowDef `json:"rows,omitempty"`
-}
-
-// RowDef is one row of a reserved zone. Consecutive seat numbers are adjacent.
-type RowDef struct {
-	Row   string `json:"row"`
-	Seats int    `json:"seats"`
-}
+// ZoneDef and RowDef are defined with the seats they lay out; the aliases
+// keep the sale definition's JSON in one piece for its readers here and in
+// httpapi.
+type (
+	ZoneDef = seats.ZoneDef
+	RowDef  = seats.RowDef
+)
 
 // Limits of a sale definition, from API.md.
 const (
@@ -189,8 +183,6 @@ const timeLayout = "2006-01-02T15:04:05.000Z"
 
 // FormatTime writes t as API.md wants it.
 func FormatTime(t time.Time) string { return t.UTC().Format(timeLayout) }
-
-func fmtMs(ms int64) string { return FormatTime(time.UnixMilli(ms)) }
 
 // parseTime reads RFC 3339 with any offset and 0 to 9 fractional digits.
 func parseTime(s string) (time.Time, error) {

@@ -1,6 +1,10 @@
 package actors
 
-import "testing"
+import (
+	"testing"
+
+	"onsale/actors/seats"
+)
 
 // TestSaleSeatsMatchZone: the seat map rendered outside the zone's actor
 // names every seat as the zone does, in index order, with its state.
@@ -14,12 +18,12 @@ func TestSaleSeatsMatchZone(t *testing.T) {
 	mustHold(t, s, HoldRequest{Buyer: "b2", Zone: "vip", Seats: []string{"C9-1"}})
 	requireOrder(t, h.e.Checkout(CheckoutRequest{HoldID: held.ID, Buyer: "b1", PaymentToken: "tok"}, newFakePayer()))
 
-	seats, err := s.Seats("vip")
+	view, err := s.Seats("vip")
 	requireTrue(t, err == nil, "seats: %v", err)
-	names := NewZone(def.Zones[0])
-	requireEqual(t, len(seats), names.Size(), "one entry per seat")
+	names := seats.NewZone(def.ID, def.Zones[0])
+	requireEqual(t, len(view), names.Size(), "one entry per seat")
 	want := map[string]string{"BB-2": "sold", "BB-3": "sold", "C9-1": "held"}
-	for i, v := range seats {
+	for i, v := range view {
 		requireEqual(t, v.ID, names.SeatName(uint32(i)), "seat %d", i)
 		st, ok := want[v.ID]
 		if !ok {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"onsale/actors/seats"
 	"onsale/wal"
 )
 
@@ -133,9 +134,9 @@ func (a *zoneActor) snapshot(m *snapCmd) {
 	sendSnapshot(s.e, s.def.ID, a.zh.def.ID, zoneSnapName(s, a.zh), data, m.reply)
 }
 
-// restore rebuilds a zone handle's core and stored refusals from snapshot
-// data.
-func (zh *zoneHandle) restore(data []byte) error {
+// restore rebuilds a zone handle's core (of sale) and stored refusals from
+// snapshot data.
+func (zh *zoneHandle) restore(sale string, data []byte) error {
 	if len(data) == 0 || data[0] != zoneSnapshotVersion {
 		return fmt.Errorf("unknown zone snapshot version")
 	}
@@ -144,7 +145,7 @@ func (zh *zoneHandle) restore(data []byte) error {
 		return fmt.Errorf("zone snapshot length is corrupt")
 	}
 	core := data[1+k : 1+k+int(n)]
-	z, err := RestoreZone(*zh.def, core)
+	z, err := seats.RestoreZone(sale, *zh.def, core)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,8 @@ package actors
 import (
 	"encoding/binary"
 	"testing"
+
+	"onsale/actors/seats"
 )
 
 // FuzzZoneSnapshotFile feeds the zone snapshot container (version, core
@@ -10,7 +12,7 @@ import (
 // without panicking, and whatever it accepts must restore a consistent zone.
 func FuzzZoneSnapshotFile(f *testing.F) {
 	def := ZoneDef{ID: "vip", PriceCents: 100, Rows: []RowDef{{Row: "A", Seats: 4}, {Row: "B", Seats: 4}}}
-	z := NewZone(def)
+	z := seats.NewZone("fuzz", def)
 	core := z.AppendSnapshot(nil)
 	valid := []byte{zoneSnapshotVersion}
 	valid = binary.AppendUvarint(valid, uint64(len(core)))
@@ -22,7 +24,7 @@ func FuzzZoneSnapshotFile(f *testing.F) {
 	f.Add(append([]byte{zoneSnapshotVersion, 0}, "null"...))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		zh := &zoneHandle{def: &def}
-		if err := zh.restore(data); err != nil {
+		if err := zh.restore("fuzz", data); err != nil {
 			return
 		}
 		free, held, sold := zh.core.Counts()

@@ -1,5 +1,7 @@
 package actors
 
+import "onsale/actors/seats"
+
 // HoldView is a hold as buyers and operators see it.
 type HoldView struct {
 	ID        string   `json:"hold_id"`
@@ -42,28 +44,20 @@ type SeatView struct {
 	Status string `json:"status"`
 }
 
-func seatNames(z *Zone, seats []uint32) []string {
-	out := make([]string, len(seats))
-	for i, s := range seats {
-		out[i] = z.SeatName(s)
-	}
-	return out
-}
-
-func holdView(sale string, z *Zone, h *Hold) *HoldView {
+func holdView(sale string, z *seats.Zone, h *seats.Hold) *HoldView {
 	v := &HoldView{
 		ID: h.ID, Sale: sale, Zone: z.Def().ID, Buyer: h.Buyer,
-		Seats: seatNames(z, h.Seats), State: h.State.String(),
+		Seats: z.SeatNames(h.Seats), State: h.State.String(),
 		CreatedAt: h.CreatedAt, ExpiresAt: h.ExpiresAt, Amount: h.Amount,
 		OrderID: h.OrderID,
 	}
 	return v
 }
 
-func orderView(sale string, z *Zone, h *Hold) *OrderView {
+func orderView(sale string, z *seats.Zone, h *seats.Hold) *OrderView {
 	v := &OrderView{
 		ID: h.OrderID, HoldID: h.ID, Sale: sale, Zone: z.Def().ID, Buyer: h.Buyer,
-		Seats: seatNames(z, h.Seats), Amount: h.Amount, State: "paid", PaidAt: h.PaidAt,
+		Seats: z.SeatNames(h.Seats), Amount: h.Amount, State: "paid", PaidAt: h.PaidAt,
 	}
 	if h.OrderCancelled {
 		v.State, v.CancelledAt = "cancelled", h.CancelledAt
@@ -73,14 +67,14 @@ func orderView(sale string, z *Zone, h *Hold) *OrderView {
 
 // firstHoldAnswer is the answer a hold request got when it created h: the
 // hold as it was then. Retries with the same idempotency key get it again.
-func firstHoldAnswer(sale string, z *Zone, h *Hold) Result {
+func firstHoldAnswer(sale string, z *seats.Zone, h *seats.Hold) Result {
 	v := holdView(sale, z, h)
-	v.State, v.OrderID = HoldActive.String(), ""
+	v.State, v.OrderID = seats.HoldActive.String(), ""
 	return Result{Hold: v}
 }
 
 // firstOrderAnswer is the answer the checkout that bought h got.
-func firstOrderAnswer(sale string, z *Zone, h *Hold) Result {
+func firstOrderAnswer(sale string, z *seats.Zone, h *seats.Hold) Result {
 	v := orderView(sale, z, h)
 	v.State, v.CancelledAt = "paid", 0
 	return Result{Order: v}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"onsale/actors/seats"
 	"onsale/wal"
 )
 
@@ -16,24 +17,19 @@ const (
 	// (a crowd that held at opening and walked away) never stalls holds for
 	// long; the rest go on the next tick.
 	expiriesPerTickMax = 4096
-	// checkoutStaleMs is how long a checkout may be in progress before another
-	// may start: a gateway call is bounded well below it, so an older mark is
-	// left over from a request that timed out at the edge.
-	checkoutStaleMs = 60_000
-	// alternativesMax is how many alternatives a seats_taken answer offers.
-	alternativesMax = 3
 )
 
-// zoneActor is the thin shell around a Zone: it routes messages, asks the
-// core, hands events to the log and finishes calls once they are durable. It
-// is the only goroutine that touches z.
+// zoneActor is the thin shell around a seats.Zone: it routes messages, asks
+// the core to decide, hands the record to the log, applies it once the log
+// has taken it and finishes calls once they are durable. Every rule is the
+// core's. It is the only goroutine that touches z.
 type zoneActor struct {
 	s  *Sale
 	zh *zoneHandle
-	z  *Zone // owned by this actor
+	z  *seats.Zone // owned by this actor
+	// terms are what the core's hold decisions need from the sale.
+	terms seats.Terms
 
-	// checkouts marks holds whose payment is in progress: hold id -> start (ms).
-	checkouts map[string]int64
 	// pendingExpiry holds ids taken from the expiry heap whose expiry event
 	// could not be queued yet; retried on the next tick.
 	pendingExpiry []string
@@ -93,8 +89,8 @@ func (a *zoneActor) publish() {
 	a.zh.setCounts(a.z.Counts())
 }
 
-// apply mutates the core with an event that the actor has just validated. A
-// refusal here means the actor and the core disagree: a broken invariant.
+// apply mutates the core with a record the core has just decided. A refusal
+// here means the core's decision and its Apply disagree: a broken invariant.
 func (a *zoneActor) apply(ev *wal.Event) {
 	if err := a.z.Apply(ev); err != nil {
 		panic(fmt.Sprintf("zone %s/%s: validated %s event refused by the core: %v", a.s.def.ID, a.zh.def.ID, ev.Type, err))
@@ -102,10 +98,11 @@ func (a *zoneActor) apply(ev *wal.Event) {
 	a.publish()
 }
 
-// commit queues ev, applies it and runs then (if not nil); c is finished
-// with r once ev is durable and all of that is done. If the log refuses the
-// event, nothing is applied, then does not run and c gets the error.
-func (a *zoneActor) commit(ev *wal.Event, c *call, r Result, then func()) bool {
+// commit queues d's record, applies it and settles it; c is finished with r
+// once the record is durable and all of that is done. If the log refuses
+// the record, nothing is applied or settled and c gets the error.
+func (a *zoneActor) commit(d *seats.Decision, c *call, r Result) bool {
+	ev := &d.Event
 	p := &zoneCommit{a: a, c: c, r: r, typ: ev.Type}
 	p.left.Store(2)
 	// The hot path of every hold: one allocation for the commit and one for
@@ -116,9 +113,7 @@ func (a *zoneActor) commit(ev *wal.Event, c *call, r Result, then func()) bool {
 	}
 	a.log.appended++
 	a.apply(ev)
-	if then != nil {
-		then()
-	}
+	a.settle(d)
 	p.arrive()
 	return true
 }
@@ -216,228 +211,139 @@ func (a *zoneActor) refuse(c *call, e *Error) {
 	a.idemFails[c.key] = f
 }
 
+func newZoneActor(s *Sale, zh *zoneHandle) *zoneActor {
+	return &zoneActor{
+		s: s, zh: zh, z: zh.core, idemFails: zh.idemFails, log: ownerLog{log: s.e.log},
+		terms: seats.Terms{
+			HoldTTLMs:   s.holdTTLMs,
+			MaxPerBuyer: s.def.MaxPerBuyer,
+			Allowance:   s.ledger,
+			OtherZones:  func() []ZoneFree { return s.otherZonesFree(zh.idx) },
+			NewHoldID:   func() string { return newID('h', s.idx, zh.idx) },
+		},
+	}
+}
+
 func (a *zoneActor) hold(m *holdCmd) {
-	s, z := a.s, a.z
-	if s.paused.Load() {
-		s.finish(m.c, Result{Err: errorf(CodeSalePaused, "the sale is paused; holds resume when the organizer resumes it")})
-		return
-	}
-	if z.HoldsFull() {
-		// A zone keeps every hold it made, for reads and idempotency; past
-		// its bound it takes no more rather than grow without limit.
-		s.finish(m.c, Result{Err: errorf(CodeUnavailable, "zone %q has made as many holds as it can keep; no more holds can be placed in it", a.zh.def.ID)})
-		return
-	}
-	var named []uint32
-	n := m.quantity
-	if len(m.seats) > 0 {
-		if !z.Reserved() {
-			s.finish(m.c, Result{Err: errorf(CodeBadRequest, "zone %q is general admission: ask for a quantity, not seats", a.zh.def.ID)})
-			return
-		}
-		named = make([]uint32, len(m.seats))
-		seen := make(map[uint32]bool, len(m.seats))
-		for i, name := range m.seats {
-			idx, ok := z.SeatIndex(name)
-			if !ok {
-				s.finish(m.c, Result{Err: errorf(CodeBadRequest, "zone %q has no seat %q", a.zh.def.ID, name)})
-				return
-			}
-			if seen[idx] {
-				s.finish(m.c, Result{Err: errorf(CodeBadRequest, "seat %q is named twice", name)})
-				return
-			}
-			seen[idx] = true
-			named[i] = idx
-		}
-		n = len(named)
-	}
-	ok, remaining := s.ledger.reserve(m.buyer, n)
-	if !ok {
-		a.refuse(m.c, &Error{Code: CodeLimitExceeded, Remaining: &remaining,
-			Message: fmt.Sprintf("this sale allows %d seats per buyer; you may take %d more", s.def.MaxPerBuyer, remaining)})
-		return
-	}
-	var seats []uint32
-	switch {
-	case named != nil && z.AllFree(named):
-		seats = named
-	case named != nil && !m.acceptAlt:
-		s.ledger.give(m.buyer, n)
-		alts := z.Alternatives(n, alternativesMax, named)
-		e := &Error{Code: CodeSeatsTaken, Message: "some of those seats are held or sold; see the alternatives", Alternatives: make([][]string, 0, len(alts))}
-		for _, alt := range alts {
-			e.Alternatives = append(e.Alternatives, seatNames(z, alt))
-		}
-		a.refuse(m.c, e)
-		return
-	default:
-		var picked []uint32
-		ok := false
-		if named != nil {
-			// accept_alternative: the best alternative is the first set a
-			// seats_taken answer to the same request would offer, so it
-			// leaves out every named seat, as those sets do.
-			if alts := z.Alternatives(n, 1, named); len(alts) > 0 {
-				picked, ok = alts[0], true
-			}
-		} else {
-			picked, ok = z.Pick(n)
-		}
-		if !ok {
-			s.ledger.give(m.buyer, n)
-			a.refuse(m.c, &Error{Code: CodeSoldOut, Message: fmt.Sprintf("zone %q cannot fill %d seats; see the zones with seats free", a.zh.def.ID, n), Zones: s.otherZonesFree(a.zh.idx)})
-			return
-		}
-		seats = picked
-	}
-	now := s.e.nowMs()
-	ev := &wal.Event{
-		Type: wal.TypeHoldPlaced, Sale: s.def.ID, Zone: a.zh.def.ID,
-		Hold: newID('h', s.idx, a.zh.idx), Buyer: m.buyer, Seats: seats,
-		At: now, Expires: now + s.holdTTLMs, Amount: int64(len(seats)) * a.zh.def.PriceCents,
-		IdemKey: m.c.key.key, IdemHash: m.c.hash,
-	}
-	// The answer is built before the commit so that the log callback only
-	// closes a channel; the view does not change when the event is applied.
-	h := &Hold{ID: ev.Hold, Buyer: ev.Buyer, Seats: seats, CreatedAt: now, ExpiresAt: ev.Expires, Amount: ev.Amount, State: HoldActive}
-	if !a.commit(ev, m.c, Result{Hold: holdView(s.def.ID, z, h)}, func() { s.holdsPlaced.Add(1) }) {
-		s.ledger.give(m.buyer, n)
-	}
+	r := seats.HoldRequest{Buyer: m.buyer, Quantity: m.quantity, Seats: m.seats, AcceptAlternative: m.acceptAlt,
+		IdemKey: m.c.key.key, IdemHash: m.c.hash, Paused: a.s.paused.Load()}
+	a.carryHold(m.c, a.z.DecideHold(r, &a.terms, a.s.e.nowMs()))
 }
-
-// owned returns the hold if the caller may see it: existence is not revealed
-// to anyone else.
-func (a *zoneActor) owned(holdID, buyer string, admin bool) *Hold {
-	h := a.z.Hold(holdID)
-	if h == nil || (!admin && h.Buyer != buyer) {
-		return nil
-	}
-	return h
-}
-
-func errHoldNotFound() *Error { return errorf(CodeNotFound, "no such hold") }
 
 func (a *zoneActor) release(m *releaseCmd) {
-	s := a.s
-	h := a.owned(m.holdID, m.buyer, m.admin)
-	a.expireIfDue(h)
-	switch {
-	case h == nil:
-		s.finish(m.c, Result{Err: errHoldNotFound()})
-	case h.State == HoldReleased:
-		s.answerDurable(&a.log, m.c, Result{Hold: holdView(s.def.ID, a.z, h)})
-	case h.State != HoldActive:
-		s.finish(m.c, Result{Err: errorf(CodeHoldNotActive, "the hold is %s, not active", h.State)})
-	default:
-		ev := &wal.Event{Type: wal.TypeHoldReleased, Sale: s.def.ID, Zone: a.zh.def.ID, Hold: h.ID, At: s.e.nowMs()}
-		v := holdView(s.def.ID, a.z, h)
-		v.State = HoldReleased.String()
-		a.commit(ev, m.c, Result{Hold: v}, func() {
-			s.ledger.give(h.Buyer, len(h.Seats))
-			delete(a.checkouts, h.ID)
-		})
-	}
-}
-
-// expireIfDue expires h now if its time has come and no tick has released
-// it yet: at expires_at the hold is over (API.md), so reads and releases
-// must agree with a checkout at the same instant.
-func (a *zoneActor) expireIfDue(h *Hold) {
-	if now := a.s.e.nowMs(); h != nil && h.State == HoldActive && now >= h.ExpiresAt {
-		a.expireOne(h.ID, now)
-	}
+	now := a.s.e.nowMs()
+	r := seats.Access{HoldID: m.holdID, Buyer: m.buyer, Admin: m.admin}
+	a.expireIfDue(r, now)
+	a.carryHold(m.c, a.z.DecideRelease(r, now))
 }
 
 func (a *zoneActor) getHold(m *getHoldCmd) {
-	h := a.owned(m.holdID, m.buyer, m.admin)
-	a.expireIfDue(h)
-	if h == nil {
-		a.s.finish(m.c, Result{Err: errHoldNotFound()})
-		return
-	}
-	a.s.answerDurable(&a.log, m.c, Result{Hold: holdView(a.s.def.ID, a.z, h)})
+	r := seats.Access{HoldID: m.holdID, Buyer: m.buyer, Admin: m.admin}
+	a.expireIfDue(r, a.s.e.nowMs())
+	a.carryHold(m.c, a.z.LookupHold(r))
 }
 
 func (a *zoneActor) checkoutBegin(m *checkoutBeginCmd) {
-	s := a.s
-	h := a.owned(m.holdID, m.buyer, false)
-	a.expireIfDue(h)
-	now := s.e.nowMs()
-	switch {
-	case h == nil:
-		s.finish(m.c, Result{Err: errHoldNotFound()})
-	case h.State == HoldExpired:
-		s.finish(m.c, Result{Err: errorf(CodeHoldExpired, "the hold expired at %s; hold the seats again", fmtMs(h.ExpiresAt))})
-	case h.State != HoldActive:
-		s.finish(m.c, Result{Err: errorf(CodeHoldNotActive, "the hold is %s, not active", h.State)})
-	default:
-		if t, ok := a.checkouts[h.ID]; ok && now-t < checkoutStaleMs {
-			e := errorf(CodeHoldNotActive, "a checkout of this hold is already in progress; retry in a few seconds")
-			e.transient = true
-			s.finish(m.c, Result{Err: e})
-			return
-		}
-		a.checkouts[h.ID] = now
-		// The hold may be one whose own record is not durable yet (a
-		// retry racing its first answer): charge only for a durable hold.
-		s.answerDurable(&a.log, m.c, Result{Hold: holdView(s.def.ID, a.z, h)})
-	}
+	now := a.s.e.nowMs()
+	r := seats.Access{HoldID: m.holdID, Buyer: m.buyer}
+	a.expireIfDue(r, now)
+	// An answer without a record waits for the zone's records: the hold may
+	// be one whose own record is not durable yet (a retry racing its first
+	// answer), and only a durable hold is charged for.
+	a.carryHold(m.c, a.z.DecideCheckoutBegin(r, now))
 }
 
 func (a *zoneActor) checkoutEnd(m *checkoutEndCmd) {
-	s := a.s
 	if m.began {
-		delete(a.checkouts, m.holdID)
+		a.z.EndCheckout(m.holdID)
 	}
 	if !m.paid {
 		a.refuse(m.c, m.fail)
 		return
 	}
-	h := a.z.Hold(m.holdID)
-	a.expireIfDue(h)
-	now := s.e.nowMs()
-	switch {
-	case h == nil:
-		s.finish(m.c, Result{Err: errHoldNotFound()})
-	case h.State == HoldExpired || (h.State == HoldActive && now >= h.ExpiresAt):
-		// The second form: due, but its expiry could not be queued yet.
-		a.refuse(m.c, errorf(CodeHoldExpired, "the hold expired at %s during payment; the payment is refunded", fmtMs(h.ExpiresAt)))
-	case h.State != HoldActive:
-		a.refuse(m.c, errorf(CodeHoldNotActive, "the hold is %s, not active; the payment is refunded", h.State))
-	default:
-		ev := &wal.Event{Type: wal.TypeOrderPaid, Sale: s.def.ID, Zone: a.zh.def.ID, Hold: h.ID, Order: m.orderID,
-			At: now, Amount: h.Amount, IdemKey: m.c.key.key, IdemHash: m.c.hash}
-		o := *h
-		o.OrderID, o.PaidAt, o.State = m.orderID, now, HoldPurchased
-		a.commit(ev, m.c, Result{Order: orderView(s.def.ID, a.z, &o)}, nil)
-	}
+	now := a.s.e.nowMs()
+	a.expireIfDue(seats.Access{HoldID: m.holdID, Admin: true}, now)
+	a.carryOrder(m.c, a.z.DecideOrder(seats.OrderRequest{HoldID: m.holdID, OrderID: m.orderID,
+		IdemKey: m.c.key.key, IdemHash: m.c.hash}, now))
 }
 
 func (a *zoneActor) cancel(m *cancelCmd) {
-	s := a.s
-	h := a.z.Order(m.orderID)
-	switch {
-	case h == nil:
-		s.finish(m.c, Result{Err: errorf(CodeNotFound, "no such order")})
-	case h.OrderCancelled:
-		s.answerDurable(&a.log, m.c, Result{Order: orderView(s.def.ID, a.z, h)})
-	default:
-		now := s.e.nowMs()
-		ev := &wal.Event{Type: wal.TypeOrderCancelled, Sale: s.def.ID, Zone: a.zh.def.ID, Hold: h.ID, Order: h.OrderID, At: now}
-		v := orderView(s.def.ID, a.z, h)
-		v.State, v.CancelledAt = "cancelled", now
-		a.commit(ev, m.c, Result{Order: v}, func() { s.ledger.give(h.Buyer, len(h.Seats)) })
-	}
+	a.carryOrder(m.c, a.z.DecideCancel(m.orderID, a.s.e.nowMs()))
 }
 
 func (a *zoneActor) getOrder(m *getOrderCmd) {
-	h := a.z.Order(m.orderID)
-	if h == nil {
-		a.s.finish(m.c, Result{Err: errorf(CodeNotFound, "no such order")})
+	a.carryOrder(m.c, a.z.LookupOrder(m.orderID))
+}
+
+// carryHold and carryOrder carry out a decision whose answer is a hold, or
+// an order. The answer is built before the commit so that the log callback
+// only closes a channel; d.Answer is already what the record makes it.
+func (a *zoneActor) carryHold(c *call, d seats.Decision) {
+	if d.Refusal != nil {
+		a.refusal(c, d.Refusal)
 		return
 	}
-	a.s.answerDurable(&a.log, m.c, Result{Order: orderView(a.s.def.ID, a.z, h)})
+	a.carry(c, &d, Result{Hold: holdView(a.s.def.ID, a.z, &d.Answer)})
+}
+
+func (a *zoneActor) carryOrder(c *call, d seats.Decision) {
+	if d.Refusal != nil {
+		a.refusal(c, d.Refusal)
+		return
+	}
+	a.carry(c, &d, Result{Order: orderView(a.s.def.ID, a.z, &d.Answer)})
+}
+
+// carry answers c with r as d says: once d's record is durable and applied,
+// or, with no record, once what r was read from is durable. A record the log
+// refuses changes nothing and gives back what the decision reserved.
+func (a *zoneActor) carry(c *call, d *seats.Decision, r Result) {
+	if !d.Writes() {
+		a.s.answerDurable(&a.log, c, r)
+		return
+	}
+	if !a.commit(d, c, r) && d.Reserved > 0 {
+		a.s.ledger.Give(d.Answer.Buyer, d.Reserved)
+	}
+}
+
+// settle does what follows an applied record outside the zone: the seats it
+// returned go back to the buyer's allowance, and the sale's counters move.
+func (a *zoneActor) settle(d *seats.Decision) {
+	if d.Returned > 0 {
+		a.s.ledger.Give(d.Answer.Buyer, d.Returned)
+	}
+	switch d.Event.Type {
+	case wal.TypeHoldPlaced:
+		a.s.holdsPlaced.Add(1)
+	case wal.TypeHoldExpired:
+		a.s.holdsExpired.Add(1)
+	}
+}
+
+// refusal answers c with a refusal of the core: stored first when the core
+// says it is the request's lasting answer.
+func (a *zoneActor) refusal(c *call, r *seats.Refusal) {
+	if r.Durable {
+		a.refuse(c, refusalError(r))
+		return
+	}
+	a.s.finish(c, Result{Err: refusalError(r)})
+}
+
+// refusalError is the engine's error for a refusal of the seat core: the one
+// place the two meet.
+func refusalError(r *seats.Refusal) *Error {
+	return &Error{Code: r.Code, Message: r.Message, Remaining: r.Remaining,
+		Alternatives: r.Alternatives, Zones: r.Zones, transient: r.Transient}
+}
+
+// expireIfDue expires the hold r names, if r may see it and its time has
+// come, before the request is decided: see seats.Zone.DecideExpiry.
+func (a *zoneActor) expireIfDue(r seats.Access, now int64) {
+	if h := a.z.Owned(r); h != nil {
+		a.expireOne(h.ID, now)
+	}
 }
 
 // expire releases the holds that are due. Expiry events need no answer; if
@@ -455,17 +361,14 @@ func (a *zoneActor) expire() {
 }
 
 func (a *zoneActor) expireOne(id string, now int64) {
-	h := a.z.Hold(id)
-	if h == nil || h.State != HoldActive {
+	d, ok := a.z.DecideExpiry(id, now)
+	if !ok {
 		return
 	}
-	ev := &wal.Event{Type: wal.TypeHoldExpired, Sale: a.s.def.ID, Zone: a.zh.def.ID, Hold: id, At: now}
-	if err := a.log.append(ev, a.s.e.expiryDone); err != nil {
+	if err := a.log.append(&d.Event, a.s.e.expiryDone); err != nil {
 		a.pendingExpiry = append(a.pendingExpiry, id)
 		return
 	}
-	a.apply(ev)
-	a.s.ledger.give(h.Buyer, len(h.Seats))
-	a.s.holdsExpired.Add(1)
-	delete(a.checkouts, id)
+	a.apply(&d.Event)
+	a.settle(&d)
 }

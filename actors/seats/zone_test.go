@@ -1,4 +1,4 @@
-package actors
+package seats
 
 import (
 	"bytes"
@@ -10,7 +10,10 @@ import (
 	"onsale/wal"
 )
 
-const testPrice = 2500 // cents per seat in every test zone
+const (
+	testPrice = 2500   // cents per seat in every test zone
+	testSale  = "sale" // the sale of every test zone
+)
 
 // rowName is the name of the i-th row of a test zone: A..Z, then R27, R28...
 func rowName(i int) string {
@@ -52,7 +55,7 @@ func layoutZone(t testing.TB, rows ...string) *Zone {
 	for i, r := range rows {
 		lens[i] = len(r)
 	}
-	z := NewZone(reservedDef(lens...))
+	z := NewZone(testSale, reservedDef(lens...))
 	n := 0
 	for r, row := range rows {
 		for _, c := range "hx" {
@@ -191,7 +194,7 @@ func checkZone(z *Zone) error {
 }
 
 func TestZoneSeatNames(t *testing.T) {
-	z := NewZone(reservedDef(20, 3, 1000))
+	z := NewZone(testSale, reservedDef(20, 3, 1000))
 	requireEqual(t, z.Size(), 1023)
 	requireTrue(t, z.Reserved())
 	for i := range uint32(z.Size()) {
@@ -210,7 +213,7 @@ func TestZoneSeatNames(t *testing.T) {
 		requireFalse(t, ok, "SeatIndex(%q)", bad)
 	}
 
-	g := NewZone(gaDef(1_000_000))
+	g := NewZone(testSale, gaDef(1_000_000))
 	requireFalse(t, g.Reserved())
 	requireEqual(t, g.SeatName(0), "1")
 	requireEqual(t, g.SeatName(999_999), "1000000")
@@ -265,7 +268,7 @@ func TestCheckZoneLayout(t *testing.T) {
 	f(neg, false)
 
 	defer func() { requireTrue(t, recover() != nil, "NewZone of a bad definition must panic") }()
-	NewZone(gaDef(0))
+	NewZone(testSale, gaDef(0))
 }
 
 func TestZonePickReserved(t *testing.T) {
@@ -317,7 +320,7 @@ func namesRange(row string, from, to int) []string {
 
 func TestZonePickGA(t *testing.T) {
 	const capacity = 3000 // three blocks of free counts
-	z := NewZone(gaDef(capacity))
+	z := NewZone(testSale, gaDef(capacity))
 	got, ok := z.Pick(4)
 	requireTrue(t, ok)
 	requireEqual(t, got, []uint32{0, 1, 2, 3})
@@ -423,7 +426,7 @@ func TestZoneAlternatives(t *testing.T) {
 	f("avoiding a seat twice is harmless", []string{"...."}, 2, 3, []string{"A-1", "A-1"},
 		[]string{"A-2", "A-3"})
 
-	z := NewZone(gaDef(100))
+	z := NewZone(testSale, gaDef(100))
 	requireEqual(t, len(z.Alternatives(1, 1000, nil)), zoneAltSetsMax)
 	got := z.Alternatives(4, 3, []uint32{0, 5, 1_000_000})
 	requireEqual(t, got, [][]uint32{{1, 2, 3, 4}, {6, 7, 8, 9}, {10, 11, 12, 13}})
@@ -435,7 +438,7 @@ func TestZoneAlternatives(t *testing.T) {
 // order o-cancelled, cancelled), h-active2 (C-1..C-3, expires 31000).
 func zoneWithHistory(t testing.TB) *Zone {
 	t.Helper()
-	z := NewZone(reservedDef(10, 10, 10))
+	z := NewZone(testSale, reservedDef(10, 10, 10))
 	s := func(names ...string) []uint32 { return indexesOf(t, z, names...) }
 	mustApply(t, z, placedEvent(z, "h-active", s("A-1", "A-2"), 1000, 60_000))
 	mustApply(t, z, placedEvent(z, "h-released", s("A-3"), 1000, 60_000))
@@ -601,7 +604,7 @@ func TestZoneApplyRefusals(t *testing.T) {
 }
 
 func TestZoneTakeDue(t *testing.T) {
-	z := NewZone(gaDef(100))
+	z := NewZone(testSale, gaDef(100))
 	place := func(id string, expires int64) {
 		seats, ok := z.Pick(2)
 		requireTrue(t, ok)
@@ -639,7 +642,7 @@ func TestZoneTakeDue(t *testing.T) {
 
 	// Expiring during replay, with no TakeDue, leaves stale entries that are
 	// skipped and compacted away.
-	z = NewZone(gaDef(100_000))
+	z = NewZone(testSale, gaDef(100_000))
 	n := 5 * zoneExpirySlack
 	for i := 0; i < n; i++ {
 		seats, _ := z.Pick(1)
@@ -660,7 +663,7 @@ func TestZoneTakeDue(t *testing.T) {
 }
 
 func TestZoneHoldsFull(t *testing.T) {
-	z := NewZone(gaDef(10))
+	z := NewZone(testSale, gaDef(10))
 	requireFalse(t, z.HoldsFull())
 	// Stand-ins for the records a long churn would leave; only their
 	// number matters here.

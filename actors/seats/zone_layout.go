@@ -1,4 +1,4 @@
-package actors
+package seats
 
 import (
 	"fmt"
@@ -6,6 +6,24 @@ import (
 	"strconv"
 	"strings"
 )
+
+// ZoneDef is one zone of a sale: general admission (Capacity, seats
+// "1".."N") or reserved seating (Rows, seats "ROW-N" numbered from 1). It is
+// part of the sale definition, written as JSON in the sale_created record:
+// never rename a field's JSON name.
+type ZoneDef struct {
+	ID         string   `json:"id"`
+	Name       string   `json:"name"`
+	PriceCents int64    `json:"price_cents"`
+	Capacity   int      `json:"capacity,omitempty"`
+	Rows       []RowDef `json:"rows,omitempty"`
+}
+
+// RowDef is one row of a reserved zone. Consecutive seat numbers are adjacent.
+type RowDef struct {
+	Row   string `json:"row"`
+	Seats int    `json:"seats"`
+}
 
 // The layout of a zone: checking a definition, and the mapping between seat
 // indexes and public seat ids. Names are computed from the rows, never
@@ -82,6 +100,15 @@ func (z *Zone) SeatName(i uint32) string {
 	}
 	r := z.seg(i)
 	return z.def.Rows[r].Row + "-" + strconv.FormatUint(uint64(i-z.segStart[r])+1, 10)
+}
+
+// SeatNames returns the public ids of seats, in order.
+func (z *Zone) SeatNames(seats []uint32) []string {
+	out := make([]string, len(seats))
+	for i, s := range seats {
+		out[i] = z.SeatName(s)
+	}
+	return out
 }
 
 // SeatIndex maps a public seat id back to its index. Only the canonical form

@@ -1,4 +1,4 @@
-package actors
+package seats
 
 import (
 	"bytes"
@@ -14,7 +14,7 @@ func snapshotZone(t testing.TB, z *Zone) *Zone {
 	t.Helper()
 	b := z.AppendSnapshot([]byte{0xAA}) // appends: the prefix stays
 	requireEqual(t, b[0], byte(0xAA))
-	r, err := RestoreZone(*z.Def(), b[1:])
+	r, err := RestoreZone(testSale, *z.Def(), b[1:])
 	requireNoError(t, err)
 	requireNoError(t, checkZone(r))
 	requireEqual(t, r.AppendSnapshot(nil), b[1:], "restored zone snapshots differently")
@@ -58,9 +58,9 @@ func TestZoneSnapshotRoundTrip(t *testing.T) {
 	requireEqual(t, r.AppendSnapshot(nil), z.AppendSnapshot(nil))
 
 	// Empty zones, both kinds.
-	snapshotZone(t, NewZone(gaDef(zoneGACapacityMax)))
-	snapshotZone(t, NewZone(reservedDef(1)))
-	g := NewZone(gaDef(5000))
+	snapshotZone(t, NewZone(testSale, gaDef(zoneGACapacityMax)))
+	snapshotZone(t, NewZone(testSale, reservedDef(1)))
+	g := NewZone(testSale, gaDef(5000))
 	for i := 0; i < 40; i++ {
 		seats, _ := g.Pick(100)
 		mustApply(t, g, placedEvent(g, fmt.Sprintf("g%d", i), seats, 0, int64(1000+i)))
@@ -82,7 +82,7 @@ func TestRestoreZoneRejects(t *testing.T) {
 	// give an error or a zone that passes every check; never a panic.
 	corrupt := func(name string, mustFail bool, damage func(b []byte) []byte) {
 		t.Run(name, func(t *testing.T) {
-			z, err := RestoreZone(def, damage(bytes.Clone(good)))
+			z, err := RestoreZone(testSale, def, damage(bytes.Clone(good)))
 			if mustFail {
 				requireErrorIs(t, err, ErrZoneSnapshot)
 				requireTrue(t, z == nil)
@@ -110,12 +110,12 @@ func TestRestoreZoneRejects(t *testing.T) {
 	// Another definition.
 	other := def
 	other.ID = "other"
-	_, err := RestoreZone(other, good)
+	_, err := RestoreZone(testSale, other, good)
 	requireErrorIs(t, err, ErrZoneSnapshot)
 	bigger := reservedDef(10, 10, 11)
-	_, err = RestoreZone(bigger, good)
+	_, err = RestoreZone(testSale, bigger, good)
 	requireErrorIs(t, err, ErrZoneSnapshot)
-	_, err = RestoreZone(gaDef(0), good)
+	_, err = RestoreZone(testSale, gaDef(0), good)
 	requireErrorIs(t, err, ErrZoneSnapshot)
 
 	// Inconsistent states, written by the encoder from a tampered zone.
@@ -123,7 +123,7 @@ func TestRestoreZoneRejects(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			z := zoneWithHistory(t)
 			mut(z)
-			_, err := RestoreZone(def, z.AppendSnapshot(nil))
+			_, err := RestoreZone(testSale, def, z.AppendSnapshot(nil))
 			requireErrorIs(t, err, ErrZoneSnapshot)
 			t.Logf("refused: %v", err)
 		})
@@ -157,7 +157,7 @@ func TestRestoreZoneRejects(t *testing.T) {
 func FuzzRestoreZone(f *testing.F) {
 	hist := zoneWithHistory(f)
 	resDef := *hist.Def()
-	gaz := NewZone(gaDef(3000))
+	gaz := NewZone(testSale, gaDef(3000))
 	for i := 0; i < 12; i++ {
 		seats, _ := gaz.Pick(1 + i*9)
 		requireNoError(f, gaz.Apply(placedEvent(gaz, fmt.Sprintf("g%d", i), seats, 10, 1000)))
@@ -166,21 +166,21 @@ func FuzzRestoreZone(f *testing.F) {
 	requireNoError(f, gaz.Apply(&wal.Event{Type: wal.TypeOrderPaid, Hold: "g2", Order: "o", At: 11}))
 	f.Add(hist.AppendSnapshot(nil))
 	f.Add(gaz.AppendSnapshot(nil))
-	f.Add(NewZone(resDef).AppendSnapshot(nil))
+	f.Add(NewZone(testSale, resDef).AppendSnapshot(nil))
 	f.Add([]byte{})
 	f.Add([]byte{zoneSnapVersion})
 	f.Add([]byte{zoneSnapVersion, 2, 'g', 'a', 0xb8, 0x17, 0xb8, 0x17, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	defs := []ZoneDef{resDef, gaDef(3000)}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, def := range defs {
-			z, err := RestoreZone(def, data)
+			z, err := RestoreZone(testSale, def, data)
 			if err != nil {
 				requireErrorIs(t, err, ErrZoneSnapshot)
 				continue
 			}
 			requireNoError(t, checkZone(z))
 			b := z.AppendSnapshot(nil)
-			z2, err := RestoreZone(def, b)
+			z2, err := RestoreZone(testSale, def, b)
 			requireNoError(t, err)
 			requireEqual(t, z2.AppendSnapshot(nil), b)
 			z.Pick(3)

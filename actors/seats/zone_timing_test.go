@@ -1,4 +1,4 @@
-package actors
+package seats
 
 import (
 	"fmt"
@@ -49,12 +49,12 @@ func benchPick(b *testing.B, z *Zone, n int) {
 
 func BenchmarkPickGA(b *testing.B) {
 	b.Run("empty", func(b *testing.B) {
-		benchPick(b, NewZone(gaDef(zoneGACapacityMax)), 4)
+		benchPick(b, NewZone(testSale, gaDef(zoneGACapacityMax)), 4)
 	})
 	b.Run("90pct_sold_with_holes", func(b *testing.B) {
 		// The front 90% sold, then one seat in a thousand there freed:
 		// the picks come from holes behind the sold block.
-		z := NewZone(gaDef(zoneGACapacityMax))
+		z := NewZone(testSale, gaDef(zoneGACapacityMax))
 		rng := rand.New(rand.NewPCG(1, 2))
 		sellWhere(b, z, func(i uint32) bool { return i < 900_000 && rng.IntN(1000) != 0 })
 		benchPick(b, z, 4)
@@ -67,16 +67,16 @@ func BenchmarkPickReserved(b *testing.B) {
 		rows[i] = zoneRowSeatsMax
 	}
 	b.Run("empty", func(b *testing.B) {
-		benchPick(b, NewZone(reservedDef(rows...)), 4)
+		benchPick(b, NewZone(testSale, reservedDef(rows...)), 4)
 	})
 	b.Run("front_900_rows_sold", func(b *testing.B) {
-		z := NewZone(reservedDef(rows...))
+		z := NewZone(testSale, reservedDef(rows...))
 		sellWhere(b, z, func(i uint32) bool { return i < 900*zoneRowSeatsMax })
 		benchPick(b, z, 4)
 	})
 	b.Run("random_90pct_sold", func(b *testing.B) {
 		// Runs of 4 free seats are rare: many rows are scanned per Pick.
-		z := NewZone(reservedDef(rows...))
+		z := NewZone(testSale, reservedDef(rows...))
 		rng := rand.New(rand.NewPCG(3, 4))
 		sellWhere(b, z, func(uint32) bool { return rng.IntN(10) != 0 })
 		benchPick(b, z, 4)
@@ -84,7 +84,7 @@ func BenchmarkPickReserved(b *testing.B) {
 	b.Run("checkerboard_worst_case", func(b *testing.B) {
 		// Every other seat sold: no row has 2 adjacent seats, so Pick(2)
 		// scans every row before falling back to the lowest free seats.
-		z := NewZone(reservedDef(rows...))
+		z := NewZone(testSale, reservedDef(rows...))
 		sellWhere(b, z, func(i uint32) bool { return i%2 == 1 })
 		benchPick(b, z, 2)
 	})
@@ -103,7 +103,7 @@ func BenchmarkApplyHold(b *testing.B) {
 	}{{"ga", gaDef(zoneGACapacityMax)}, {"reserved", reservedDef(rows...)}} {
 		b.Run(c.name, func(b *testing.B) {
 			ids := make([]string, 0, 1<<16)
-			z := NewZone(c.def)
+			z := NewZone(testSale, c.def)
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; b.Loop(); i++ {
@@ -118,7 +118,7 @@ func BenchmarkApplyHold(b *testing.B) {
 				seats, ok := z.Pick(4)
 				if !ok {
 					b.StopTimer()
-					z = NewZone(c.def)
+					z = NewZone(testSale, c.def)
 					b.StartTimer()
 					seats, _ = z.Pick(4)
 				}
@@ -148,7 +148,7 @@ func BenchmarkSnapshot250k(b *testing.B) {
 	b.Run("restore", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := RestoreZone(*z.Def(), data); err != nil {
+			if _, err := RestoreZone(testSale, *z.Def(), data); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -160,7 +160,7 @@ func BenchmarkSnapshot250k(b *testing.B) {
 func bigGAZone(tb testing.TB) *Zone {
 	tb.Helper()
 	const holds = 250_000
-	z := NewZone(gaDef(zoneGACapacityMax))
+	z := NewZone(testSale, gaDef(zoneGACapacityMax))
 	for i := range holds {
 		seats, ok := z.Pick(4)
 		requireTrue(tb, ok)
@@ -202,7 +202,7 @@ func TestZoneApplyAllocs(t *testing.T) {
 	}
 	const runs = 2000
 	for _, def := range []ZoneDef{gaDef(100_000), reservedDef(100, 100, 100)} {
-		z := NewZone(def)
+		z := NewZone(testSale, def)
 		ids := make([]string, runs+1)
 		for i := range ids {
 			ids[i] = fmt.Sprintf("h_%022d", i)

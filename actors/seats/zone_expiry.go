@@ -1,4 +1,4 @@
-package actors
+package seats
 
 // Hold expiry: one min-heap per zone ordered by (ExpiresAt, ID), never a
 // timer per hold. A hold that ends before it expires stays in the heap and is

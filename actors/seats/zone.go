@@ -1,4 +1,4 @@
-package actors
+package seats
 
 import (
 	"errors"
@@ -61,9 +61,9 @@ const (
 )
 
 // Errors of Apply and RestoreZone, wrapped with the hold, order or seat
-// concerned; match them with errors.Is. The zone actor checks a request
-// before it makes an event, so from Apply they mean a bug, or a log that does
-// not belong to this zone.
+// concerned; match them with errors.Is. The decide functions check a request
+// before they make an event, so from Apply they mean a bug, or a log that
+// does not belong to this zone.
 var (
 	ErrZoneEventType      = errors.New("zone: event type does not change a zone")
 	ErrZoneMismatch       = errors.New("zone: event is for another zone")
@@ -153,6 +153,7 @@ type Hold struct {
 
 // Zone is the state of one zone; see the comment at the top of this file.
 type Zone struct {
+	sale     string // the sale's id, written in every record the zone makes
 	def      ZoneDef
 	reserved bool
 
@@ -184,24 +185,33 @@ type Zone struct {
 	// expiry is a min-heap of holds by (ExpiresAt, ID). Holds that ended
 	// stay in it until they reach the top or a compaction (lazy deletion).
 	expiry []*Hold
+
+	// checkouts marks holds whose payment is in progress: hold id -> start
+	// (ms). Memory only, never a record: a restart forgets the marks along
+	// with the calls they guarded. DecideCheckoutBegin sets a mark,
+	// EndCheckout and the hold's end (release, expiry) drop it, so there is
+	// at most one per active hold.
+	checkouts map[string]int64
 }
 
-// NewZone makes a zone with every seat free. The caller has validated def;
-// a def that CheckZoneLayout refuses is a bug and panics.
-func NewZone(def ZoneDef) *Zone {
+// NewZone makes a zone of sale with every seat free. The caller has
+// validated def; a def that CheckZoneLayout refuses is a bug and panics.
+func NewZone(sale string, def ZoneDef) *Zone {
 	if err := CheckZoneLayout(def); err != nil {
-		panic("actors.NewZone: unvalidated definition: " + err.Error())
+		panic("seats.NewZone: unvalidated definition: " + err.Error())
 	}
-	return newZone(def)
+	return newZone(sale, def)
 }
 
-func newZone(def ZoneDef) *Zone {
+func newZone(sale string, def ZoneDef) *Zone {
 	def.Rows = slices.Clone(def.Rows) // the zone's copy; the caller's slice may change
 	z := &Zone{
-		def:      def,
-		reserved: len(def.Rows) > 0,
-		holds:    make(map[string]*Hold),
-		orders:   make(map[string]*Hold),
+		sale:      sale,
+		def:       def,
+		reserved:  len(def.Rows) > 0,
+		holds:     make(map[string]*Hold),
+		orders:    make(map[string]*Hold),
+		checkouts: make(map[string]int64),
 	}
 	if z.reserved {
 		z.rowIndex = make(map[string]int, len(def.Rows))
@@ -232,6 +242,9 @@ func newZone(def ZoneDef) *Zone {
 	}
 	return z
 }
+
+// Sale is the id of the zone's sale.
+func (z *Zone) Sale() string { return z.sale }
 
 // Def is the zone's definition. Read only.
 func (z *Zone) Def() *ZoneDef { return &z.def }
@@ -377,6 +390,7 @@ func (z *Zone) applyEnded(ev *wal.Event, to HoldState) error {
 		return fmt.Errorf("%w: %s %s at %d: expires at %d", ErrZoneHoldNotDue, ev.Type, h.ID, ev.At, h.ExpiresAt)
 	}
 	h.State, h.EndedAt = to, ev.At
+	delete(z.checkouts, h.ID)
 	z.give(h.Seats, SeatHeld)
 	z.held -= len(h.Seats)
 	z.ended()

@@ -1,4 +1,4 @@
-package actors
+package seats
 
 import (
 	"encoding/binary"
@@ -79,16 +79,16 @@ func (z *Zone) AppendSnapshot(dst []byte) []byte {
 	return dst
 }
 
-// RestoreZone rebuilds a zone of definition def from AppendSnapshot's bytes.
+// RestoreZone rebuilds a zone of sale and definition def from AppendSnapshot's bytes.
 // It is strict: every length is bounded, every hold checked as Apply would
 // have made it, seats checked against each other, the counts compared, and
 // trailing bytes refused. Garbage gives an error wrapping ErrZoneSnapshot,
 // never a panic.
-func RestoreZone(def ZoneDef, data []byte) (*Zone, error) {
+func RestoreZone(sale string, def ZoneDef, data []byte) (*Zone, error) {
 	if err := CheckZoneLayout(def); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrZoneSnapshot, err)
 	}
-	z := newZone(def)
+	z := newZone(sale, def)
 	d := wal.NewFieldReader(data)
 	if v := d.Byte(); d.Err() == nil && v != zoneSnapVersion {
 		return nil, fmt.Errorf("%w: version %d, want %d", ErrZoneSnapshot, v, zoneSnapVersion)

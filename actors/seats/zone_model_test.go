@@ -1,4 +1,4 @@
-package actors
+package seats
 
 import (
 	"cmp"
@@ -196,7 +196,7 @@ func TestZoneModel(t *testing.T) {
 }
 
 func runZoneModel(t *testing.T, rng *rand.Rand, def ZoneDef, maxN, steps int) {
-	z := NewZone(def)
+	z := NewZone(testSale, def)
 	m := newZoneModel(def)
 	now := int64(1_000_000)
 	next := 0

@@ -1,0 +1,5 @@
+//go:build !race
+
+package seats
+
+const raceEnabled = false
