@@ -5,7 +5,7 @@
 // # The tree
 //
 //	sale-<n>            the sale actor: definition, pause/resume; supervises
-//	├── room            the waiting room (Room): line, draw, admissions
+//	├── room            the waiting room (line.Room): line, draw, admissions
 //	└── zone-<id>       one per zone (Zone): seats, holds, orders, expiry
 //
 // A zone actor is the only goroutine that touches its seats, so two requests
@@ -16,10 +16,12 @@
 //
 // # Pure cores, thin actors
 //
-// Zone and Room are deterministic state machines: no I/O, no clock reads, no
-// goroutines. Their single mutator, Apply, takes a wal.Event; the same
-// function runs live and during recovery, so a replayed log rebuilds exactly
-// the state that answered the buyers.
+// Zone and the waiting room are deterministic state machines: no I/O, no
+// clock reads, no goroutines. Their single mutator, Apply, takes a wal.Event;
+// the same function runs live and during recovery, so a replayed log
+// rebuilds exactly the state that answered the buyers. The waiting room is a
+// package of its own, actors/line, which imports only the standard library
+// and wal; room_actor.go is the thin actor around it.
 //
 // # Durability: apply, append, answer
 //

@@ -10,6 +10,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"onsale/actors/line"
 	"onsale/wal"
 )
 
@@ -30,19 +31,19 @@ type roomHandle struct {
 	revoked sync.Map
 
 	// Recovery only, then handed to the actor.
-	core    *Room
+	core    *line.Room
 	snapSeq uint64
 }
 
 func newRoomHandle(s *Sale) *roomHandle {
 	rh := &roomHandle{s: s}
-	rh.core = NewRoom(s.def.ID, s.roomConfig())
+	rh.core = line.New(s.def.ID, s.roomConfig())
 	rh.state.Store("open")
 	return rh
 }
 
-func (s *Sale) roomConfig() RoomConfig {
-	return RoomConfig{
+func (s *Sale) roomConfig() line.Config {
+	return line.Config{
 		OpensAt: s.opensAt, ActiveLimit: s.def.WaitingRoom.ActiveLimit, AdmitPerS: s.def.WaitingRoom.AdmitPerS,
 		AccessTTL: int64(s.def.WaitingRoom.AccessTTLS) * 1000, Seed: s.seed,
 	}
@@ -56,7 +57,7 @@ func (rh *roomHandle) load(dir string) error {
 	if err != nil {
 		return fmt.Errorf("room snapshot: %w", err)
 	}
-	r, err := RestoreRoom(rh.s.def.ID, rh.s.roomConfig(), data)
+	r, err := line.Restore(rh.s.def.ID, rh.s.roomConfig(), data)
 	if err != nil {
 		return fmt.Errorf("room snapshot %q: %w", roomSnapName(rh.s), err)
 	}
@@ -73,6 +74,10 @@ func (rh *roomHandle) replay(seq uint64, ev *wal.Event) error {
 	}
 	return nil
 }
+
+// TicketView is what GET queue/{id} shows; the waiting room (package line)
+// computes it.
+type TicketView = line.TicketView
 
 // QueueTicket is a buyer's place in line as the HTTP edge renders it.
 type QueueTicket struct {
@@ -110,7 +115,7 @@ type (
 type roomActor struct {
 	s  *Sale
 	rh *roomHandle
-	r  *Room // owned by this actor
+	r  *line.Room // owned by this actor
 	// log counts this room's records, for answers that must wait for them.
 	log ownerLog
 
@@ -123,8 +128,8 @@ func newRoomActor(s *Sale, rh *roomHandle) *roomActor {
 	a := &roomActor{s: s, rh: rh, r: rh.core, log: ownerLog{log: s.e.log}}
 	rh.core = nil
 	a.r.SetPaused(s.paused.Load())
-	a.r.ForEachTicket(func(t *Ticket) {
-		if t.State == TicketExpired && t.AdmittedAt != 0 {
+	a.r.ForEachTicket(func(t *line.Ticket) {
+		if t.State == line.TicketExpired && t.AdmittedAt != 0 {
 			rh.revoked.Store(t.QueueID, struct{}{})
 		}
 	})
@@ -135,9 +140,9 @@ func newRoomActor(s *Sale, rh *roomHandle) *roomActor {
 }
 
 // stock reads what the zones publish.
-func (a *roomActor) stock() Stock {
+func (a *roomActor) stock() line.Stock {
 	free, held, _ := a.s.Stock()
-	return Stock{Free: free, Held: held, HoldsPerS: a.holdsPerSec}
+	return line.Stock{Free: free, Held: held, HoldsPerS: a.holdsPerSec}
 }
 
 func (a *roomActor) publish(now int64) {
@@ -211,7 +216,7 @@ func (a *roomActor) commit(evs []wal.Event, c *call, r Result) {
 	}
 }
 
-func (a *roomActor) ticket(t *Ticket, now int64) *QueueTicket {
+func (a *roomActor) ticket(t *line.Ticket, now int64) *QueueTicket {
 	return &QueueTicket{QueueID: t.QueueID, Buyer: t.Buyer, View: a.r.View(t, now, a.stock())}
 }
 
@@ -250,7 +255,7 @@ func (a *roomActor) leave(m *roomLeaveCmd) {
 		return
 	}
 	now := a.s.e.nowMs()
-	admitted := t.StateAt(now) == TicketAdmitted
+	admitted := t.StateAt(now) == line.TicketAdmitted
 	evs := a.r.Leave(m.queueID, now)
 	if admitted && len(evs) > 0 {
 		a.rh.revoked.Store(t.QueueID, struct{}{})

@@ -1,4 +1,4 @@
-package actors
+package line
 
 import (
 	"encoding/binary"
@@ -99,17 +99,17 @@ func (r *Room) AppendSnapshot(dst []byte) []byte {
 	return dst
 }
 
-// RestoreRoom rebuilds a room from AppendSnapshot's bytes. It is strict:
+// Restore rebuilds a room from AppendSnapshot's bytes. It is strict:
 // anything that is not a snapshot of a consistent room of this sale is an
-// error wrapping ErrRoomSnapshot, and no input makes it panic or allocate
+// error wrapping ErrSnapshot, and no input makes it panic or allocate
 // much beyond what the input's size justifies.
-func RestoreRoom(sale string, cfg RoomConfig, data []byte) (*Room, error) {
+func Restore(sale string, cfg Config, data []byte) (*Room, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	r := newRoom(sale, cfg)
 	if err := r.restore(data); err != nil {
-		return nil, fmt.Errorf("%w: sale %q: %v", ErrRoomSnapshot, sale, err)
+		return nil, fmt.Errorf("%w: sale %q: %v", ErrSnapshot, sale, err)
 	}
 	r.rebuildFresh()
 	return r, nil

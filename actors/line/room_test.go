@@ -1,4 +1,4 @@
-package actors
+package line
 
 import (
 	"bytes"
@@ -21,8 +21,8 @@ const roomTestSale = "final-2026"
 // roomPlenty is a stock that never limits admissions.
 var roomPlenty = Stock{Free: 1_000_000}
 
-func testRoomConfig() RoomConfig {
-	return RoomConfig{OpensAt: roomT0, ActiveLimit: 1000, AdmitPerS: 100, AccessTTL: 60_000,
+func testRoomConfig() Config {
+	return Config{OpensAt: roomT0, ActiveLimit: 1000, AdmitPerS: 100, AccessTTL: 60_000,
 		Seed: sha256.Sum256([]byte("onsale test seed"))}
 }
 
@@ -37,8 +37,8 @@ type roomHarness struct {
 	admitted []string
 }
 
-func newRoomHarness(t testing.TB, cfg RoomConfig) *roomHarness {
-	h := &roomHarness{t: t, r: NewRoom(roomTestSale, cfg)}
+func newRoomHarness(t testing.TB, cfg Config) *roomHarness {
+	h := &roomHarness{t: t, r: New(roomTestSale, cfg)}
 	h.r.OnAdmitted(func(tk *Ticket) { h.admitted = append(h.admitted, tk.QueueID) })
 	return h
 }
@@ -660,7 +660,7 @@ func TestRoomJoinErrors(t *testing.T) {
 	for _, c := range []struct {
 		buyer, qid string
 		err        error
-	}{{"", "q_1", ErrRoomBadID}, {"b", "", ErrRoomBadID}, {long, "q_1", ErrRoomBadID}, {"b", long, ErrRoomBadID}} {
+	}{{"", "q_1", ErrBadID}, {"b", "", ErrBadID}, {long, "q_1", ErrBadID}, {"b", long, ErrBadID}} {
 		_, evs, err := h.r.Join(c.buyer, c.qid, roomT0, roomPlenty)
 		requireErrorIs(t, err, c.err)
 		requireEqual(t, len(evs), 0)
@@ -690,19 +690,19 @@ func TestRoomJoinErrors(t *testing.T) {
 func TestRoomConfigValidate(t *testing.T) {
 	good := testRoomConfig()
 	requireNoError(t, good.Validate())
-	for _, mod := range []func(*RoomConfig){
-		func(c *RoomConfig) { c.ActiveLimit = 0 },
-		func(c *RoomConfig) { c.ActiveLimit = roomActiveLimitMax + 1 },
-		func(c *RoomConfig) { c.AdmitPerS = -1 },
-		func(c *RoomConfig) { c.AdmitPerS = roomAdmitPerSMax + 1 },
-		func(c *RoomConfig) { c.AccessTTL = 0 },
-		func(c *RoomConfig) { c.AccessTTL = roomAccessTTLMax + 1 },
+	for _, mod := range []func(*Config){
+		func(c *Config) { c.ActiveLimit = 0 },
+		func(c *Config) { c.ActiveLimit = roomActiveLimitMax + 1 },
+		func(c *Config) { c.AdmitPerS = -1 },
+		func(c *Config) { c.AdmitPerS = roomAdmitPerSMax + 1 },
+		func(c *Config) { c.AccessTTL = 0 },
+		func(c *Config) { c.AccessTTL = roomAccessTTLMax + 1 },
 	} {
 		c := good
 		mod(&c)
-		requireErrorIs(t, c.Validate(), ErrRoomConfig)
-		_, err := RestoreRoom(roomTestSale, c, NewRoom(roomTestSale, good).AppendSnapshot(nil))
-		requireErrorIs(t, err, ErrRoomConfig)
+		requireErrorIs(t, c.Validate(), ErrConfig)
+		_, err := Restore(roomTestSale, c, New(roomTestSale, good).AppendSnapshot(nil))
+		requireErrorIs(t, err, ErrConfig)
 	}
 }
 
@@ -738,7 +738,7 @@ func TestRoomApplyRejects(t *testing.T) {
 		"done: unknown":        {Type: wal.TypeQueueDone, Sale: roomTestSale, Hold: "q_nope"},
 	} {
 		before := h.r.AppendSnapshot(nil)
-		requireErrorIs(t, h.r.Apply(&ev), ErrRoomEvent, name)
+		requireErrorIs(t, h.r.Apply(&ev), ErrEvent, name)
 		requireEqual(t, h.r.AppendSnapshot(nil), before, "%s changed the room", name)
 	}
 
@@ -756,7 +756,7 @@ func TestRoomApplyRejects(t *testing.T) {
 		"draw: bad blob": {Type: wal.TypeQueueDrawn, Sale: roomTestSale, Blob: []byte{0x80}},
 	} {
 		before := h.r.AppendSnapshot(nil)
-		requireErrorIs(t, h.r.Apply(&ev), ErrRoomEvent, name)
+		requireErrorIs(t, h.r.Apply(&ev), ErrEvent, name)
 		requireEqual(t, h.r.AppendSnapshot(nil), before, "%s changed the room", name)
 	}
 }
@@ -772,7 +772,7 @@ func TestRoomQueueIDs(t *testing.T) {
 	}
 	for _, bad := range [][]byte{nil, {}, {1}, {1, 0}, {1, 2, 'q'}, {2, 1, 'q'}, {0, 0}, {1, 65}, {0xff, 0xff, 0xff, 0xff, 0x0f}} {
 		_, err := QueueIDs(bad)
-		requireErrorIs(t, err, ErrRoomEvent, "%v", bad)
+		requireErrorIs(t, err, ErrEvent, "%v", bad)
 	}
 }
 
@@ -811,7 +811,7 @@ func TestRoomAutomaticIdleShoppers(t *testing.T) {
 	requireEqual(t, h.r.AdmittedTotal(), admitted+roomAutoShoppersPerFreeSeat*5, "the next ones are let in")
 	requireEqual(t, h.r.Admitted(), int64(roomAutoShoppersPerFreeSeat*5*2), "everyone admitted still shops")
 	// A restored room counts the same.
-	r2, err := RestoreRoom(h.r.sale, cfg, h.r.AppendSnapshot(nil))
+	r2, err := Restore(h.r.sale, cfg, h.r.AppendSnapshot(nil))
 	requireNoError(t, err)
 	r2.advance(now)
 	requireEqual(t, r2.freshCount, h.r.freshCount, "fresh shoppers after a restore")

@@ -1,4 +1,4 @@
-package actors
+package line
 
 import (
 	"encoding/binary"
@@ -14,7 +14,7 @@ import (
 // room as it was. Events of other types or of another sale are errors.
 func (r *Room) Apply(ev *wal.Event) error {
 	if ev.Sale != r.sale {
-		return fmt.Errorf("%w: %s for sale %q in sale %q", ErrRoomEvent, ev.Type, ev.Sale, r.sale)
+		return fmt.Errorf("%w: %s for sale %q in sale %q", ErrEvent, ev.Type, ev.Sale, r.sale)
 	}
 	var err error
 	switch ev.Type {
@@ -29,7 +29,7 @@ func (r *Room) Apply(ev *wal.Event) error {
 	case wal.TypeQueueDone:
 		err = r.applyDone(ev)
 	default:
-		err = fmt.Errorf("%w: %s is not a queue event", ErrRoomEvent, ev.Type)
+		err = fmt.Errorf("%w: %s is not a queue event", ErrEvent, ev.Type)
 	}
 	if err != nil {
 		return err
@@ -39,7 +39,7 @@ func (r *Room) Apply(ev *wal.Event) error {
 }
 
 func roomEventErr(ev *wal.Event, format string, args ...any) error {
-	return fmt.Errorf("%w: %s at %d: %s", ErrRoomEvent, ev.Type, ev.At, fmt.Sprintf(format, args...))
+	return fmt.Errorf("%w: %s at %d: %s", ErrEvent, ev.Type, ev.At, fmt.Sprintf(format, args...))
 }
 
 func (r *Room) applyJoined(ev *wal.Event) error {
@@ -264,16 +264,16 @@ func QueueIDs(blob []byte) ([]string, error) {
 func roomEachID(blob []byte, fn func(id []byte) error) error {
 	count, k := binary.Uvarint(blob)
 	if k <= 0 {
-		return fmt.Errorf("%w: queue id list: bad count", ErrRoomEvent)
+		return fmt.Errorf("%w: queue id list: bad count", ErrEvent)
 	}
 	b := blob[k:]
 	if count > uint64(len(b))/2 { // every id takes at least two bytes
-		return fmt.Errorf("%w: queue id list: %d ids in %d bytes", ErrRoomEvent, count, len(b))
+		return fmt.Errorf("%w: queue id list: %d ids in %d bytes", ErrEvent, count, len(b))
 	}
 	for range count {
 		n, k := binary.Uvarint(b)
 		if k <= 0 || n == 0 || n > roomIDBytesMax || n > uint64(len(b)-k) {
-			return fmt.Errorf("%w: queue id list: bad id length", ErrRoomEvent)
+			return fmt.Errorf("%w: queue id list: bad id length", ErrEvent)
 		}
 		if err := fn(b[k : k+int(n)]); err != nil {
 			return err
@@ -281,7 +281,7 @@ func roomEachID(blob []byte, fn func(id []byte) error) error {
 		b = b[k+int(n):]
 	}
 	if len(b) != 0 {
-		return fmt.Errorf("%w: queue id list: %d trailing bytes", ErrRoomEvent, len(b))
+		return fmt.Errorf("%w: queue id list: %d trailing bytes", ErrEvent, len(b))
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package actors
+package line
 
 import (
 	"cmp"
@@ -9,29 +9,6 @@ import (
 	"math"
 	"slices"
 )
-
-// The waiting room of one sale (API.md, "Waiting room (buyer)").
-//
-// Room is a pure state machine: no I/O, no clock reads, no goroutines, no
-// locks. One actor owns it and passes the time in (Unix milliseconds). The
-// decision methods (Join, Leave, Complete, Tick) return the events to make
-// durable and have already applied them through Apply, the single mutator,
-// which recovery calls with the same events in the same order.
-//
-// Invariants, checked by the tests and by RestoreRoom:
-//   - a buyer has at most one live ticket (waiting, or admitted with access
-//     not yet expired); byBuyer points to the buyer's latest ticket;
-//   - before the draw every ticket has number 0; the draw numbers the waiting
-//     pre-queue 1..k in drawn order; after it each new ticket takes the next
-//     number, so numbers 1..len(byNum) are each held by exactly one ticket;
-//   - the line (a Fenwick tree over numbers) holds 1 exactly at the numbers of
-//     waiting tickets, so a position is a prefix sum: O(log n);
-//   - shopping counts tickets with active set: admitted, not Done, not left,
-//     and not yet found expired by expire(now).
-//
-// Soft state: the token bucket and the measured admission rate depend on when
-// Tick ran, not only on the events, so replay does not rebuild them (they
-// start afresh at the first Tick after recovery). Snapshots keep them.
 
 // Limits of the waiting room. Each bounds memory or the size of one record.
 const (
@@ -112,27 +89,27 @@ const (
 	roomTicketsPerChunk = 1 << 12
 )
 
-// Errors of Join, Apply and RestoreRoom.
+// Errors of Join, Apply and Restore.
 var (
 	// ErrLineFull: the sale already has roomTicketsMax tickets, or
 	// roomPreQueueMax before the opening.
 	ErrLineFull = errors.New("waiting room: the line is full")
-	// ErrRoomBadID: a buyer or queue id is empty or longer than 64 bytes.
-	ErrRoomBadID = errors.New("waiting room: bad buyer or queue id")
+	// ErrBadID: a buyer or queue id is empty or longer than 64 bytes.
+	ErrBadID = errors.New("waiting room: bad buyer or queue id")
 	// ErrQueueIDTaken: the queue id is already in use; queue ids are random,
 	// so this is a caller's bug.
 	ErrQueueIDTaken = errors.New("waiting room: queue id already in use")
-	// ErrRoomEvent: Apply was given an event that does not fit the state.
-	ErrRoomEvent = errors.New("waiting room: event does not apply")
-	// ErrRoomSnapshot: RestoreRoom was given bytes that are not a valid
+	// ErrEvent: Apply was given an event that does not fit the state.
+	ErrEvent = errors.New("waiting room: event does not apply")
+	// ErrSnapshot: Restore was given bytes that are not a valid
 	// snapshot.
-	ErrRoomSnapshot = errors.New("waiting room: bad snapshot")
-	// ErrRoomConfig: a RoomConfig outside the API's ranges.
-	ErrRoomConfig = errors.New("waiting room: bad config")
+	ErrSnapshot = errors.New("waiting room: bad snapshot")
+	// ErrConfig: a Config outside the API's ranges.
+	ErrConfig = errors.New("waiting room: bad config")
 )
 
-// RoomConfig is a sale's waiting-room settings. It never changes.
-type RoomConfig struct {
+// Config is a sale's waiting-room settings. It never changes.
+type Config struct {
 	OpensAt     int64    // unix ms; the draw happens at the first Tick or Join at or after it
 	ActiveLimit int      // buyers shopping at once, 1..1,000,000
 	AdmitPerS   int      // admissions/s, 0..100,000; 0 = automatic
@@ -141,14 +118,14 @@ type RoomConfig struct {
 }
 
 // Validate reports whether c is within the API's ranges.
-func (c RoomConfig) Validate() error {
+func (c Config) Validate() error {
 	switch {
 	case c.ActiveLimit < 1 || c.ActiveLimit > roomActiveLimitMax:
-		return fmt.Errorf("%w: active_limit %d", ErrRoomConfig, c.ActiveLimit)
+		return fmt.Errorf("%w: active_limit %d", ErrConfig, c.ActiveLimit)
 	case c.AdmitPerS < 0 || c.AdmitPerS > roomAdmitPerSMax:
-		return fmt.Errorf("%w: admit_per_s %d", ErrRoomConfig, c.AdmitPerS)
+		return fmt.Errorf("%w: admit_per_s %d", ErrConfig, c.AdmitPerS)
 	case c.AccessTTL < 1 || c.AccessTTL > roomAccessTTLMax:
-		return fmt.Errorf("%w: access ttl %d ms", ErrRoomConfig, c.AccessTTL)
+		return fmt.Errorf("%w: access ttl %d ms", ErrConfig, c.AccessTTL)
 	}
 	return nil
 }
@@ -211,12 +188,15 @@ type TicketView struct {
 	AccessExpires int64  // unix ms while admitted; 0 = absent
 }
 
-// Room is one sale's waiting room. Owned by the room actor; never touched
-// from another goroutine. Use it through its pointer only: its indexes point
+// Room is one sale's waiting room. The decision methods (Join, Leave,
+// Complete, Tick) return the events to make durable and have already applied
+// them through Apply, the single mutator, which recovery calls with the same
+// events in the same order. Owned by the room actor; never touched from
+// another goroutine. Use it through its pointer only: its indexes point
 // into its own ticket store, so a copy would share and corrupt them.
 type Room struct {
 	sale     string
-	cfg      RoomConfig
+	cfg      Config
 	seedHash string // hex SHA-256 of cfg.Seed, published before the opening
 
 	tickets  roomTickets
@@ -265,16 +245,16 @@ type Room struct {
 	preQueueMax int
 }
 
-// NewRoom returns an empty waiting room. cfg must be valid (the sale
-// definition is validated before): NewRoom panics otherwise.
-func NewRoom(sale string, cfg RoomConfig) *Room {
+// New returns an empty waiting room. cfg must be valid (the sale
+// definition is validated before): New panics otherwise.
+func New(sale string, cfg Config) *Room {
 	if err := cfg.Validate(); err != nil {
-		panic(fmt.Sprintf("NewRoom(%q): %v", sale, err))
+		panic(fmt.Sprintf("New(%q): %v", sale, err))
 	}
 	return newRoom(sale, cfg)
 }
 
-func newRoom(sale string, cfg RoomConfig) *Room {
+func newRoom(sale string, cfg Config) *Room {
 	sum := sha256.Sum256(cfg.Seed[:])
 	r := &Room{
 		sale:        sale,

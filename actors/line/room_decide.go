@@ -1,4 +1,4 @@
-package actors
+package line
 
 import (
 	"fmt"
@@ -50,7 +50,7 @@ func (r *Room) Join(buyer, newQueueID string, now int64, st Stock) (*Ticket, []w
 
 func (r *Room) checkJoin(buyer, queueID string, preQueue bool) error {
 	if !roomValidID(buyer) || !roomValidID(queueID) {
-		return ErrRoomBadID
+		return ErrBadID
 	}
 	if _, ok := r.byID.get(queueID); ok {
 		return ErrQueueIDTaken

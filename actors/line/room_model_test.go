@@ -1,4 +1,4 @@
-package actors
+package line
 
 import (
 	"bytes"
@@ -102,7 +102,7 @@ func TestRoomIndex(t *testing.T) {
 // roomModel is the reference: the same rules with slices and maps, no
 // Fenwick tree, no heap, no bucket.
 type roomModel struct {
-	cfg       RoomConfig
+	cfg       Config
 	drawn     bool
 	paused    bool
 	clock     int64
@@ -324,7 +324,7 @@ func roomModelRound(t *testing.T, rng *rand.Rand, round uint64) {
 	}
 
 	// Replay: the events alone rebuild the same room.
-	fresh := NewRoom(roomTestSale, cfg)
+	fresh := New(roomTestSale, cfg)
 	for i := range h.evs {
 		requireNoError(t, fresh.Apply(&h.evs[i]), "replay event %d", i)
 	}
@@ -366,7 +366,7 @@ func TestRoomSnapshotRoundTrip(t *testing.T) {
 			a.r.SetPaused(true)
 		}
 		snap := a.r.AppendSnapshot(nil)
-		r, err := RestoreRoom(roomTestSale, cfg, snap)
+		r, err := Restore(roomTestSale, cfg, snap)
 		requireNoError(t, err, "round %d", round)
 		requireEqual(t, r.AppendSnapshot(nil), snap, "round %d: snapshot of the restored room", round)
 		requireEqual(t, roomHardState(r, now), roomHardState(a.r, now), "round %d", round)
@@ -396,20 +396,20 @@ func TestRoomRestoreRejects(t *testing.T) {
 	h.join("a", roomT0, roomPlenty)
 	h.join("b", roomT0, roomPlenty)
 	good := h.r.AppendSnapshot(nil)
-	_, err := RestoreRoom(roomTestSale, cfg, good)
+	_, err := Restore(roomTestSale, cfg, good)
 	requireNoError(t, err)
-	_, err = RestoreRoom("another-sale", cfg, good)
-	requireErrorIs(t, err, ErrRoomSnapshot)
+	_, err = Restore("another-sale", cfg, good)
+	requireErrorIs(t, err, ErrSnapshot)
 	for i := range good {
-		_, err := RestoreRoom(roomTestSale, cfg, good[:i])
-		requireErrorIs(t, err, ErrRoomSnapshot, "cut at %d", i)
+		_, err := Restore(roomTestSale, cfg, good[:i])
+		requireErrorIs(t, err, ErrSnapshot, "cut at %d", i)
 	}
-	_, err = RestoreRoom(roomTestSale, cfg, append(good[:len(good):len(good)], 0))
-	requireErrorIs(t, err, ErrRoomSnapshot, "trailing byte")
+	_, err = Restore(roomTestSale, cfg, append(good[:len(good):len(good)], 0))
+	requireErrorIs(t, err, ErrSnapshot, "trailing byte")
 	bad := bytes.Clone(good)
 	bad[0] = 2
-	_, err = RestoreRoom(roomTestSale, cfg, bad)
-	requireErrorIs(t, err, ErrRoomSnapshot, "version")
+	_, err = Restore(roomTestSale, cfg, bad)
+	requireErrorIs(t, err, ErrSnapshot, "version")
 }
 
 // roomFuzzSeeds returns snapshots of rooms in various states.
@@ -434,7 +434,7 @@ func roomFuzzSeeds(tb testing.TB) [][]byte {
 	return out
 }
 
-func FuzzRestoreRoom(f *testing.F) {
+func FuzzRestore(f *testing.F) {
 	for _, s := range roomFuzzSeeds(f) {
 		f.Add(s)
 	}
@@ -444,13 +444,13 @@ func FuzzRestoreRoom(f *testing.F) {
 	cfg.OpensAt = roomT0 + 500
 	cfg.ActiveLimit = 2
 	f.Fuzz(func(t *testing.T, data []byte) {
-		r, err := RestoreRoom(roomTestSale, cfg, data)
+		r, err := Restore(roomTestSale, cfg, data)
 		if err != nil {
-			requireErrorIs(t, err, ErrRoomSnapshot)
+			requireErrorIs(t, err, ErrSnapshot)
 			return
 		}
 		snap := r.AppendSnapshot(nil)
-		r2, err := RestoreRoom(roomTestSale, cfg, snap)
+		r2, err := Restore(roomTestSale, cfg, snap)
 		requireNoError(t, err, "a restored room's snapshot restores")
 		requireEqual(t, r2.AppendSnapshot(nil), snap)
 		// A restored room works: none of this may panic.

@@ -1,4 +1,4 @@
-package actors
+package line
 
 import (
 	"encoding/base64"
@@ -25,7 +25,7 @@ func roomLineOf(tb testing.TB, n int) *Room {
 	tb.Helper()
 	cfg := testRoomConfig()
 	cfg.ActiveLimit = 1
-	r := NewRoom(roomTestSale, cfg)
+	r := New(roomTestSale, cfg)
 	for i := range n + 1 {
 		if _, _, err := r.Join(roomBuyerID(i), roomQueueID(i), roomT0, roomPlenty); err != nil {
 			tb.Fatalf("join %d: %v", i, err)
@@ -73,7 +73,7 @@ func TestRoomMemoryMillion(t *testing.T) {
 	measure("drawn pre-queue", func() *Room {
 		cfg := testRoomConfig()
 		cfg.OpensAt = roomT0 + 1
-		r := NewRoom(roomTestSale, cfg)
+		r := New(roomTestSale, cfg)
 		for i := range n {
 			if _, _, err := r.Join(roomBuyerID(i), roomQueueID(i), roomT0, roomPlenty); err != nil {
 				t.Fatalf("join %d: %v", i, err)
@@ -127,7 +127,7 @@ func BenchmarkRoomJoin(b *testing.B) {
 	}
 	for i := 0; b.Loop(); i++ {
 		if i%len(ids) == 0 {
-			r = NewRoom(roomTestSale, cfg) // a fresh line every 65,536 joins
+			r = New(roomTestSale, cfg) // a fresh line every 65,536 joins
 		}
 		if _, _, err := r.Join(buyers[i%len(ids)], ids[i%len(ids)], roomT0, roomPlenty); err != nil {
 			b.Fatal(err)
@@ -174,7 +174,7 @@ func BenchmarkRoomTick(b *testing.B) {
 	for i := 0; b.Loop(); i++ {
 		if r == nil || r.lineWaiting < 100 {
 			b.StopTimer()
-			r = NewRoom(roomTestSale, cfg)
+			r = New(roomTestSale, cfg)
 			for j := range 100_000 {
 				if _, _, err := r.Join(roomBuyerID(j), roomQueueID(j), roomT0, roomPlenty); err != nil {
 					b.Fatal(err)

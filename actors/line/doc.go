@@ -1,0 +1,41 @@
+// Package line is a sale's waiting room as a pure state machine: the line
+// of tickets, the opening draw, admissions by a token bucket bounded by
+// active_limit, the measured admission rate, and the room's snapshot
+// (API.md, "Waiting room (buyer)"; DESIGN.md, "Waiting room").
+//
+// # What it may import
+//
+// The standard library and onsale/wal, for the queue records it writes and
+// applies (wal.Event, the field reader of its snapshot). Nothing else: no
+// actor system, no HTTP, no clock, no goroutines, no locks. deps_test.go
+// holds it to that. One actor owns a Room (actors/room_actor.go) and passes
+// the time in, in Unix milliseconds.
+//
+// # Where to start reading
+//
+//	room.go           Room, Config, Ticket, Stock, limits; queries and the
+//	                  ticket's view (position, eta_s, poll_after_s)
+//	room_decide.go    the decisions: Join, Leave, Complete, Tick
+//	room_apply.go     Apply, the single mutator, and the queue-id blob codec
+//	room_draw.go      DrawOrder, the published opening lottery
+//	room_snapshot.go  AppendSnapshot and Restore
+//	room_line.go      ticket store, the line (a Fenwick tree), expiry heap
+//	room_index.go     the memory-lean queue-id and buyer indexes
+//
+// # Invariants
+//
+// Checked by the tests and by Restore:
+//   - a buyer has at most one live ticket (waiting, or admitted with access
+//     not yet expired); the buyer index points to the buyer's latest ticket;
+//   - before the draw every ticket has number 0; the draw numbers the waiting
+//     pre-queue 1..k in drawn order; after it each new ticket takes the next
+//     number, so numbers 1..n are each held by exactly one ticket;
+//   - the line (a Fenwick tree over numbers) holds 1 exactly at the numbers of
+//     waiting tickets, so a position is a prefix sum: O(log n);
+//   - shopping counts the tickets that are admitted, not done, not left, and
+//     not yet found expired.
+//
+// Soft state: the token bucket and the measured admission rate depend on when
+// Tick ran, not only on the events, so replay does not rebuild them (they
+// start afresh at the first Tick after recovery). Snapshots keep them.
+package line
