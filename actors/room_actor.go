@@ -42,10 +42,13 @@ func newRoomHandle(s *Sale) *roomHandle {
 	return rh
 }
 
-func (s *Sale) roomConfig() line.Config {
+func (s *Sale) roomConfig() line.Config { return roomConfigOf(s.def.WaitingRoom, s.opensAt, s.seed) }
+
+// roomConfigOf is the waiting room's config for a normalized definition.
+func roomConfigOf(w WaitingRoomDef, opensAt int64, seed [32]byte) line.Config {
 	return line.Config{
-		OpensAt: s.opensAt, ActiveLimit: s.def.WaitingRoom.ActiveLimit, AdmitPerS: s.def.WaitingRoom.AdmitPerS,
-		AccessTTL: int64(s.def.WaitingRoom.AccessTTLS) * 1000, Seed: s.seed,
+		OpensAt: opensAt, ActiveLimit: w.ActiveLimit, AdmitPerS: w.AdmitPerS,
+		AccessTTL: int64(w.AccessTTLS) * 1000, Seed: seed,
 	}
 }
 

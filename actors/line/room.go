@@ -24,13 +24,14 @@ const (
 	// roomIDBytesMax bounds queue ids and buyer ids: API ids are at most 64
 	// characters, server-made queue ids 24.
 	roomIDBytesMax = 64
-	// roomActiveLimitMax and roomAdmitPerSMax are the API's ranges for
+	// ActiveLimitMax and AdmitPerSMax are the API's ranges for
 	// waiting_room.active_limit and admit_per_s; the automatic rate is capped
-	// at roomAdmitPerSMax too.
-	roomActiveLimitMax = 1_000_000
-	roomAdmitPerSMax   = 100_000
-	// roomAccessTTLMax is the API's longest access window, 86,400 s, in ms.
-	roomAccessTTLMax = 86_400_000
+	// at AdmitPerSMax too. SaleDef.Normalize (package actors) checks a
+	// definition against them, so they are said once, here.
+	ActiveLimitMax = 1_000_000
+	AdmitPerSMax   = 100_000
+	// AccessTTLMax is the API's longest access window, 86,400 s, in ms.
+	AccessTTLMax = 86_400_000
 	// roomAdmitBatchMax bounds the ids in one queue_admitted record: one
 	// second at the highest rate, 6.5 MB at most.
 	roomAdmitBatchMax = 100_000
@@ -117,14 +118,18 @@ type Config struct {
 	Seed        [32]byte // secret draw seed; its SHA-256 is published before the opening
 }
 
-// Validate reports whether c is within the API's ranges.
-func (c Config) Validate() error {
+// check reports whether c is within the API's ranges. It is the room's
+// assertion on what it is given, not the check of an organizer's input:
+// SaleDef.Normalize refuses a definition outside these ranges with the
+// field's name, so a Config that fails here is a bug (New panics) or a
+// damaged record (Restore refuses).
+func (c Config) check() error {
 	switch {
-	case c.ActiveLimit < 1 || c.ActiveLimit > roomActiveLimitMax:
+	case c.ActiveLimit < 1 || c.ActiveLimit > ActiveLimitMax:
 		return fmt.Errorf("%w: active_limit %d", ErrConfig, c.ActiveLimit)
-	case c.AdmitPerS < 0 || c.AdmitPerS > roomAdmitPerSMax:
+	case c.AdmitPerS < 0 || c.AdmitPerS > AdmitPerSMax:
 		return fmt.Errorf("%w: admit_per_s %d", ErrConfig, c.AdmitPerS)
-	case c.AccessTTL < 1 || c.AccessTTL > roomAccessTTLMax:
+	case c.AccessTTL < 1 || c.AccessTTL > AccessTTLMax:
 		return fmt.Errorf("%w: access ttl %d ms", ErrConfig, c.AccessTTL)
 	}
 	return nil
@@ -245,10 +250,10 @@ type Room struct {
 	preQueueMax int
 }
 
-// New returns an empty waiting room. cfg must be valid (the sale
-// definition is validated before): New panics otherwise.
+// New returns an empty waiting room. cfg must be within the API's ranges
+// (SaleDef.Normalize checked the definition): New panics otherwise.
 func New(sale string, cfg Config) *Room {
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.check(); err != nil {
 		panic(fmt.Sprintf("New(%q): %v", sale, err))
 	}
 	return newRoom(sale, cfg)
@@ -365,7 +370,7 @@ func (r *Room) State(now int64, st Stock) string {
 // RateInForce is the admission rate (admissions/s) in force: 0 while paused,
 // before the draw and while sold out; else admit_per_s, or in automatic mode
 // roomAutoHoldHeadroom × the measured hold rate, at least roomAutoRateFloor
-// and at most roomAdmitPerSMax.
+// and at most AdmitPerSMax.
 func (r *Room) RateInForce(now int64, st Stock) float64 {
 	if r.paused || !r.drawn || st.soldOut() {
 		return 0
@@ -376,7 +381,7 @@ func (r *Room) RateInForce(now int64, st Stock) float64 {
 	rate := float64(roomAutoRateFloor)
 	// The comparison is false for NaN, so a broken measurement is ignored.
 	if h := roomAutoHoldHeadroom * st.HoldsPerS; h > rate {
-		rate = min(h, roomAdmitPerSMax)
+		rate = min(h, AdmitPerSMax)
 	}
 	return rate
 }

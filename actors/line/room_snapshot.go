@@ -104,7 +104,7 @@ func (r *Room) AppendSnapshot(dst []byte) []byte {
 // error wrapping ErrSnapshot, and no input makes it panic or allocate
 // much beyond what the input's size justifies.
 func Restore(sale string, cfg Config, data []byte) (*Room, error) {
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.check(); err != nil {
 		return nil, err
 	}
 	r := newRoom(sale, cfg)
@@ -148,7 +148,7 @@ func (r *Room) restore(data []byte) error {
 	switch {
 	case admitted > roomTicketsMax || sampled > admitted:
 		return fmt.Errorf("admissions %d, sampled %d", admitted, sampled)
-	case !(r.tokens >= 0 && r.tokens <= roomAdmitPerSMax):
+	case !(r.tokens >= 0 && r.tokens <= AdmitPerSMax):
 		return fmt.Errorf("token bucket holds %v", r.tokens)
 	case !(r.rate >= 0 && r.rate <= math.MaxInt32):
 		return fmt.Errorf("measured rate %v", r.rate)

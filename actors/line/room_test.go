@@ -492,7 +492,7 @@ func TestRoomAutomaticRate(t *testing.T) {
 	h.join("b", roomT0, roomPlenty)
 	for _, c := range []struct {
 		holds, want float64
-	}{{0, 50}, {10, 50}, {100, 200}, {1e9, roomAdmitPerSMax}, {math.NaN(), 50}, {math.Inf(1), roomAdmitPerSMax}, {-5, 50}} {
+	}{{0, 50}, {10, 50}, {100, 200}, {1e9, AdmitPerSMax}, {math.NaN(), 50}, {math.Inf(1), AdmitPerSMax}, {-5, 50}} {
 		requireEqual(t, h.r.RateInForce(roomT0, Stock{Free: 10, HoldsPerS: c.holds}), c.want, "holds %v/s", c.holds)
 	}
 }
@@ -621,7 +621,7 @@ func TestRoomPollLoadBound(t *testing.T) {
 		t.Logf("line of %d moving at %v/s: %.0f polls/s", roomTicketsMax, rate, got)
 		requireTrue(t, got <= roomPollLoadTargetPerS, "%.0f polls/s at %v/s", got, rate)
 	}
-	for _, rate := range []float64{500, 5000, roomAdmitPerSMax} {
+	for _, rate := range []float64{500, 5000, AdmitPerSMax} {
 		got := load(roomTicketsMax, rate)
 		t.Logf("line of %d moving at %v/s: %.0f polls/s, %.1f per admission", roomTicketsMax, rate, got, got/rate)
 		requireTrue(t, got <= 12*rate, "%.0f polls/s at %v/s", got, rate)
@@ -687,20 +687,20 @@ func TestRoomJoinErrors(t *testing.T) {
 	requireEqual(t, tk.Buyer, "b2")
 }
 
-func TestRoomConfigValidate(t *testing.T) {
+func TestRoomConfigCheck(t *testing.T) {
 	good := testRoomConfig()
-	requireNoError(t, good.Validate())
+	requireNoError(t, good.check())
 	for _, mod := range []func(*Config){
 		func(c *Config) { c.ActiveLimit = 0 },
-		func(c *Config) { c.ActiveLimit = roomActiveLimitMax + 1 },
+		func(c *Config) { c.ActiveLimit = ActiveLimitMax + 1 },
 		func(c *Config) { c.AdmitPerS = -1 },
-		func(c *Config) { c.AdmitPerS = roomAdmitPerSMax + 1 },
+		func(c *Config) { c.AdmitPerS = AdmitPerSMax + 1 },
 		func(c *Config) { c.AccessTTL = 0 },
-		func(c *Config) { c.AccessTTL = roomAccessTTLMax + 1 },
+		func(c *Config) { c.AccessTTL = AccessTTLMax + 1 },
 	} {
 		c := good
 		mod(&c)
-		requireErrorIs(t, c.Validate(), ErrConfig)
+		requireErrorIs(t, c.check(), ErrConfig)
 		_, err := Restore(roomTestSale, c, New(roomTestSale, good).AppendSnapshot(nil))
 		requireErrorIs(t, err, ErrConfig)
 	}

@@ -166,7 +166,7 @@ func BenchmarkRoomView(b *testing.B) {
 func BenchmarkRoomTick(b *testing.B) {
 	b.ReportAllocs()
 	cfg := testRoomConfig()
-	cfg.ActiveLimit = roomActiveLimitMax
+	cfg.ActiveLimit = ActiveLimitMax
 	cfg.AdmitPerS = 1000
 	cfg.OpensAt = roomT0 + 1
 	var r *Room
