@@ -122,6 +122,10 @@ type roomActor struct {
 	// log counts this room's records, for answers that must wait for them.
 	log ownerLog
 
+	// written is the log's callback for the room's records: a record that
+	// will never be durable stops the engine. Made once, not per record.
+	written func(seq uint64, err error)
+
 	lastHolds   int64 // holds placed at the previous tick, for the hold rate
 	lastTickMs  int64
 	holdsPerSec float64
@@ -130,6 +134,12 @@ type roomActor struct {
 func newRoomActor(s *Sale, rh *roomHandle) *roomActor {
 	a := &roomActor{s: s, rh: rh, r: rh.core, log: ownerLog{log: s.e.log}}
 	rh.core = nil
+	a.written = func(_ uint64, err error) {
+		if err != nil {
+			s.e.fatal(fmt.Errorf("room of sale %q: write a queue event: %w", s.def.ID, err))
+		}
+	}
+	a.r.SetLog(a.append)
 	a.r.SetPaused(s.paused.Load())
 	a.r.ForEachTicket(func(t *line.Ticket) {
 		if t.State == line.TicketExpired && t.AdmittedAt != 0 {
@@ -167,9 +177,11 @@ func (a *roomActor) Receive(ctx actor.Context) {
 		a.leave(m)
 	case roomDoneMsg:
 		// Complete ignores a ticket that is not shopping (unknown, left,
-		// expired, done already).
-		if !a.saturated() {
-			a.commit(a.r.Complete(m.queueID, a.s.e.nowMs()), nil, Result{})
+		// expired, done already). Refused for a full log queue, it is
+		// dropped like the message: the slot frees when access expires.
+		now := a.s.e.nowMs()
+		if _, err := a.r.Complete(m.queueID, now); err != nil {
+			a.refusal(err)
 		}
 	case roomPauseMsg:
 		a.r.SetPaused(m.paused)
@@ -186,37 +198,20 @@ func (a *roomActor) Receive(ctx actor.Context) {
 	}
 }
 
-// commit queues events that the room has already applied; c (if any) is
-// finished with r once the last is durable.
-func (a *roomActor) commit(evs []wal.Event, c *call, r Result) {
-	if len(evs) == 0 {
-		if c != nil {
-			a.s.answerDurable(&a.log, c, r)
-		}
-		return
+// append is the room's line.Log: it queues a record the room decided on,
+// which the room applies only if this accepts it. Answers wait for the
+// records through answerDurable.
+func (a *roomActor) append(ev *wal.Event) error { return a.log.append(ev, a.written) }
+
+// refusal is the answer to a decision the log refused (line.ErrLogRefused):
+// nothing changed. A full queue is the load of the moment and the caller may
+// retry; any other refusal means the log cannot write, and stops the engine.
+func (a *roomActor) refusal(err error) *Error {
+	if errors.Is(err, wal.ErrFull) {
+		return errSaturated()
 	}
-	for i := range evs {
-		var done func(uint64, error)
-		if i == len(evs)-1 && c != nil {
-			done = func(_ uint64, err error) {
-				if err != nil {
-					c.finish(Result{Err: unavailable(err)})
-					return
-				}
-				c.finish(r)
-			}
-		} else {
-			done = a.s.e.expiryDone
-		}
-		if err := a.log.append(&evs[i], done); err != nil {
-			// The room applied these already; memory and log now disagree.
-			a.s.e.fatal(fmt.Errorf("room of sale %q: log refused a queue event: %w", a.s.def.ID, err))
-			if c != nil {
-				c.finish(Result{Err: unavailable(err)})
-			}
-			return
-		}
-	}
+	a.s.e.fatal(fmt.Errorf("room of sale %q: log refused a queue event: %w", a.s.def.ID, err))
+	return unavailable(err)
 }
 
 func (a *roomActor) ticket(t *line.Ticket, now int64) *QueueTicket {
@@ -224,17 +219,16 @@ func (a *roomActor) ticket(t *line.Ticket, now int64) *QueueTicket {
 }
 
 func (a *roomActor) join(m *roomJoinCmd) {
-	if a.saturated() {
-		m.c.finish(Result{Err: errSaturated()})
-		return
-	}
 	now := a.s.e.nowMs()
-	t, evs, err := a.r.Join(m.buyer, randomID('q'), now, a.stock())
-	if err != nil {
+	t, _, err := a.r.Join(m.buyer, randomID('q'), now, a.stock())
+	switch {
+	case errors.Is(err, line.ErrLogRefused):
+		m.c.finish(Result{Err: a.refusal(err)})
+	case err != nil:
 		m.c.finish(Result{Err: errorf(CodeLineFull, "%v", err)})
-		return
+	default:
+		a.s.answerDurable(&a.log, m.c, Result{Ticket: a.ticket(t, now)})
 	}
-	a.commit(evs, m.c, Result{Ticket: a.ticket(t, now)})
 	a.publish(now)
 }
 
@@ -253,29 +247,19 @@ func (a *roomActor) leave(m *roomLeaveCmd) {
 		m.c.finish(Result{Err: errorf(CodeNotFound, "no such place in line")})
 		return
 	}
-	if a.saturated() {
-		m.c.finish(Result{Err: errSaturated()})
-		return
-	}
 	now := a.s.e.nowMs()
 	admitted := t.StateAt(now) == line.TicketAdmitted
-	evs := a.r.Leave(m.queueID, now)
+	evs, err := a.r.Leave(m.queueID, now)
+	if err != nil {
+		m.c.finish(Result{Err: a.refusal(err)})
+		return
+	}
 	if admitted && len(evs) > 0 {
 		a.rh.revoked.Store(t.QueueID, struct{}{})
 	}
-	a.commit(evs, m.c, Result{Ticket: a.ticket(t, now)})
+	a.s.answerDurable(&a.log, m.c, Result{Ticket: a.ticket(t, now)})
 	a.publish(now)
 }
-
-// roomLogHeadroomMin is the free room the log queue must have before the
-// room decides anything: the room core applies its decisions before they are
-// appended, so an append refused for a full queue would leave it ahead of
-// the log. One decision appends at most three records (a draw, a join, an
-// admission); the margin covers what other actors append meanwhile.
-const roomLogHeadroomMin = 4096
-
-// saturated reports that the log queue is too full for the room to decide.
-func (a *roomActor) saturated() bool { return a.s.e.log.Headroom() < roomLogHeadroomMin }
 
 func errSaturated() *Error {
 	return errorf(CodeUnavailable, "the server is writing as fast as it can; retry in a second, your place is kept")
@@ -286,9 +270,6 @@ func errSaturated() *Error {
 const holdRateAlpha = 0.05
 
 func (a *roomActor) tick() {
-	if a.saturated() {
-		return // the next tick admits; the bucket keeps its credit
-	}
 	now := a.s.e.nowMs()
 	holds := a.s.holdsPlaced.Load()
 	if a.lastTickMs != 0 && now > a.lastTickMs {
@@ -296,7 +277,10 @@ func (a *roomActor) tick() {
 		a.holdsPerSec += holdRateAlpha * (inst - a.holdsPerSec)
 	}
 	a.lastHolds, a.lastTickMs = holds, now
-	a.commit(a.r.Tick(now, a.stock()), nil, Result{})
+	// A refused admission keeps its credit: the next tick admits.
+	if _, err := a.r.Tick(now, a.stock()); err != nil {
+		a.refusal(err)
+	}
 	a.publish(now)
 }
 

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"math"
 	"slices"
+
+	"onsale/wal"
 )
 
 // Limits of the waiting room. Each bounds memory or the size of one record.
@@ -105,6 +107,9 @@ var (
 	// ErrSnapshot: Restore was given bytes that are not a valid
 	// snapshot.
 	ErrSnapshot = errors.New("waiting room: bad snapshot")
+	// ErrLogRefused: the room's Log refused an event a decision made; the
+	// log's error is wrapped too. The event was not applied.
+	ErrLogRefused = errors.New("waiting room: the log refused an event")
 	// ErrConfig: a Config outside the API's ranges.
 	ErrConfig = errors.New("waiting room: bad config")
 )
@@ -244,6 +249,7 @@ type Room struct {
 	rate         float64 // EWMA of admissions/s while a line exists
 
 	onAdmitted func(*Ticket)
+	log        Log // nil: every event is accepted
 
 	// Limits, as fields so that tests can lower them.
 	ticketsMax  int
@@ -281,6 +287,17 @@ func newRoom(sale string, cfg Config) *Room {
 // the returned queue_admitted events with QueueIDs). Apply never calls it, so
 // recovery is silent.
 func (r *Room) OnAdmitted(fn func(t *Ticket)) { r.onAdmitted = fn }
+
+// Log takes an event that a decision made, before the room applies it. nil
+// means the log accepted it (it will be made durable, or the log will fail
+// as a whole) and the room applies it; an error refuses it, and the room
+// applies nothing of it. The event is the room's: Log must copy what it
+// keeps (wal.Log.Append encodes it before it returns).
+type Log func(ev *wal.Event) error
+
+// SetLog sets where decisions write their events. Without one (tests,
+// tools), every event is accepted.
+func (r *Room) SetLog(log Log) { r.log = log }
 
 // SetPaused stops (true) or resumes admissions. The pause is logged by the
 // sale, which calls this again after recovery.

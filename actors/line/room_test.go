@@ -53,19 +53,22 @@ func (h *roomHarness) join(buyer string, now int64, st Stock) *Ticket {
 }
 
 func (h *roomHarness) tick(now int64, st Stock) []wal.Event {
-	evs := h.r.Tick(now, st)
+	evs, err := h.r.Tick(now, st)
+	requireNoError(h.t, err, "tick")
 	h.evs, h.last = append(h.evs, evs...), evs
 	return evs
 }
 
 func (h *roomHarness) leave(queueID string, now int64) []wal.Event {
-	evs := h.r.Leave(queueID, now)
+	evs, err := h.r.Leave(queueID, now)
+	requireNoError(h.t, err, "leave")
 	h.evs, h.last = append(h.evs, evs...), evs
 	return evs
 }
 
 func (h *roomHarness) complete(queueID string, now int64) []wal.Event {
-	evs := h.r.Complete(queueID, now)
+	evs, err := h.r.Complete(queueID, now)
+	requireNoError(h.t, err, "complete")
 	h.evs, h.last = append(h.evs, evs...), evs
 	return evs
 }

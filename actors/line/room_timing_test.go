@@ -80,7 +80,8 @@ func TestRoomMemoryMillion(t *testing.T) {
 			}
 		}
 		start := time.Now()
-		evs := r.Tick(cfg.OpensAt, roomPlenty)
+		evs, err := r.Tick(cfg.OpensAt, roomPlenty)
+		requireNoError(t, err)
 		t.Logf("draw of %d: %v, order record %d bytes", n, time.Since(start), len(evs[0].Blob))
 		return r
 	})
