@@ -27,13 +27,26 @@
 //
 // A zone validates a command against its core, applies the resulting event in
 // memory at once (so the next request in its mailbox sees the seat taken),
-// hands the event to the log writer, and goes on with its mailbox. The buyer's
-// call is finished by the log writer's callback after the batch holding the
-// event is fsynced. So an answer is never sent for a change that is not
-// durable. A change that is applied but not yet durable can be seen by a
-// reader (a seat shows as held a millisecond early); if the log then fails,
-// nobody was told it succeeded, and the engine stops (Config.Fatal): a restart
-// rebuilds from the log, in which that change does not exist.
+// hands the event to the log writer, and goes on with its mailbox. The
+// waiting room orders it decide, append, apply (actors/line): an event the
+// log refuses is never applied, so a full log queue refuses one request and
+// changes nothing. The buyer's call is finished by the log writer's callback
+// after the batch holding the event is fsynced. So an answer is never sent
+// for a change that is not durable. A change that is applied but not yet
+// durable can be seen by a reader (a seat shows as held a millisecond
+// early); if the log then fails, nobody was told it succeeded, and the
+// engine stops (Config.Fatal): a restart rebuilds from the log, in which
+// that change does not exist.
+//
+// # Reading the waiting room
+//
+// The room actor publishes a line.View after every change, swapped whole
+// through an atomic pointer on the room's handle. The sale's figures
+// (Sale.Queue), the pause a hold checks (Sale.Paused) and the revoked
+// admissions an access token is checked against (Sale.Revoked) are read from
+// it, without a message to the room. The sale actor logs a pause; the room
+// applies it once durable, publishes it, and only then is the caller
+// answered.
 //
 // # max_per_buyer
 //

@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"math"
-	"sync"
 	"sync/atomic"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -15,20 +13,17 @@ import (
 )
 
 // roomHandle is what others know of a sale's waiting room: its PID and the
-// figures it publishes after every tick for readers that must not wait on it
-// (the sale's GET, metrics, the dashboard).
+// View the room publishes after every change, for readers that must not
+// wait on it (the sale's GET, metrics, the dashboard, the access-token
+// check, the pause check of a hold).
 type roomHandle struct {
 	s   *Sale
 	pid *actor.PID
 
-	waiting       atomic.Int64
-	admitted      atomic.Int64
-	admittedTotal atomic.Int64
-	rateBits      atomic.Uint64 // float64 bits of the admission rate in force
-	state         atomic.Value  // string: queue.state
-	// revoked holds the queue ids of buyers who gave up an admission: their
-	// access tokens, otherwise valid until they expire, are refused.
-	revoked sync.Map
+	// published is the room's latest line.View: immutable, replaced whole.
+	// Stored by the room actor only (publish), before it answers anyone
+	// from the change the View shows.
+	published atomic.Pointer[line.View]
 
 	// Recovery only, then handed to the actor.
 	core    *line.Room
@@ -38,8 +33,19 @@ type roomHandle struct {
 func newRoomHandle(s *Sale) *roomHandle {
 	rh := &roomHandle{s: s}
 	rh.core = line.New(s.def.ID, s.roomConfig())
-	rh.state.Store("open")
 	return rh
+}
+
+// roomViewUnstarted is what readers see before the room actor first
+// publishes, which it does before the sale is reachable: never in practice.
+var roomViewUnstarted = &line.View{State: "open"}
+
+// view is the room's latest published View.
+func (rh *roomHandle) view() *line.View {
+	if v := rh.published.Load(); v != nil {
+		return v
+	}
+	return roomViewUnstarted
 }
 
 func (s *Sale) roomConfig() line.Config { return roomConfigOf(s.def.WaitingRoom, s.opensAt, s.seed) }
@@ -114,7 +120,9 @@ type (
 	}
 )
 
-// roomActor is the thin shell around a sale's Room.
+// roomActor is the thin shell around a sale's line.Room: it routes
+// messages, passes the time and the stock in, gives the room its log, and
+// publishes the room's View after every change.
 type roomActor struct {
 	s  *Sale
 	rh *roomHandle
@@ -140,12 +148,7 @@ func newRoomActor(s *Sale, rh *roomHandle) *roomActor {
 		}
 	}
 	a.r.SetLog(a.append)
-	a.r.SetPaused(s.paused.Load())
-	a.r.ForEachTicket(func(t *line.Ticket) {
-		if t.State == line.TicketExpired && t.AdmittedAt != 0 {
-			rh.revoked.Store(t.QueueID, struct{}{})
-		}
-	})
+	a.r.SetPaused(s.pausedAtStart)
 	// A first tick before the actor runs: a sale that is open already
 	// reads open (and draws) from its first answer, not after 100 ms.
 	a.tick()
@@ -158,14 +161,10 @@ func (a *roomActor) stock() line.Stock {
 	return line.Stock{Free: free, Held: held, HoldsPerS: a.holdsPerSec}
 }
 
-func (a *roomActor) publish(now int64) {
-	st := a.stock()
-	a.rh.waiting.Store(a.r.Waiting())
-	a.rh.admitted.Store(a.r.Admitted())
-	a.rh.admittedTotal.Store(a.r.AdmittedTotal())
-	a.rh.rateBits.Store(math.Float64bits(a.r.RateInForce(now, st)))
-	a.rh.state.Store(a.r.State(now, st))
-}
+// publish stores the room's View for readers on other goroutines. Call it
+// after every change and before answering from it: a buyer told they left
+// must find their access token refused.
+func (a *roomActor) publish(now int64) { a.rh.published.Store(a.r.Publish(now, a.stock())) }
 
 func (a *roomActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
@@ -183,6 +182,7 @@ func (a *roomActor) Receive(ctx actor.Context) {
 		if _, err := a.r.Complete(m.queueID, now); err != nil {
 			a.refusal(err)
 		}
+		a.publish(now)
 	case roomPauseMsg:
 		a.r.SetPaused(m.paused)
 		a.publish(a.s.e.nowMs())
@@ -215,12 +215,13 @@ func (a *roomActor) refusal(err error) *Error {
 }
 
 func (a *roomActor) ticket(t *line.Ticket, now int64) *QueueTicket {
-	return &QueueTicket{QueueID: t.QueueID, Buyer: t.Buyer, View: a.r.View(t, now, a.stock())}
+	return &QueueTicket{QueueID: t.QueueID, Buyer: t.Buyer, View: a.r.TicketView(t, now, a.stock())}
 }
 
 func (a *roomActor) join(m *roomJoinCmd) {
 	now := a.s.e.nowMs()
 	t, _, err := a.r.Join(m.buyer, randomID('q'), now, a.stock())
+	a.publish(now)
 	switch {
 	case errors.Is(err, line.ErrLogRefused):
 		m.c.finish(Result{Err: a.refusal(err)})
@@ -229,7 +230,6 @@ func (a *roomActor) join(m *roomJoinCmd) {
 	default:
 		a.s.answerDurable(&a.log, m.c, Result{Ticket: a.ticket(t, now)})
 	}
-	a.publish(now)
 }
 
 func (a *roomActor) get(m *roomGetCmd) {
@@ -248,17 +248,13 @@ func (a *roomActor) leave(m *roomLeaveCmd) {
 		return
 	}
 	now := a.s.e.nowMs()
-	admitted := t.StateAt(now) == line.TicketAdmitted
-	evs, err := a.r.Leave(m.queueID, now)
-	if err != nil {
+	// Leaving an admission revokes it (line.View.Revoked).
+	if _, err := a.r.Leave(m.queueID, now); err != nil {
 		m.c.finish(Result{Err: a.refusal(err)})
 		return
 	}
-	if admitted && len(evs) > 0 {
-		a.rh.revoked.Store(t.QueueID, struct{}{})
-	}
-	a.s.answerDurable(&a.log, m.c, Result{Ticket: a.ticket(t, now)})
 	a.publish(now)
+	a.s.answerDurable(&a.log, m.c, Result{Ticket: a.ticket(t, now)})
 }
 
 func errSaturated() *Error {
@@ -321,27 +317,17 @@ type QueueSummary struct {
 	AdmitPerS     float64 `json:"admit_per_s"`
 }
 
-// Queue returns the line's published figures.
+// Queue returns the line's published figures. While paused, the state is
+// "paused" and the rate in force 0.
 func (s *Sale) Queue() QueueSummary {
-	rh := s.room
-	st, _ := rh.state.Load().(string)
-	if s.paused.Load() {
-		st = "paused"
-	}
-	q := QueueSummary{State: st, Waiting: rh.waiting.Load(), Admitted: rh.admitted.Load(),
-		AdmittedTotal: rh.admittedTotal.Load(), AdmitPerS: math.Float64frombits(rh.rateBits.Load())}
-	if q.State == "paused" {
-		q.AdmitPerS = 0
-	}
-	return q
+	v := s.room.view()
+	return QueueSummary{State: v.State, Waiting: v.Waiting, Admitted: v.Admitted,
+		AdmittedTotal: v.AdmittedTotal, AdmitPerS: v.RateInForce}
 }
 
 // Revoked reports whether the buyer of this queue id gave up their admission,
 // so that their access token no longer works.
-func (s *Sale) Revoked(queueID string) bool {
-	_, ok := s.room.revoked.Load(queueID)
-	return ok
-}
+func (s *Sale) Revoked(queueID string) bool { return s.room.view().Revoked(queueID) }
 
 // DrawInfo is the opening lottery as GET /draw shows it: the seed's hash
 // before the opening, the seed and the drawn order after.

@@ -233,6 +233,11 @@ type Room struct {
 	freshCut      int64
 	admittedTotal int64
 	access        roomAccessHeap // active tickets by AccessExpires
+	// gone marks the numbers that no longer wait, and revoked holds the
+	// queue ids that left after being admitted: both for the View, which
+	// shares them. Not in the snapshot: rebuilt from the tickets.
+	gone    roomGone
+	revoked *revokedSet
 
 	paused bool  // set by the sale; the pause itself is the sale's event
 	clock  int64 // latest time seen; decisions never go back before it
@@ -432,8 +437,29 @@ func (r *Room) etaRate(now int64, st Stock) float64 {
 	return max(rate, roomETARateFloor)
 }
 
-// View is what GET queue/{id} shows of t at now.
-func (r *Room) View(t *Ticket, now int64, st Stock) TicketView {
+// TicketView is what GET queue/{id} shows of t at now. View.TicketView
+// computes the same from a published View.
+func (r *Room) TicketView(t *Ticket, now int64, st Stock) TicketView {
+	var pos int64
+	if t.State == TicketWaiting && t.Num != 0 {
+		pos = r.Position(t)
+	}
+	return ticketView(t, now, pos, lineFacts{sale: r.sale, opensAt: r.cfg.OpensAt, preWaiting: r.preWaiting,
+		rate: r.etaRate(now, st), soldOut: st.soldOut()})
+}
+
+// lineFacts is what a ticket's view needs of the line besides its position.
+type lineFacts struct {
+	sale       string
+	opensAt    int64   // unix ms
+	preWaiting int64   // tickets waiting in the pre-queue
+	rate       float64 // admissions/s that eta_s assumes (etaRate)
+	soldOut    bool
+}
+
+// ticketView is what GET queue/{id} shows of t at now, t's position being
+// pos (used only while t waits with a number).
+func ticketView(t *Ticket, now, pos int64, f lineFacts) TicketView {
 	v := TicketView{OpensInS: -1}
 	switch t.StateAt(now) {
 	case TicketExpired:
@@ -446,22 +472,21 @@ func (r *Room) View(t *Ticket, now int64, st Stock) TicketView {
 	case TicketWaiting:
 		if t.Num == 0 {
 			v.State = "waiting"
-			v.OpensInS = max(ceilDiv(r.cfg.OpensAt-now, 1000), 0)
+			v.OpensInS = max(ceilDiv(f.opensAt-now, 1000), 0)
 			v.ETAS = v.OpensInS // nobody is admitted before the opening
-			v.PollAfterS = r.preQueuePoll(t, v.OpensInS)
+			v.PollAfterS = preQueuePoll(t, v.OpensInS, f.preWaiting)
 			return v
 		}
-		v.Position = r.Position(t)
-		rate := r.etaRate(now, st)
-		v.ETAS = int64(math.Ceil(float64(v.Position) / rate))
-		v.PollAfterS = pollAfter(v.Position, rate)
+		v.Position = pos
+		v.ETAS = int64(math.Ceil(float64(v.Position) / f.rate))
+		v.PollAfterS = pollAfter(v.Position, f.rate)
 		v.State = "waiting"
-		if st.soldOut() {
+		if f.soldOut {
 			v.State = "sold_out"
 			v.PollAfterS = max(v.PollAfterS, roomPollSoldOutMinS)
 		}
 	default:
-		panic(fmt.Sprintf("waiting room %q: ticket %q in state %d", r.sale, t.QueueID, t.State))
+		panic(fmt.Sprintf("waiting room %q: ticket %q in state %d", f.sale, t.QueueID, t.State))
 	}
 	return v
 }
@@ -480,8 +505,8 @@ func pollAfter(position int64, rate float64) int64 {
 // the whole pre-queue polling in the opening second. A ticket's offset in
 // the spread comes from a hash of its queue id, so it is stable from poll to
 // poll. Buyers on the event stream hear of their admission at once anyway.
-func (r *Room) preQueuePoll(t *Ticket, opensInS int64) int64 {
-	spread := max(ceilDiv(r.preWaiting, roomPollLoadTargetPerS), 1)
+func preQueuePoll(t *Ticket, opensInS, preWaiting int64) int64 {
+	spread := max(ceilDiv(preWaiting, roomPollLoadTargetPerS), 1)
 	jitter := int64(roomFNV(t.QueueID) % uint64(spread))
 	return min(max(opensInS, 1), roomPollAfterMaxS) + jitter
 }

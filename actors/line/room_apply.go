@@ -193,6 +193,7 @@ func (r *Room) changeAdmitted(ev *wal.Event) {
 		t := r.tickets.at(i)
 		t.State, t.AdmittedAt, t.AccessExpires, t.active = TicketAdmitted, ev.At, ev.Expires, true
 		r.line.add(t.Num, -1)
+		r.gone.set(t.Num)
 		r.access.push(i)
 		r.noteFresh(i)
 		n++
@@ -226,8 +227,12 @@ func (r *Room) changeLeft(ev *wal.Event) {
 		r.preWaiting--
 	case t.State == TicketWaiting:
 		r.line.add(t.Num, -1)
+		r.gone.set(t.Num)
 		r.lineWaiting--
 	case t.State == TicketAdmitted:
+		// Leaving gives up the admission: the buyer's access token, valid
+		// until it expires, is refused from now on.
+		r.revoked = r.revoked.with(t.QueueID)
 		if t.active {
 			t.active = false
 			r.shopping--

@@ -220,15 +220,17 @@ func (r *Room) restore(data []byte) error {
 		}
 		r.byNum[t.Num-1] = i
 	}
-	for _, i := range r.byNum {
+	for n, i := range r.byNum {
 		if r.tickets.at(i).State == TicketWaiting {
 			r.line.push(1)
 			r.lineWaiting++
 		} else {
 			r.line.push(0)
+			r.gone.set(uint64(n) + 1)
 		}
 	}
 	r.advanceHead()
+	r.revoked = revokedOf(r)
 	return nil
 }
 

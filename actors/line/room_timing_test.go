@@ -95,7 +95,11 @@ func TestRoomAllocs(t *testing.T) {
 	r := roomLineOf(t, 1000)
 	tk := r.Ticket(roomQueueID(500))
 	requireEqual(t, testing.AllocsPerRun(100, func() { r.Position(tk) }), 0.0)
-	requireEqual(t, testing.AllocsPerRun(100, func() { r.View(tk, roomT0, roomPlenty) }), 0.0)
+	requireEqual(t, testing.AllocsPerRun(100, func() { r.TicketView(tk, roomT0, roomPlenty) }), 0.0)
+	// The same from a published View, as a reader off the actor does it.
+	v := r.Publish(roomT0, roomPlenty)
+	requireEqual(t, testing.AllocsPerRun(100, func() { v.TicketView(tk, roomT0) }), 0.0)
+	requireEqual(t, testing.AllocsPerRun(100, func() { v.Revoked(tk.QueueID) }), 0.0)
 	buyer := roomBuyerID(7)
 	requireEqual(t, testing.AllocsPerRun(100, func() { r.ByBuyer(buyer) }), 0.0)
 	var buyers, ids []string
@@ -159,7 +163,45 @@ func BenchmarkRoomView(b *testing.B) {
 	r := roomLineOf(b, n)
 	tk := r.Ticket(roomQueueID(n / 2))
 	for b.Loop() {
-		r.View(tk, roomT0, roomPlenty)
+		r.TicketView(tk, roomT0, roomPlenty)
+	}
+}
+
+// BenchmarkRoomViewTicket reads a place in line from a published View, as a
+// reader off the actor would, in a line of 100,000 with every tenth buyer
+// gone from it.
+func BenchmarkRoomViewTicket(b *testing.B) {
+	b.ReportAllocs()
+	const n = 100_000
+	r := roomLineOf(b, n)
+	for i := 2; i < n; i += 10 {
+		if _, err := r.Leave(roomQueueID(i), roomT0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	v := r.Publish(roomT0, roomPlenty)
+	tk := r.Ticket(roomQueueID(n - 1))
+	for b.Loop() {
+		if _, ok := v.TicketView(tk, roomT0); !ok {
+			b.Fatal("out of date")
+		}
+	}
+}
+
+// BenchmarkRoomPublish builds the View after one departure from a line of
+// 1,000,000, the worst case: the departure's block and the block list are
+// copied.
+func BenchmarkRoomPublish(b *testing.B) {
+	b.ReportAllocs()
+	const n = 1_000_000
+	r := roomLineOf(b, n)
+	i := 1
+	for b.Loop() {
+		if _, err := r.Leave(roomQueueID(i%n+1), roomT0); err != nil {
+			b.Fatal(err)
+		}
+		i++
+		r.Publish(roomT0, roomPlenty)
 	}
 }
 
