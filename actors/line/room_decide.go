@@ -54,10 +54,9 @@ func (r *Room) Join(buyer, newQueueID string, now int64, st Stock) (*Ticket, []w
 	if r.drawn {
 		ev.Num = uint64(len(r.byNum)) + 1
 	}
-	if err := r.emit(&ev); err != nil {
+	if evs, err = r.emit(evs, ev); err != nil {
 		return nil, evs, err
 	}
-	evs = append(evs, ev)
 	if r.drawn && alone {
 		r.expire(now)
 		if r.slots(st) > 0 {
@@ -92,11 +91,7 @@ func (r *Room) Leave(queueID string, now int64) ([]wal.Event, error) {
 	if t == nil || t.StateAt(now) == TicketExpired {
 		return nil, nil
 	}
-	ev := wal.Event{Type: wal.TypeQueueLeft, Sale: r.sale, Hold: queueID, At: now}
-	if err := r.emit(&ev); err != nil {
-		return nil, err
-	}
-	return []wal.Event{ev}, nil
+	return r.emit(nil, wal.Event{Type: wal.TypeQueueLeft, Sale: r.sale, Hold: queueID, At: now})
 }
 
 // Complete records that an admitted buyer completed a checkout: they stop
@@ -108,11 +103,7 @@ func (r *Room) Complete(queueID string, now int64) ([]wal.Event, error) {
 	if t == nil || t.StateAt(now) != TicketAdmitted || t.Done {
 		return nil, nil
 	}
-	ev := wal.Event{Type: wal.TypeQueueDone, Sale: r.sale, Hold: queueID, At: now}
-	if err := r.emit(&ev); err != nil {
-		return nil, err
-	}
-	return []wal.Event{ev}, nil
+	return r.emit(nil, wal.Event{Type: wal.TypeQueueDone, Sale: r.sale, Hold: queueID, At: now})
 }
 
 // Tick moves the line. Call it often (every 100 ms or so): it draws at the
@@ -225,9 +216,9 @@ func (r *Room) front(n int64) []string {
 
 // admit makes the admission of ids (in line order) and appends its event.
 func (r *Room) admit(now int64, ids []string, evs []wal.Event) ([]wal.Event, error) {
-	ev := wal.Event{Type: wal.TypeQueueAdmitted, Sale: r.sale, At: now,
-		Expires: now + r.cfg.AccessTTL, Blob: AppendQueueIDs(nil, ids)}
-	if err := r.emit(&ev); err != nil {
+	evs, err := r.emit(evs, wal.Event{Type: wal.TypeQueueAdmitted, Sale: r.sale, At: now,
+		Expires: now + r.cfg.AccessTTL, Blob: AppendQueueIDs(nil, ids)})
+	if err != nil {
 		return evs, err
 	}
 	if r.onAdmitted != nil {
@@ -235,7 +226,7 @@ func (r *Room) admit(now int64, ids []string, evs []wal.Event) ([]wal.Event, err
 			r.onAdmitted(r.Ticket(id))
 		}
 	}
-	return append(evs, ev), nil
+	return evs, nil
 }
 
 // drawIfDue holds the draw once the opening has come: the waiting pre-queue
@@ -250,27 +241,27 @@ func (r *Room) drawIfDue(now int64, evs []wal.Event) ([]wal.Event, error) {
 			ids = append(ids, t.QueueID)
 		}
 	}
-	ev := wal.Event{Type: wal.TypeQueueDrawn, Sale: r.sale, At: now,
-		Blob: AppendQueueIDs(nil, DrawOrder(r.cfg.Seed, ids))}
-	if err := r.emit(&ev); err != nil {
-		return evs, err
-	}
-	return append(evs, ev), nil
+	return r.emit(evs, wal.Event{Type: wal.TypeQueueDrawn, Sale: r.sale, At: now,
+		Blob: AppendQueueIDs(nil, DrawOrder(r.cfg.Seed, ids))})
 }
 
 // emit is decide, log, apply for one event the room just made: it checks
 // the event (one that does not fit is a bug in the decision that made it,
 // and must not reach the log), hands it to the log, and applies it once the
-// log accepted it. A refusal changes nothing.
-func (r *Room) emit(ev *wal.Event) error {
-	if err := r.checkEvent(ev); err != nil {
+// log accepted it. It returns evs with ev appended, or on a refusal evs as
+// they were and nothing changed. The event goes into evs before the log sees
+// it, so that it is not allocated a second time.
+func (r *Room) emit(evs []wal.Event, ev wal.Event) ([]wal.Event, error) {
+	if err := r.checkEvent(&ev); err != nil {
 		panic(fmt.Sprintf("waiting room %q: own %s event does not apply: %v", r.sale, ev.Type, err))
 	}
+	evs = append(evs, ev)
+	p := &evs[len(evs)-1]
 	if r.log != nil {
-		if err := r.log(ev); err != nil {
-			return fmt.Errorf("%w: %s: %w", ErrLogRefused, ev.Type, err)
+		if err := r.log(p); err != nil {
+			return evs[:len(evs)-1], fmt.Errorf("%w: %s: %w", ErrLogRefused, p.Type, err)
 		}
 	}
-	r.change(ev)
-	return nil
+	r.change(p)
+	return evs, nil
 }
