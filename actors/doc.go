@@ -5,7 +5,7 @@
 // # The tree
 //
 //	sale-<n>            the sale actor: definition, pause/resume; supervises
-//	├── room            the waiting room (Room): line, draw, admissions
+//	├── room            the waiting room (line.Room): line, draw, admissions
 //	└── zone-<id>       one per zone (seats.Zone): seats, holds, orders, expiry
 //
 // A zone actor is the only goroutine that touches its seats, so two requests
@@ -16,10 +16,12 @@
 //
 // # Pure cores, thin actors
 //
-// Zone and Room are deterministic state machines: no I/O, no clock reads, no
-// goroutines. Their single mutator, Apply, takes a wal.Event; the same
-// function runs live and during recovery, so a replayed log rebuilds exactly
-// the state that answered the buyers.
+// Zone and the waiting room are deterministic state machines: no I/O, no
+// clock reads, no goroutines. Their single mutator, Apply, takes a wal.Event;
+// the same function runs live and during recovery, so a replayed log
+// rebuilds exactly the state that answered the buyers. The waiting room is a
+// package of its own, actors/line, which imports only the standard library
+// and wal; room_actor.go is the thin actor around it.
 //
 // # Durability: apply, append, answer
 //
@@ -28,13 +30,25 @@
 // writer has taken it (so the next request in its mailbox sees the seat
 // taken), and goes on with its mailbox. The zone's rules are all in the
 // core, starting at actors/seats/doc.go; zone_actor.go only carries the
-// decisions out. The buyer's
-// call is finished by the log writer's callback after the batch holding the
-// event is fsynced. So an answer is never sent for a change that is not
-// durable. A change that is applied but not yet durable can be seen by a
-// reader (a seat shows as held a millisecond early); if the log then fails,
-// nobody was told it succeeded, and the engine stops (Config.Fatal): a restart
-// rebuilds from the log, in which that change does not exist.
+// decisions out. The waiting room does the same (actors/line): an event the
+// log refuses is never applied, so a full log queue refuses one request and
+// changes nothing. The buyer's call is finished by the log writer's callback
+// after the batch holding the event is fsynced. So an answer is never sent
+// for a change that is not durable. A change that is applied but not yet
+// durable can be seen by a reader (a seat shows as held a millisecond
+// early); if the log then fails, nobody was told it succeeded, and the
+// engine stops (Config.Fatal): a restart rebuilds from the log, in which
+// that change does not exist.
+//
+// # Reading the waiting room
+//
+// The room actor publishes a line.View after every change, swapped whole
+// through an atomic pointer on the room's handle. The sale's figures
+// (Sale.Queue), the pause a hold checks (Sale.Paused) and the revoked
+// admissions an access token is checked against (Sale.Revoked) are read from
+// it, without a message to the room. The sale actor logs a pause; the room
+// applies it once durable, publishes it, and only then is the caller
+// answered.
 //
 // # max_per_buyer
 //

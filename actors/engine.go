@@ -265,7 +265,8 @@ func (e *Engine) newSale(rec saleRecord) (*Sale, error) {
 		ledger: newLedger(def.MaxPerBuyer), idem: newIdemTable(),
 	}
 	copy(s.seed[:], seed)
-	s.paused.Store(rec.Paused)
+	s.paused = pauseFlag{s}
+	s.pausedAtStart = rec.Paused
 	for i := range s.def.Zones {
 		zd := &s.def.Zones[i]
 		zh := &zoneHandle{idx: uint16(i), def: zd, core: seats.NewZone(def.ID, *zd), idemFails: make(map[idemKey]idemFail)}
@@ -289,7 +290,7 @@ func (e *Engine) register(s *Sale) {
 // spawn starts a sale's actor tree and waits until its children exist.
 func (e *Engine) spawn(s *Sale) {
 	started := make(chan struct{})
-	a := &saleActor{s: s, started: started, log: ownerLog{log: e.log}}
+	a := &saleActor{s: s, started: started, log: ownerLog{log: e.log}, paused: s.pausedAtStart}
 	props := actor.PropsFromProducer(func() actor.Actor { return a },
 		actor.WithSupervisor(actor.NewOneForOneStrategy(0, 0, func(reason any) actor.Directive {
 			// A zone or room that panicked broke an invariant; its memory

@@ -134,7 +134,7 @@ func (e *Engine) replay(seq uint64, ev *wal.Event) error {
 	switch ev.Type {
 	case wal.TypeSalePaused, wal.TypeSaleResumed:
 		if seq > s.snapSeq {
-			s.paused.Store(ev.Type == wal.TypeSalePaused)
+			s.pausedAtStart = ev.Type == wal.TypeSalePaused
 		}
 		return nil
 	case wal.TypeQueueJoined, wal.TypeQueueAdmitted, wal.TypeQueueLeft, wal.TypeQueueDrawn, wal.TypeQueueDone:

@@ -4,47 +4,57 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"math"
-	"sync"
 	"sync/atomic"
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"onsale/actors/line"
 	"onsale/wal"
 )
 
 // roomHandle is what others know of a sale's waiting room: its PID and the
-// figures it publishes after every tick for readers that must not wait on it
-// (the sale's GET, metrics, the dashboard).
+// View the room publishes after every change, for readers that must not
+// wait on it (the sale's GET, metrics, the dashboard, the access-token
+// check, the pause check of a hold).
 type roomHandle struct {
 	s   *Sale
 	pid *actor.PID
 
-	waiting       atomic.Int64
-	admitted      atomic.Int64
-	admittedTotal atomic.Int64
-	rateBits      atomic.Uint64 // float64 bits of the admission rate in force
-	state         atomic.Value  // string: queue.state
-	// revoked holds the queue ids of buyers who gave up an admission: their
-	// access tokens, otherwise valid until they expire, are refused.
-	revoked sync.Map
+	// published is the room's latest line.View: immutable, replaced whole.
+	// Stored by the room actor only (publish), before it answers anyone
+	// from the change the View shows.
+	published atomic.Pointer[line.View]
 
 	// Recovery only, then handed to the actor.
-	core    *Room
+	core    *line.Room
 	snapSeq uint64
 }
 
 func newRoomHandle(s *Sale) *roomHandle {
 	rh := &roomHandle{s: s}
-	rh.core = NewRoom(s.def.ID, s.roomConfig())
-	rh.state.Store("open")
+	rh.core = line.New(s.def.ID, s.roomConfig())
 	return rh
 }
 
-func (s *Sale) roomConfig() RoomConfig {
-	return RoomConfig{
-		OpensAt: s.opensAt, ActiveLimit: s.def.WaitingRoom.ActiveLimit, AdmitPerS: s.def.WaitingRoom.AdmitPerS,
-		AccessTTL: int64(s.def.WaitingRoom.AccessTTLS) * 1000, Seed: s.seed,
+// roomViewUnstarted is what readers see before the room actor first
+// publishes, which it does before the sale is reachable: never in practice.
+var roomViewUnstarted = &line.View{State: "open"}
+
+// view is the room's latest published View.
+func (rh *roomHandle) view() *line.View {
+	if v := rh.published.Load(); v != nil {
+		return v
+	}
+	return roomViewUnstarted
+}
+
+func (s *Sale) roomConfig() line.Config { return roomConfigOf(s.def.WaitingRoom, s.opensAt, s.seed) }
+
+// roomConfigOf is the waiting room's config for a normalized definition.
+func roomConfigOf(w WaitingRoomDef, opensAt int64, seed [32]byte) line.Config {
+	return line.Config{
+		OpensAt: opensAt, ActiveLimit: w.ActiveLimit, AdmitPerS: w.AdmitPerS,
+		AccessTTL: int64(w.AccessTTLS) * 1000, Seed: seed,
 	}
 }
 
@@ -56,7 +66,7 @@ func (rh *roomHandle) load(dir string) error {
 	if err != nil {
 		return fmt.Errorf("room snapshot: %w", err)
 	}
-	r, err := RestoreRoom(rh.s.def.ID, rh.s.roomConfig(), data)
+	r, err := line.Restore(rh.s.def.ID, rh.s.roomConfig(), data)
 	if err != nil {
 		return fmt.Errorf("room snapshot %q: %w", roomSnapName(rh.s), err)
 	}
@@ -73,6 +83,10 @@ func (rh *roomHandle) replay(seq uint64, ev *wal.Event) error {
 	}
 	return nil
 }
+
+// TicketView is what GET queue/{id} shows; the waiting room (package line)
+// computes it.
+type TicketView = line.TicketView
 
 // QueueTicket is a buyer's place in line as the HTTP edge renders it.
 type QueueTicket struct {
@@ -106,13 +120,19 @@ type (
 	}
 )
 
-// roomActor is the thin shell around a sale's Room.
+// roomActor is the thin shell around a sale's line.Room: it routes
+// messages, passes the time and the stock in, gives the room its log, and
+// publishes the room's View after every change.
 type roomActor struct {
 	s  *Sale
 	rh *roomHandle
-	r  *Room // owned by this actor
+	r  *line.Room // owned by this actor
 	// log counts this room's records, for answers that must wait for them.
 	log ownerLog
+
+	// written is the log's callback for the room's records: a record that
+	// will never be durable stops the engine. Made once, not per record.
+	written func(seq uint64, err error)
 
 	lastHolds   int64 // holds placed at the previous tick, for the hold rate
 	lastTickMs  int64
@@ -122,12 +142,13 @@ type roomActor struct {
 func newRoomActor(s *Sale, rh *roomHandle) *roomActor {
 	a := &roomActor{s: s, rh: rh, r: rh.core, log: ownerLog{log: s.e.log}}
 	rh.core = nil
-	a.r.SetPaused(s.paused.Load())
-	a.r.ForEachTicket(func(t *Ticket) {
-		if t.State == TicketExpired && t.AdmittedAt != 0 {
-			rh.revoked.Store(t.QueueID, struct{}{})
+	a.written = func(_ uint64, err error) {
+		if err != nil {
+			s.e.fatal(fmt.Errorf("room of sale %q: write a queue event: %w", s.def.ID, err))
 		}
-	})
+	}
+	a.r.SetLog(a.append)
+	a.r.SetPaused(s.pausedAtStart)
 	// A first tick before the actor runs: a sale that is open already
 	// reads open (and draws) from its first answer, not after 100 ms.
 	a.tick()
@@ -135,19 +156,15 @@ func newRoomActor(s *Sale, rh *roomHandle) *roomActor {
 }
 
 // stock reads what the zones publish.
-func (a *roomActor) stock() Stock {
+func (a *roomActor) stock() line.Stock {
 	free, held, _ := a.s.Stock()
-	return Stock{Free: free, Held: held, HoldsPerS: a.holdsPerSec}
+	return line.Stock{Free: free, Held: held, HoldsPerS: a.holdsPerSec}
 }
 
-func (a *roomActor) publish(now int64) {
-	st := a.stock()
-	a.rh.waiting.Store(a.r.Waiting())
-	a.rh.admitted.Store(a.r.Admitted())
-	a.rh.admittedTotal.Store(a.r.AdmittedTotal())
-	a.rh.rateBits.Store(math.Float64bits(a.r.RateInForce(now, st)))
-	a.rh.state.Store(a.r.State(now, st))
-}
+// publish stores the room's View for readers on other goroutines. Call it
+// after every change and before answering from it: a buyer told they left
+// must find their access token refused.
+func (a *roomActor) publish(now int64) { a.rh.published.Store(a.r.Publish(now, a.stock())) }
 
 func (a *roomActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
@@ -159,10 +176,13 @@ func (a *roomActor) Receive(ctx actor.Context) {
 		a.leave(m)
 	case roomDoneMsg:
 		// Complete ignores a ticket that is not shopping (unknown, left,
-		// expired, done already).
-		if !a.saturated() {
-			a.commit(a.r.Complete(m.queueID, a.s.e.nowMs()), nil, Result{})
+		// expired, done already). Refused for a full log queue, it is
+		// dropped like the message: the slot frees when access expires.
+		now := a.s.e.nowMs()
+		if _, err := a.r.Complete(m.queueID, now); err != nil {
+			a.refusal(err)
 		}
+		a.publish(now)
 	case roomPauseMsg:
 		a.r.SetPaused(m.paused)
 		a.publish(a.s.e.nowMs())
@@ -178,56 +198,38 @@ func (a *roomActor) Receive(ctx actor.Context) {
 	}
 }
 
-// commit queues events that the room has already applied; c (if any) is
-// finished with r once the last is durable.
-func (a *roomActor) commit(evs []wal.Event, c *call, r Result) {
-	if len(evs) == 0 {
-		if c != nil {
-			a.s.answerDurable(&a.log, c, r)
-		}
-		return
+// append is the room's line.Log: it queues a record the room decided on,
+// which the room applies only if this accepts it. Answers wait for the
+// records through answerDurable.
+func (a *roomActor) append(ev *wal.Event) error { return a.log.append(ev, a.written) }
+
+// refusal is the answer to a decision the log refused (line.ErrLogRefused):
+// nothing changed. A full queue is the load of the moment and the caller may
+// retry; any other refusal means the log cannot write, and stops the engine.
+func (a *roomActor) refusal(err error) *Error {
+	if errors.Is(err, wal.ErrFull) {
+		return errSaturated()
 	}
-	for i := range evs {
-		var done func(uint64, error)
-		if i == len(evs)-1 && c != nil {
-			done = func(_ uint64, err error) {
-				if err != nil {
-					c.finish(Result{Err: unavailable(err)})
-					return
-				}
-				c.finish(r)
-			}
-		} else {
-			done = a.s.e.expiryDone
-		}
-		if err := a.log.append(&evs[i], done); err != nil {
-			// The room applied these already; memory and log now disagree.
-			a.s.e.fatal(fmt.Errorf("room of sale %q: log refused a queue event: %w", a.s.def.ID, err))
-			if c != nil {
-				c.finish(Result{Err: unavailable(err)})
-			}
-			return
-		}
-	}
+	a.s.e.fatal(fmt.Errorf("room of sale %q: log refused a queue event: %w", a.s.def.ID, err))
+	return unavailable(err)
 }
 
-func (a *roomActor) ticket(t *Ticket, now int64) *QueueTicket {
-	return &QueueTicket{QueueID: t.QueueID, Buyer: t.Buyer, View: a.r.View(t, now, a.stock())}
+func (a *roomActor) ticket(t *line.Ticket, now int64) *QueueTicket {
+	return &QueueTicket{QueueID: t.QueueID, Buyer: t.Buyer, View: a.r.TicketView(t, now, a.stock())}
 }
 
 func (a *roomActor) join(m *roomJoinCmd) {
-	if a.saturated() {
-		m.c.finish(Result{Err: errSaturated()})
-		return
-	}
 	now := a.s.e.nowMs()
-	t, evs, err := a.r.Join(m.buyer, randomID('q'), now, a.stock())
-	if err != nil {
-		m.c.finish(Result{Err: errorf(CodeLineFull, "%v", err)})
-		return
-	}
-	a.commit(evs, m.c, Result{Ticket: a.ticket(t, now)})
+	t, _, err := a.r.Join(m.buyer, randomID('q'), now, a.stock())
 	a.publish(now)
+	switch {
+	case errors.Is(err, line.ErrLogRefused):
+		m.c.finish(Result{Err: a.refusal(err)})
+	case err != nil:
+		m.c.finish(Result{Err: errorf(CodeLineFull, "%v", err)})
+	default:
+		a.s.answerDurable(&a.log, m.c, Result{Ticket: a.ticket(t, now)})
+	}
 }
 
 func (a *roomActor) get(m *roomGetCmd) {
@@ -245,29 +247,15 @@ func (a *roomActor) leave(m *roomLeaveCmd) {
 		m.c.finish(Result{Err: errorf(CodeNotFound, "no such place in line")})
 		return
 	}
-	if a.saturated() {
-		m.c.finish(Result{Err: errSaturated()})
+	now := a.s.e.nowMs()
+	// Leaving an admission revokes it (line.View.Revoked).
+	if _, err := a.r.Leave(m.queueID, now); err != nil {
+		m.c.finish(Result{Err: a.refusal(err)})
 		return
 	}
-	now := a.s.e.nowMs()
-	admitted := t.StateAt(now) == TicketAdmitted
-	evs := a.r.Leave(m.queueID, now)
-	if admitted && len(evs) > 0 {
-		a.rh.revoked.Store(t.QueueID, struct{}{})
-	}
-	a.commit(evs, m.c, Result{Ticket: a.ticket(t, now)})
 	a.publish(now)
+	a.s.answerDurable(&a.log, m.c, Result{Ticket: a.ticket(t, now)})
 }
-
-// roomLogHeadroomMin is the free room the log queue must have before the
-// room decides anything: the room core applies its decisions before they are
-// appended, so an append refused for a full queue would leave it ahead of
-// the log. One decision appends at most three records (a draw, a join, an
-// admission); the margin covers what other actors append meanwhile.
-const roomLogHeadroomMin = 4096
-
-// saturated reports that the log queue is too full for the room to decide.
-func (a *roomActor) saturated() bool { return a.s.e.log.Headroom() < roomLogHeadroomMin }
 
 func errSaturated() *Error {
 	return errorf(CodeUnavailable, "the server is writing as fast as it can; retry in a second, your place is kept")
@@ -278,9 +266,6 @@ func errSaturated() *Error {
 const holdRateAlpha = 0.05
 
 func (a *roomActor) tick() {
-	if a.saturated() {
-		return // the next tick admits; the bucket keeps its credit
-	}
 	now := a.s.e.nowMs()
 	holds := a.s.holdsPlaced.Load()
 	if a.lastTickMs != 0 && now > a.lastTickMs {
@@ -288,7 +273,10 @@ func (a *roomActor) tick() {
 		a.holdsPerSec += holdRateAlpha * (inst - a.holdsPerSec)
 	}
 	a.lastHolds, a.lastTickMs = holds, now
-	a.commit(a.r.Tick(now, a.stock()), nil, Result{})
+	// A refused admission keeps its credit: the next tick admits.
+	if _, err := a.r.Tick(now, a.stock()); err != nil {
+		a.refusal(err)
+	}
 	a.publish(now)
 }
 
@@ -329,27 +317,17 @@ type QueueSummary struct {
 	AdmitPerS     float64 `json:"admit_per_s"`
 }
 
-// Queue returns the line's published figures.
+// Queue returns the line's published figures. While paused, the state is
+// "paused" and the rate in force 0.
 func (s *Sale) Queue() QueueSummary {
-	rh := s.room
-	st, _ := rh.state.Load().(string)
-	if s.paused.Load() {
-		st = "paused"
-	}
-	q := QueueSummary{State: st, Waiting: rh.waiting.Load(), Admitted: rh.admitted.Load(),
-		AdmittedTotal: rh.admittedTotal.Load(), AdmitPerS: math.Float64frombits(rh.rateBits.Load())}
-	if q.State == "paused" {
-		q.AdmitPerS = 0
-	}
-	return q
+	v := s.room.view()
+	return QueueSummary{State: v.State, Waiting: v.Waiting, Admitted: v.Admitted,
+		AdmittedTotal: v.AdmittedTotal, AdmitPerS: v.RateInForce}
 }
 
 // Revoked reports whether the buyer of this queue id gave up their admission,
 // so that their access token no longer works.
-func (s *Sale) Revoked(queueID string) bool {
-	_, ok := s.room.revoked.Load(queueID)
-	return ok
-}
+func (s *Sale) Revoked(queueID string) bool { return s.room.view().Revoked(queueID) }
 
 // DrawInfo is the opening lottery as GET /draw shows it: the seed's hash
 // before the opening, the seed and the drawn order after.

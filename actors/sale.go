@@ -16,7 +16,7 @@ import (
 
 // Sale is the handle of one on-sale that the HTTP edge holds: its fixed
 // definition, the PIDs of its actors, and state that many goroutines read
-// (counts published by the zones, the pause flag). Seat state is not here:
+// (counts published by the zones, the room's View). Seat state is not here:
 // each zone actor owns its own.
 type Sale struct {
 	e         *Engine
@@ -34,7 +34,12 @@ type Sale struct {
 
 	ledger *ledger
 	idem   *idemTable
-	paused atomic.Bool // written by the sale actor
+	// paused reads the pause from the room's published View: the sale actor
+	// logs a pause, the room applies it once durable and publishes it.
+	paused pauseFlag
+	// pausedAtStart is the pause the sale's records leave, set by creation
+	// and recovery and handed to the sale and room actors when they start.
+	pausedAtStart bool
 	// holdsPlaced counts holds made since start, for the measured hold rate.
 	holdsPlaced atomic.Int64
 	// holdsExpired counts holds released by expiry since start.
@@ -94,7 +99,14 @@ func (s *Sale) Def() SaleDef { return s.def }
 func (s *Sale) OpensAt() int64 { return s.opensAt }
 
 // Paused reports whether the organizer paused the sale.
-func (s *Sale) Paused() bool { return s.paused.Load() }
+func (s *Sale) Paused() bool { return s.room.view().Paused }
+
+// pauseFlag is the sale's pause as its readers see it. Load keeps the
+// shape of the atomic.Bool the flag used to be, for the zone's hold check.
+type pauseFlag struct{ s *Sale }
+
+// Load reports whether the room's latest View shows the sale paused.
+func (p pauseFlag) Load() bool { return p.s.Paused() }
 
 // Counts returns the live stock of every zone, in definition order.
 func (s *Sale) Counts() []ZoneCounts {
@@ -256,6 +268,10 @@ type saleActor struct {
 	s       *Sale
 	started chan struct{}
 	log     ownerLog // the sale's own records (pause, resume)
+	// paused is the pause as this actor last logged it, for its snapshot
+	// and to answer a repeated pause or resume without a record. Readers
+	// see the pause in the room's View once it is durable.
+	paused bool
 }
 
 func (a *saleActor) Receive(ctx actor.Context) {
@@ -292,7 +308,7 @@ func (a *saleActor) Receive(ctx actor.Context) {
 
 func (a *saleActor) pause(m *pauseCmd) {
 	s := a.s
-	if s.paused.Load() == m.paused {
+	if a.paused == m.paused {
 		s.answerDurable(&a.log, m.c, Result{})
 		return
 	}
@@ -302,10 +318,11 @@ func (a *saleActor) pause(m *pauseCmd) {
 	}
 	ev := &wal.Event{Type: t, Sale: s.def.ID, At: s.e.nowMs()}
 	c := m.c
-	// Once durable and set, the room learns of it and answers: the answer's
-	// figures (queue.state, admit_per_s) then already show the change, and
-	// the caller's next hold finds the flag as it was told. The log may call
-	// back before the Store below, so a join waits for both.
+	// Once durable and set, the room learns of it, publishes it and answers:
+	// the answer's figures (queue.state, admit_per_s) then already show the
+	// change, and the caller's next hold finds the flag as it was told. The
+	// log may call back before the assignment below, so a join waits for
+	// both.
 	room := s.room.pid
 	j := newCommitJoin(func(r Result) {
 		if r.Err != nil {
@@ -324,7 +341,7 @@ func (a *saleActor) pause(m *pauseCmd) {
 		c.finish(Result{Err: unavailable(err)})
 		return
 	}
-	s.paused.Store(m.paused)
+	a.paused = m.paused
 	j.applied()
 }
 

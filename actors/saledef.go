@@ -6,6 +6,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"onsale/actors/line"
 	"onsale/actors/seats"
 )
 
@@ -36,16 +37,16 @@ type (
 	RowDef  = seats.RowDef
 )
 
-// Limits of a sale definition, from API.md.
+// Limits of a sale definition, from API.md. The waiting room's ranges are
+// the room's own (line.ActiveLimitMax, line.AdmitPerSMax, line.AccessTTLMax):
+// Normalize checks them here, with the field's name, and the room only
+// asserts them.
 const (
 	holdTTLSMax       = 3600
 	holdTTLSDefault   = 600
 	maxPerBuyerMax    = 100
 	maxPerBuyerDef    = 6
-	activeLimitMax    = 1_000_000
 	activeLimitDef    = 1000
-	admitPerSMax      = 100_000
-	accessTTLSMax     = 86_400
 	accessTTLSDefault = 900
 	zonesMax          = 100
 	gaCapacityMax     = 1_000_000
@@ -97,13 +98,13 @@ func (d *SaleDef) Normalize(now time.Time) *Error {
 		return err
 	}
 	w := &d.WaitingRoom
-	if err := defaultRange("waiting_room.active_limit", &w.ActiveLimit, 1, activeLimitMax, activeLimitDef); err != nil {
+	if err := defaultRange("waiting_room.active_limit", &w.ActiveLimit, 1, line.ActiveLimitMax, activeLimitDef); err != nil {
 		return err
 	}
-	if w.AdmitPerS < 0 || w.AdmitPerS > admitPerSMax {
-		return badField("waiting_room.admit_per_s", "must be 0 (automatic) to %d", admitPerSMax)
+	if w.AdmitPerS < 0 || w.AdmitPerS > line.AdmitPerSMax {
+		return badField("waiting_room.admit_per_s", "must be 0 (automatic) to %d", line.AdmitPerSMax)
 	}
-	if err := defaultRange("waiting_room.access_ttl_s", &w.AccessTTLS, 1, accessTTLSMax, accessTTLSDefault); err != nil {
+	if err := defaultRange("waiting_room.access_ttl_s", &w.AccessTTLS, 1, line.AccessTTLMax/1000, accessTTLSDefault); err != nil {
 		return err
 	}
 	if len(d.Zones) == 0 || len(d.Zones) > zonesMax {

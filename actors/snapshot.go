@@ -97,7 +97,7 @@ func sendSnapshot(e *Engine, sale, zone, name string, data []byte, reply chan sn
 
 func (a *saleActor) snapshot(m *snapCmd) {
 	s := a.s
-	rec := saleRecord{Def: s.def, Idx: s.idx, Seed: fmt.Sprintf("%x", s.seed[:]), CreatedAt: s.createdAt, Paused: s.paused.Load()}
+	rec := saleRecord{Def: s.def, Idx: s.idx, Seed: fmt.Sprintf("%x", s.seed[:]), CreatedAt: s.createdAt, Paused: a.paused}
 	data, err := json.Marshal(rec)
 	if err != nil {
 		m.reply <- snapPart{name: saleSnapName(s), err: err}

@@ -1,4 +1,4 @@
-package actors
+package line
 
 import (
 	"crypto/sha256"

@@ -1,4 +1,4 @@
-package actors
+package line
 
 import (
 	"cmp"
@@ -8,30 +8,9 @@ import (
 	"fmt"
 	"math"
 	"slices"
-)
 
-// The waiting room of one sale (API.md, "Waiting room (buyer)").
-//
-// Room is a pure state machine: no I/O, no clock reads, no goroutines, no
-// locks. One actor owns it and passes the time in (Unix milliseconds). The
-// decision methods (Join, Leave, Complete, Tick) return the events to make
-// durable and have already applied them through Apply, the single mutator,
-// which recovery calls with the same events in the same order.
-//
-// Invariants, checked by the tests and by RestoreRoom:
-//   - a buyer has at most one live ticket (waiting, or admitted with access
-//     not yet expired); byBuyer points to the buyer's latest ticket;
-//   - before the draw every ticket has number 0; the draw numbers the waiting
-//     pre-queue 1..k in drawn order; after it each new ticket takes the next
-//     number, so numbers 1..len(byNum) are each held by exactly one ticket;
-//   - the line (a Fenwick tree over numbers) holds 1 exactly at the numbers of
-//     waiting tickets, so a position is a prefix sum: O(log n);
-//   - shopping counts tickets with active set: admitted, not Done, not left,
-//     and not yet found expired by expire(now).
-//
-// Soft state: the token bucket and the measured admission rate depend on when
-// Tick ran, not only on the events, so replay does not rebuild them (they
-// start afresh at the first Tick after recovery). Snapshots keep them.
+	"onsale/wal"
+)
 
 // Limits of the waiting room. Each bounds memory or the size of one record.
 const (
@@ -47,13 +26,14 @@ const (
 	// roomIDBytesMax bounds queue ids and buyer ids: API ids are at most 64
 	// characters, server-made queue ids 24.
 	roomIDBytesMax = 64
-	// roomActiveLimitMax and roomAdmitPerSMax are the API's ranges for
+	// ActiveLimitMax and AdmitPerSMax are the API's ranges for
 	// waiting_room.active_limit and admit_per_s; the automatic rate is capped
-	// at roomAdmitPerSMax too.
-	roomActiveLimitMax = 1_000_000
-	roomAdmitPerSMax   = 100_000
-	// roomAccessTTLMax is the API's longest access window, 86,400 s, in ms.
-	roomAccessTTLMax = 86_400_000
+	// at AdmitPerSMax too. SaleDef.Normalize (package actors) checks a
+	// definition against them, so they are said once, here.
+	ActiveLimitMax = 1_000_000
+	AdmitPerSMax   = 100_000
+	// AccessTTLMax is the API's longest access window, 86,400 s, in ms.
+	AccessTTLMax = 86_400_000
 	// roomAdmitBatchMax bounds the ids in one queue_admitted record: one
 	// second at the highest rate, 6.5 MB at most.
 	roomAdmitBatchMax = 100_000
@@ -112,27 +92,30 @@ const (
 	roomTicketsPerChunk = 1 << 12
 )
 
-// Errors of Join, Apply and RestoreRoom.
+// Errors of Join, Apply and Restore.
 var (
 	// ErrLineFull: the sale already has roomTicketsMax tickets, or
 	// roomPreQueueMax before the opening.
 	ErrLineFull = errors.New("waiting room: the line is full")
-	// ErrRoomBadID: a buyer or queue id is empty or longer than 64 bytes.
-	ErrRoomBadID = errors.New("waiting room: bad buyer or queue id")
+	// ErrBadID: a buyer or queue id is empty or longer than 64 bytes.
+	ErrBadID = errors.New("waiting room: bad buyer or queue id")
 	// ErrQueueIDTaken: the queue id is already in use; queue ids are random,
 	// so this is a caller's bug.
 	ErrQueueIDTaken = errors.New("waiting room: queue id already in use")
-	// ErrRoomEvent: Apply was given an event that does not fit the state.
-	ErrRoomEvent = errors.New("waiting room: event does not apply")
-	// ErrRoomSnapshot: RestoreRoom was given bytes that are not a valid
+	// ErrEvent: Apply was given an event that does not fit the state.
+	ErrEvent = errors.New("waiting room: event does not apply")
+	// ErrSnapshot: Restore was given bytes that are not a valid
 	// snapshot.
-	ErrRoomSnapshot = errors.New("waiting room: bad snapshot")
-	// ErrRoomConfig: a RoomConfig outside the API's ranges.
-	ErrRoomConfig = errors.New("waiting room: bad config")
+	ErrSnapshot = errors.New("waiting room: bad snapshot")
+	// ErrLogRefused: the room's Log refused an event a decision made; the
+	// log's error is wrapped too. The event was not applied.
+	ErrLogRefused = errors.New("waiting room: the log refused an event")
+	// ErrConfig: a Config outside the API's ranges.
+	ErrConfig = errors.New("waiting room: bad config")
 )
 
-// RoomConfig is a sale's waiting-room settings. It never changes.
-type RoomConfig struct {
+// Config is a sale's waiting-room settings. It never changes.
+type Config struct {
 	OpensAt     int64    // unix ms; the draw happens at the first Tick or Join at or after it
 	ActiveLimit int      // buyers shopping at once, 1..1,000,000
 	AdmitPerS   int      // admissions/s, 0..100,000; 0 = automatic
@@ -140,15 +123,19 @@ type RoomConfig struct {
 	Seed        [32]byte // secret draw seed; its SHA-256 is published before the opening
 }
 
-// Validate reports whether c is within the API's ranges.
-func (c RoomConfig) Validate() error {
+// check reports whether c is within the API's ranges. It is the room's
+// assertion on what it is given, not the check of an organizer's input:
+// SaleDef.Normalize refuses a definition outside these ranges with the
+// field's name, so a Config that fails here is a bug (New panics) or a
+// damaged record (Restore refuses).
+func (c Config) check() error {
 	switch {
-	case c.ActiveLimit < 1 || c.ActiveLimit > roomActiveLimitMax:
-		return fmt.Errorf("%w: active_limit %d", ErrRoomConfig, c.ActiveLimit)
-	case c.AdmitPerS < 0 || c.AdmitPerS > roomAdmitPerSMax:
-		return fmt.Errorf("%w: admit_per_s %d", ErrRoomConfig, c.AdmitPerS)
-	case c.AccessTTL < 1 || c.AccessTTL > roomAccessTTLMax:
-		return fmt.Errorf("%w: access ttl %d ms", ErrRoomConfig, c.AccessTTL)
+	case c.ActiveLimit < 1 || c.ActiveLimit > ActiveLimitMax:
+		return fmt.Errorf("%w: active_limit %d", ErrConfig, c.ActiveLimit)
+	case c.AdmitPerS < 0 || c.AdmitPerS > AdmitPerSMax:
+		return fmt.Errorf("%w: admit_per_s %d", ErrConfig, c.AdmitPerS)
+	case c.AccessTTL < 1 || c.AccessTTL > AccessTTLMax:
+		return fmt.Errorf("%w: access ttl %d ms", ErrConfig, c.AccessTTL)
 	}
 	return nil
 }
@@ -211,12 +198,15 @@ type TicketView struct {
 	AccessExpires int64  // unix ms while admitted; 0 = absent
 }
 
-// Room is one sale's waiting room. Owned by the room actor; never touched
-// from another goroutine. Use it through its pointer only: its indexes point
+// Room is one sale's waiting room. The decision methods (Join, Leave,
+// Complete, Tick) return the events to make durable and have already applied
+// them through Apply, the single mutator, which recovery calls with the same
+// events in the same order. Owned by the room actor; never touched from
+// another goroutine. Use it through its pointer only: its indexes point
 // into its own ticket store, so a copy would share and corrupt them.
 type Room struct {
 	sale     string
-	cfg      RoomConfig
+	cfg      Config
 	seedHash string // hex SHA-256 of cfg.Seed, published before the opening
 
 	tickets  roomTickets
@@ -243,6 +233,11 @@ type Room struct {
 	freshCut      int64
 	admittedTotal int64
 	access        roomAccessHeap // active tickets by AccessExpires
+	// gone marks the numbers that no longer wait, and revoked holds the
+	// queue ids that left after being admitted: both for the View, which
+	// shares them. Not in the snapshot: rebuilt from the tickets.
+	gone    roomGone
+	revoked *revokedSet
 
 	paused bool  // set by the sale; the pause itself is the sale's event
 	clock  int64 // latest time seen; decisions never go back before it
@@ -259,22 +254,23 @@ type Room struct {
 	rate         float64 // EWMA of admissions/s while a line exists
 
 	onAdmitted func(*Ticket)
+	log        Log // nil: every event is accepted
 
 	// Limits, as fields so that tests can lower them.
 	ticketsMax  int
 	preQueueMax int
 }
 
-// NewRoom returns an empty waiting room. cfg must be valid (the sale
-// definition is validated before): NewRoom panics otherwise.
-func NewRoom(sale string, cfg RoomConfig) *Room {
-	if err := cfg.Validate(); err != nil {
-		panic(fmt.Sprintf("NewRoom(%q): %v", sale, err))
+// New returns an empty waiting room. cfg must be within the API's ranges
+// (SaleDef.Normalize checked the definition): New panics otherwise.
+func New(sale string, cfg Config) *Room {
+	if err := cfg.check(); err != nil {
+		panic(fmt.Sprintf("New(%q): %v", sale, err))
 	}
 	return newRoom(sale, cfg)
 }
 
-func newRoom(sale string, cfg RoomConfig) *Room {
+func newRoom(sale string, cfg Config) *Room {
 	sum := sha256.Sum256(cfg.Seed[:])
 	r := &Room{
 		sale:        sale,
@@ -296,6 +292,17 @@ func newRoom(sale string, cfg RoomConfig) *Room {
 // the returned queue_admitted events with QueueIDs). Apply never calls it, so
 // recovery is silent.
 func (r *Room) OnAdmitted(fn func(t *Ticket)) { r.onAdmitted = fn }
+
+// Log takes an event that a decision made, before the room applies it. nil
+// means the log accepted it (it will be made durable, or the log will fail
+// as a whole) and the room applies it; an error refuses it, and the room
+// applies nothing of it. The event is the room's: Log must copy what it
+// keeps (wal.Log.Append encodes it before it returns).
+type Log func(ev *wal.Event) error
+
+// SetLog sets where decisions write their events. Without one (tests,
+// tools), every event is accepted.
+func (r *Room) SetLog(log Log) { r.log = log }
 
 // SetPaused stops (true) or resumes admissions. The pause is logged by the
 // sale, which calls this again after recovery.
@@ -385,7 +392,7 @@ func (r *Room) State(now int64, st Stock) string {
 // RateInForce is the admission rate (admissions/s) in force: 0 while paused,
 // before the draw and while sold out; else admit_per_s, or in automatic mode
 // roomAutoHoldHeadroom × the measured hold rate, at least roomAutoRateFloor
-// and at most roomAdmitPerSMax.
+// and at most AdmitPerSMax.
 func (r *Room) RateInForce(now int64, st Stock) float64 {
 	if r.paused || !r.drawn || st.soldOut() {
 		return 0
@@ -396,7 +403,7 @@ func (r *Room) RateInForce(now int64, st Stock) float64 {
 	rate := float64(roomAutoRateFloor)
 	// The comparison is false for NaN, so a broken measurement is ignored.
 	if h := roomAutoHoldHeadroom * st.HoldsPerS; h > rate {
-		rate = min(h, roomAdmitPerSMax)
+		rate = min(h, AdmitPerSMax)
 	}
 	return rate
 }
@@ -430,8 +437,12 @@ func (r *Room) etaRate(now int64, st Stock) float64 {
 	return max(rate, roomETARateFloor)
 }
 
-// View is what GET queue/{id} shows of t at now.
-func (r *Room) View(t *Ticket, now int64, st Stock) TicketView {
+// TicketView is what GET queue/{id} shows of t at now. View.TicketView
+// computes the same from a published View through ticketView; this is its
+// own copy of that logic because it is the polling path and the shared
+// function cost it half again (BenchmarkRoomView). TestRoomModel holds the
+// two equal for every ticket after every step.
+func (r *Room) TicketView(t *Ticket, now int64, st Stock) TicketView {
 	v := TicketView{OpensInS: -1}
 	switch t.StateAt(now) {
 	case TicketExpired:
@@ -446,7 +457,7 @@ func (r *Room) View(t *Ticket, now int64, st Stock) TicketView {
 			v.State = "waiting"
 			v.OpensInS = max(ceilDiv(r.cfg.OpensAt-now, 1000), 0)
 			v.ETAS = v.OpensInS // nobody is admitted before the opening
-			v.PollAfterS = r.preQueuePoll(t, v.OpensInS)
+			v.PollAfterS = preQueuePoll(t, v.OpensInS, r.preWaiting)
 			return v
 		}
 		v.Position = r.Position(t)
@@ -460,6 +471,50 @@ func (r *Room) View(t *Ticket, now int64, st Stock) TicketView {
 		}
 	default:
 		panic(fmt.Sprintf("waiting room %q: ticket %q in state %d", r.sale, t.QueueID, t.State))
+	}
+	return v
+}
+
+// lineFacts is what a ticket's view needs of the line besides its position.
+type lineFacts struct {
+	sale       string
+	opensAt    int64   // unix ms
+	preWaiting int64   // tickets waiting in the pre-queue
+	rate       float64 // admissions/s that eta_s assumes (etaRate)
+	soldOut    bool
+}
+
+// ticketView is what GET queue/{id} shows of t at now, t's position being
+// pos (used only while t waits with a number): Room.TicketView's logic for
+// View.TicketView.
+func ticketView(t *Ticket, now, pos int64, f lineFacts) TicketView {
+	v := TicketView{OpensInS: -1}
+	switch t.StateAt(now) {
+	case TicketExpired:
+		v.State = "expired"
+		v.PollAfterS = roomPollAfterMaxS
+	case TicketAdmitted:
+		v.State = "admitted"
+		v.AccessExpires = t.AccessExpires
+		v.PollAfterS = min(max(ceilDiv(t.AccessExpires-now, 1000), 1), roomPollAfterMaxS)
+	case TicketWaiting:
+		if t.Num == 0 {
+			v.State = "waiting"
+			v.OpensInS = max(ceilDiv(f.opensAt-now, 1000), 0)
+			v.ETAS = v.OpensInS // nobody is admitted before the opening
+			v.PollAfterS = preQueuePoll(t, v.OpensInS, f.preWaiting)
+			return v
+		}
+		v.Position = pos
+		v.ETAS = int64(math.Ceil(float64(v.Position) / f.rate))
+		v.PollAfterS = pollAfter(v.Position, f.rate)
+		v.State = "waiting"
+		if f.soldOut {
+			v.State = "sold_out"
+			v.PollAfterS = max(v.PollAfterS, roomPollSoldOutMinS)
+		}
+	default:
+		panic(fmt.Sprintf("waiting room %q: ticket %q in state %d", f.sale, t.QueueID, t.State))
 	}
 	return v
 }
@@ -478,8 +533,8 @@ func pollAfter(position int64, rate float64) int64 {
 // the whole pre-queue polling in the opening second. A ticket's offset in
 // the spread comes from a hash of its queue id, so it is stable from poll to
 // poll. Buyers on the event stream hear of their admission at once anyway.
-func (r *Room) preQueuePoll(t *Ticket, opensInS int64) int64 {
-	spread := max(ceilDiv(r.preWaiting, roomPollLoadTargetPerS), 1)
+func preQueuePoll(t *Ticket, opensInS, preWaiting int64) int64 {
+	spread := max(ceilDiv(preWaiting, roomPollLoadTargetPerS), 1)
 	jitter := int64(roomFNV(t.QueueID) % uint64(spread))
 	return min(max(opensInS, 1), roomPollAfterMaxS) + jitter
 }

@@ -1,4 +1,4 @@
-package actors
+package line
 
 import (
 	"encoding/binary"
@@ -8,41 +8,64 @@ import (
 	"onsale/wal"
 )
 
-// Apply changes the room by one queue event: the decisions call it on the
-// events they make, recovery on the events it reads back. It checks that the
-// event fits the state before it changes anything, so an error leaves the
-// room as it was. Events of other types or of another sale are errors.
+// Apply changes the room by one queue event: recovery calls it on the
+// events it reads back. It checks that the event fits the state before it
+// changes anything, so an error leaves the room as it was. Events of other
+// types or of another sale are errors. The decisions take the same two
+// steps, check and change, with the log's acceptance in between (emit).
 func (r *Room) Apply(ev *wal.Event) error {
-	if ev.Sale != r.sale {
-		return fmt.Errorf("%w: %s for sale %q in sale %q", ErrRoomEvent, ev.Type, ev.Sale, r.sale)
-	}
-	var err error
-	switch ev.Type {
-	case wal.TypeQueueJoined:
-		err = r.applyJoined(ev)
-	case wal.TypeQueueDrawn:
-		err = r.applyDrawn(ev)
-	case wal.TypeQueueAdmitted:
-		err = r.applyAdmitted(ev)
-	case wal.TypeQueueLeft:
-		err = r.applyLeft(ev)
-	case wal.TypeQueueDone:
-		err = r.applyDone(ev)
-	default:
-		err = fmt.Errorf("%w: %s is not a queue event", ErrRoomEvent, ev.Type)
-	}
-	if err != nil {
+	if err := r.checkEvent(ev); err != nil {
 		return err
 	}
-	r.clock = max(r.clock, ev.At)
+	r.change(ev)
 	return nil
 }
 
-func roomEventErr(ev *wal.Event, format string, args ...any) error {
-	return fmt.Errorf("%w: %s at %d: %s", ErrRoomEvent, ev.Type, ev.At, fmt.Sprintf(format, args...))
+// checkEvent reports whether ev applies to the room as it is; it changes
+// nothing.
+func (r *Room) checkEvent(ev *wal.Event) error {
+	if ev.Sale != r.sale {
+		return fmt.Errorf("%w: %s for sale %q in sale %q", ErrEvent, ev.Type, ev.Sale, r.sale)
+	}
+	switch ev.Type {
+	case wal.TypeQueueJoined:
+		return r.checkJoined(ev)
+	case wal.TypeQueueDrawn:
+		return r.checkDrawn(ev)
+	case wal.TypeQueueAdmitted:
+		return r.checkAdmitted(ev)
+	case wal.TypeQueueLeft:
+		return r.checkLeft(ev)
+	case wal.TypeQueueDone:
+		return r.checkDone(ev)
+	}
+	return fmt.Errorf("%w: %s is not a queue event", ErrEvent, ev.Type)
 }
 
-func (r *Room) applyJoined(ev *wal.Event) error {
+// change applies an event that checkEvent accepted.
+func (r *Room) change(ev *wal.Event) {
+	switch ev.Type {
+	case wal.TypeQueueJoined:
+		r.addTicket(Ticket{QueueID: ev.Hold, Buyer: ev.Buyer, Num: ev.Num, JoinedAt: ev.At, State: TicketWaiting})
+	case wal.TypeQueueDrawn:
+		r.changeDrawn(ev)
+	case wal.TypeQueueAdmitted:
+		r.changeAdmitted(ev)
+	case wal.TypeQueueLeft:
+		r.changeLeft(ev)
+	case wal.TypeQueueDone:
+		r.changeDone(ev)
+	default:
+		panic(fmt.Sprintf("waiting room %q: change %s, which checkEvent refuses", r.sale, ev.Type))
+	}
+	r.clock = max(r.clock, ev.At)
+}
+
+func roomEventErr(ev *wal.Event, format string, args ...any) error {
+	return fmt.Errorf("%w: %s at %d: %s", ErrEvent, ev.Type, ev.At, fmt.Sprintf(format, args...))
+}
+
+func (r *Room) checkJoined(ev *wal.Event) error {
 	switch {
 	case !roomValidID(ev.Buyer) || !roomValidID(ev.Hold):
 		return roomEventErr(ev, "bad buyer %q or queue id %q", ev.Buyer, ev.Hold)
@@ -62,7 +85,6 @@ func (r *Room) applyJoined(ev *wal.Event) error {
 	if prev, ok := r.byBuyer.get(ev.Buyer); ok && r.tickets.at(prev).StateAt(ev.At) != TicketExpired {
 		return roomEventErr(ev, "buyer %q already has ticket %q", ev.Buyer, r.tickets.at(prev).QueueID)
 	}
-	r.addTicket(Ticket{QueueID: ev.Hold, Buyer: ev.Buyer, Num: ev.Num, JoinedAt: ev.At, State: TicketWaiting})
 	return nil
 }
 
@@ -82,12 +104,11 @@ func (r *Room) addTicket(t Ticket) {
 	r.preWaiting++
 }
 
-func (r *Room) applyDrawn(ev *wal.Event) error {
+func (r *Room) checkDrawn(ev *wal.Event) error {
 	if r.drawn {
 		return roomEventErr(ev, "drawn twice")
 	}
-	// Check first: every id a waiting pre-queue ticket, none twice, all of
-	// them there.
+	// Every id a waiting pre-queue ticket, none twice, all of them there.
 	seen := make([]uint64, (r.tickets.len()+63)/64)
 	var k int64
 	err := roomEachID(ev.Blob, func(id []byte) error {
@@ -111,11 +132,17 @@ func (r *Room) applyDrawn(ev *wal.Event) error {
 	if k != r.preWaiting {
 		return roomEventErr(ev, "order has %d of the %d waiting in the pre-queue", k, r.preWaiting)
 	}
-	err = roomEachID(ev.Blob, func(id []byte) error {
+	return nil
+}
+
+func (r *Room) changeDrawn(ev *wal.Event) {
+	var k int64
+	err := roomEachID(ev.Blob, func(id []byte) error {
 		i, _ := r.byID.getBytes(id)
 		r.byNum = append(r.byNum, i)
 		r.tickets.at(i).Num = uint64(len(r.byNum))
 		r.line.push(1)
+		k++
 		return nil
 	})
 	if err != nil {
@@ -123,18 +150,17 @@ func (r *Room) applyDrawn(ev *wal.Event) error {
 	}
 	r.drawn, r.drawCount = true, uint64(k)
 	r.lineWaiting, r.preWaiting, r.preQueue = k, 0, nil
-	return nil
 }
 
-func (r *Room) applyAdmitted(ev *wal.Event) error {
+func (r *Room) checkAdmitted(ev *wal.Event) error {
 	if !r.drawn {
 		return roomEventErr(ev, "admission before the draw")
 	}
 	if ev.Expires <= ev.At {
 		return roomEventErr(ev, "access expires at %d", ev.Expires)
 	}
-	// Check first: waiting, numbered, in line order (which also rules out
-	// the same id twice).
+	// Waiting, numbered, in line order (which also rules out the same id
+	// twice).
 	var n int
 	var last uint64
 	err := roomEachID(ev.Blob, func(id []byte) error {
@@ -157,67 +183,86 @@ func (r *Room) applyAdmitted(ev *wal.Event) error {
 	if n == 0 || n > roomAdmitBatchMax {
 		return roomEventErr(ev, "%d admissions in one event", n)
 	}
-	err = roomEachID(ev.Blob, func(id []byte) error {
+	return nil
+}
+
+func (r *Room) changeAdmitted(ev *wal.Event) {
+	var n int64
+	err := roomEachID(ev.Blob, func(id []byte) error {
 		i, _ := r.byID.getBytes(id)
 		t := r.tickets.at(i)
 		t.State, t.AdmittedAt, t.AccessExpires, t.active = TicketAdmitted, ev.At, ev.Expires, true
 		r.line.add(t.Num, -1)
+		r.gone.set(t.Num)
 		r.access.push(i)
 		r.noteFresh(i)
+		n++
 		return nil
 	})
 	if err != nil {
 		panic(fmt.Sprintf("waiting room %q: admission decoded once, not twice: %v", r.sale, err))
 	}
-	r.lineWaiting -= int64(n)
-	r.shopping += int64(n)
-	r.admittedTotal += int64(n)
+	r.lineWaiting -= n
+	r.shopping += n
+	r.admittedTotal += n
 	r.advanceHead()
-	return nil
 }
 
-func (r *Room) applyLeft(ev *wal.Event) error {
+func (r *Room) checkLeft(ev *wal.Event) error {
 	i, ok := r.byID.get(ev.Hold)
 	if !ok {
 		return roomEventErr(ev, "unknown queue id %q", ev.Hold)
 	}
+	if r.tickets.at(i).State == TicketExpired {
+		return roomEventErr(ev, "queue id %q already expired", ev.Hold)
+	}
+	return nil
+}
+
+func (r *Room) changeLeft(ev *wal.Event) {
+	i, _ := r.byID.get(ev.Hold)
 	t := r.tickets.at(i)
 	switch {
 	case t.State == TicketWaiting && t.Num == 0:
 		r.preWaiting--
 	case t.State == TicketWaiting:
 		r.line.add(t.Num, -1)
+		r.gone.set(t.Num)
 		r.lineWaiting--
 	case t.State == TicketAdmitted:
+		// Leaving gives up the admission: the buyer's access token, valid
+		// until it expires, is refused from now on.
+		r.revoked = r.revoked.with(t.QueueID)
 		if t.active {
 			t.active = false
 			r.shopping--
 			r.leftShopping(t)
 		}
-	default:
-		return roomEventErr(ev, "queue id %q already expired", ev.Hold)
 	}
 	t.State = TicketExpired
 	r.advanceHead()
-	return nil
 }
 
-func (r *Room) applyDone(ev *wal.Event) error {
+func (r *Room) checkDone(ev *wal.Event) error {
 	i, ok := r.byID.get(ev.Hold)
 	if !ok {
 		return roomEventErr(ev, "unknown queue id %q", ev.Hold)
 	}
-	t := r.tickets.at(i)
-	if t.State != TicketAdmitted || t.Done {
+	if t := r.tickets.at(i); t.State != TicketAdmitted || t.Done {
 		return roomEventErr(ev, "queue id %q is not shopping (state %d, done %v)", ev.Hold, t.State, t.Done)
 	}
+	return nil
+}
+
+func (r *Room) changeDone(ev *wal.Event) {
+	i, _ := r.byID.get(ev.Hold)
+	t := r.tickets.at(i)
 	t.Done = true
 	if t.active {
 		t.active = false
 		r.shopping--
 		r.leftShopping(t)
 	}
-	return nil
 }
 
 // advanceHead moves the head past numbers that no longer wait.
@@ -264,16 +309,16 @@ func QueueIDs(blob []byte) ([]string, error) {
 func roomEachID(blob []byte, fn func(id []byte) error) error {
 	count, k := binary.Uvarint(blob)
 	if k <= 0 {
-		return fmt.Errorf("%w: queue id list: bad count", ErrRoomEvent)
+		return fmt.Errorf("%w: queue id list: bad count", ErrEvent)
 	}
 	b := blob[k:]
 	if count > uint64(len(b))/2 { // every id takes at least two bytes
-		return fmt.Errorf("%w: queue id list: %d ids in %d bytes", ErrRoomEvent, count, len(b))
+		return fmt.Errorf("%w: queue id list: %d ids in %d bytes", ErrEvent, count, len(b))
 	}
 	for range count {
 		n, k := binary.Uvarint(b)
 		if k <= 0 || n == 0 || n > roomIDBytesMax || n > uint64(len(b)-k) {
-			return fmt.Errorf("%w: queue id list: bad id length", ErrRoomEvent)
+			return fmt.Errorf("%w: queue id list: bad id length", ErrEvent)
 		}
 		if err := fn(b[k : k+int(n)]); err != nil {
 			return err
@@ -281,7 +326,7 @@ func roomEachID(blob []byte, fn func(id []byte) error) error {
 		b = b[k+int(n):]
 	}
 	if len(b) != 0 {
-		return fmt.Errorf("%w: queue id list: %d trailing bytes", ErrRoomEvent, len(b))
+		return fmt.Errorf("%w: queue id list: %d trailing bytes", ErrEvent, len(b))
 	}
 	return nil
 }

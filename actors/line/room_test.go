@@ -1,4 +1,4 @@
-package actors
+package line
 
 import (
 	"bytes"
@@ -21,8 +21,8 @@ const roomTestSale = "final-2026"
 // roomPlenty is a stock that never limits admissions.
 var roomPlenty = Stock{Free: 1_000_000}
 
-func testRoomConfig() RoomConfig {
-	return RoomConfig{OpensAt: roomT0, ActiveLimit: 1000, AdmitPerS: 100, AccessTTL: 60_000,
+func testRoomConfig() Config {
+	return Config{OpensAt: roomT0, ActiveLimit: 1000, AdmitPerS: 100, AccessTTL: 60_000,
 		Seed: sha256.Sum256([]byte("onsale test seed"))}
 }
 
@@ -37,8 +37,8 @@ type roomHarness struct {
 	admitted []string
 }
 
-func newRoomHarness(t testing.TB, cfg RoomConfig) *roomHarness {
-	h := &roomHarness{t: t, r: NewRoom(roomTestSale, cfg)}
+func newRoomHarness(t testing.TB, cfg Config) *roomHarness {
+	h := &roomHarness{t: t, r: New(roomTestSale, cfg)}
 	h.r.OnAdmitted(func(tk *Ticket) { h.admitted = append(h.admitted, tk.QueueID) })
 	return h
 }
@@ -53,19 +53,22 @@ func (h *roomHarness) join(buyer string, now int64, st Stock) *Ticket {
 }
 
 func (h *roomHarness) tick(now int64, st Stock) []wal.Event {
-	evs := h.r.Tick(now, st)
+	evs, err := h.r.Tick(now, st)
+	requireNoError(h.t, err, "tick")
 	h.evs, h.last = append(h.evs, evs...), evs
 	return evs
 }
 
 func (h *roomHarness) leave(queueID string, now int64) []wal.Event {
-	evs := h.r.Leave(queueID, now)
+	evs, err := h.r.Leave(queueID, now)
+	requireNoError(h.t, err, "leave")
 	h.evs, h.last = append(h.evs, evs...), evs
 	return evs
 }
 
 func (h *roomHarness) complete(queueID string, now int64) []wal.Event {
-	evs := h.r.Complete(queueID, now)
+	evs, err := h.r.Complete(queueID, now)
+	requireNoError(h.t, err, "complete")
 	h.evs, h.last = append(h.evs, evs...), evs
 	return evs
 }
@@ -144,7 +147,7 @@ func TestRoomOnePlacePerBuyer(t *testing.T) {
 	back := h.join("bob", roomT0+5, roomPlenty)
 	requireTrue(t, back.QueueID != waiting.QueueID)
 	requireEqual(t, h.r.Position(back), int64(2))
-	requireEqual(t, h.r.View(waiting, roomT0+5, roomPlenty).State, "expired")
+	requireEqual(t, h.r.TicketView(waiting, roomT0+5, roomPlenty).State, "expired")
 }
 
 func TestRoomPositionAfterLeave(t *testing.T) {
@@ -160,7 +163,7 @@ func TestRoomPositionAfterLeave(t *testing.T) {
 		t.Helper()
 		for i, tk := range want {
 			requireEqual(t, h.r.Position(tk), int64(i+1), tk.Buyer)
-			v := h.r.View(tk, roomT0+2, roomPlenty)
+			v := h.r.TicketView(tk, roomT0+2, roomPlenty)
 			requireEqual(t, v.Position, int64(i+1))
 			requireEqual(t, v.State, "waiting")
 		}
@@ -249,7 +252,7 @@ func TestRoomPreQueueAheadOfLaterArrivals(t *testing.T) {
 	for _, c := range []struct{ now, opensIn int64 }{
 		{roomT0, 10}, {cfg.OpensAt - 1500, 2}, {cfg.OpensAt - 1000, 1}, {cfg.OpensAt - 1, 1}, {cfg.OpensAt, 0},
 	} {
-		v := h.r.View(tk, c.now, roomPlenty)
+		v := h.r.TicketView(tk, c.now, roomPlenty)
 		requireEqual(t, v, TicketView{State: "waiting", ETAS: c.opensIn, PollAfterS: max(c.opensIn, 1),
 			OpensInS: c.opensIn}, "at %d", c.now)
 	}
@@ -367,11 +370,11 @@ func TestRoomSoldOutAndBack(t *testing.T) {
 	soldOut := Stock{}
 	requireEqual(t, h.r.State(roomT0, soldOut), "sold_out")
 	requireEqual(t, h.r.RateInForce(roomT0, soldOut), 0.0)
-	v := h.r.View(line[2], roomT0, soldOut)
+	v := h.r.TicketView(line[2], roomT0, soldOut)
 	requireEqual(t, v.State, "sold_out")
 	requireEqual(t, v.Position, int64(2), "the place is kept")
 	requireTrue(t, v.PollAfterS >= roomPollSoldOutMinS)
-	requireEqual(t, h.r.View(shopper, roomT0, soldOut).State, "admitted")
+	requireEqual(t, h.r.TicketView(shopper, roomT0, soldOut).State, "admitted")
 
 	// A slot frees, but nothing is left to sell: nobody is admitted, and a
 	// newcomer is not admitted at once either.
@@ -383,10 +386,10 @@ func TestRoomSoldOutAndBack(t *testing.T) {
 
 	// A hold expires: the line moves again.
 	back := Stock{Free: 1}
-	requireEqual(t, h.r.View(line[1], roomT0+3000, back).State, "waiting")
+	requireEqual(t, h.r.TicketView(line[1], roomT0+3000, back).State, "waiting")
 	h.tick(roomT0+3100, back)
 	requireEqual(t, len(h.admitted), 3)
-	requireEqual(t, h.r.View(line[1], roomT0+3100, back).State, "admitted")
+	requireEqual(t, h.r.TicketView(line[1], roomT0+3100, back).State, "admitted")
 }
 
 func TestRoomAccessExpiryFreesSlot(t *testing.T) {
@@ -396,7 +399,7 @@ func TestRoomAccessExpiryFreesSlot(t *testing.T) {
 	first := h.join("first", roomT0, roomPlenty)
 	second := h.join("second", roomT0, roomPlenty)
 	requireEqual(t, first.AccessExpires, roomT0+cfg.AccessTTL)
-	v := h.r.View(first, roomT0+1000, roomPlenty)
+	v := h.r.TicketView(first, roomT0+1000, roomPlenty)
 	requireEqual(t, v, TicketView{State: "admitted", PollAfterS: 59, OpensInS: -1, AccessExpires: first.AccessExpires})
 
 	for now := roomT0 + 100; now < first.AccessExpires; now += 10_000 {
@@ -406,7 +409,7 @@ func TestRoomAccessExpiryFreesSlot(t *testing.T) {
 	requireEqual(t, second.State, TicketWaiting)
 	h.tick(first.AccessExpires, roomPlenty)
 	requireEqual(t, second.State, TicketAdmitted)
-	requireEqual(t, h.r.View(first, first.AccessExpires, roomPlenty).State, "expired")
+	requireEqual(t, h.r.TicketView(first, first.AccessExpires, roomPlenty).State, "expired")
 	requireTrue(t, h.r.ByBuyer("first") == nil)
 	requireEqual(t, h.r.Admitted(), int64(1))
 
@@ -425,7 +428,7 @@ func TestRoomLeave(t *testing.T) {
 
 	evs := h.leave(w1.QueueID, roomT0+1)
 	requireEqual(t, evs, []wal.Event{{Type: wal.TypeQueueLeft, Sale: roomTestSale, Hold: w1.QueueID, At: roomT0 + 1}})
-	requireEqual(t, h.r.View(w1, roomT0+1, roomPlenty),
+	requireEqual(t, h.r.TicketView(w1, roomT0+1, roomPlenty),
 		TicketView{State: "expired", PollAfterS: roomPollAfterMaxS, OpensInS: -1})
 	requireEqual(t, len(h.leave(w1.QueueID, roomT0+2)), 0, "leaving twice")
 	requireEqual(t, len(h.leave("q_nobody", roomT0+2)), 0, "unknown id")
@@ -451,12 +454,12 @@ func TestRoomDone(t *testing.T) {
 	requireEqual(t, len(h.complete(shopper.QueueID, roomT0+2)), 0, "twice")
 	requireTrue(t, shopper.Done)
 	requireEqual(t, h.r.Admitted(), int64(0))
-	requireEqual(t, h.r.View(shopper, roomT0+2, roomPlenty).State, "admitted", "until the access window ends")
+	requireEqual(t, h.r.TicketView(shopper, roomT0+2, roomPlenty).State, "admitted", "until the access window ends")
 	requireTrue(t, h.r.ByBuyer("shopper") == shopper)
 	h.tick(roomT0+100, roomPlenty)
 	h.tick(roomT0+200, roomPlenty)
 	requireEqual(t, next.State, TicketAdmitted)
-	requireEqual(t, h.r.View(shopper, shopper.AccessExpires, roomPlenty).State, "expired")
+	requireEqual(t, h.r.TicketView(shopper, shopper.AccessExpires, roomPlenty).State, "expired")
 	requireEqual(t, len(h.complete(next.QueueID, next.AccessExpires)), 0, "access passed")
 }
 
@@ -476,7 +479,7 @@ func TestRoomPause(t *testing.T) {
 	for now := roomT0; now < roomT0+5000; now += 100 {
 		requireEqual(t, len(h.tick(now, roomPlenty)), 0)
 	}
-	v := h.r.View(tk, roomT0+5000, roomPlenty)
+	v := h.r.TicketView(tk, roomT0+5000, roomPlenty)
 	requireEqual(t, v.State, "waiting")
 	requireTrue(t, v.ETAS >= 1)
 	h.r.SetPaused(false)
@@ -492,7 +495,7 @@ func TestRoomAutomaticRate(t *testing.T) {
 	h.join("b", roomT0, roomPlenty)
 	for _, c := range []struct {
 		holds, want float64
-	}{{0, 50}, {10, 50}, {100, 200}, {1e9, roomAdmitPerSMax}, {math.NaN(), 50}, {math.Inf(1), roomAdmitPerSMax}, {-5, 50}} {
+	}{{0, 50}, {10, 50}, {100, 200}, {1e9, AdmitPerSMax}, {math.NaN(), 50}, {math.Inf(1), AdmitPerSMax}, {-5, 50}} {
 		requireEqual(t, h.r.RateInForce(roomT0, Stock{Free: 10, HoldsPerS: c.holds}), c.want, "holds %v/s", c.holds)
 	}
 }
@@ -579,14 +582,14 @@ func TestRoomETAAndPoll(t *testing.T) {
 	h.tick(cfg.OpensAt, roomPlenty)
 	last := h.r.tickets.at(h.r.byNum[2999])
 	// Nothing measured yet: the rate in force (100/s).
-	v := h.r.View(last, cfg.OpensAt, roomPlenty)
+	v := h.r.TicketView(last, cfg.OpensAt, roomPlenty)
 	requireEqual(t, v.Position, int64(3000))
 	requireEqual(t, v.ETAS, int64(30))
 	requireEqual(t, v.PollAfterS, int64(17)) // ceil(3000/180)
 	for now := cfg.OpensAt + 100; now <= cfg.OpensAt+10_000; now += 100 {
 		h.tick(now, roomPlenty)
 	}
-	v = h.r.View(last, cfg.OpensAt+10_000, roomPlenty)
+	v = h.r.TicketView(last, cfg.OpensAt+10_000, roomPlenty)
 	want := int64(math.Ceil(float64(v.Position) / h.r.MeasuredRate()))
 	requireEqual(t, v.ETAS, want)
 	// Paused: nothing moves, yet eta_s stays a finite number.
@@ -594,7 +597,7 @@ func TestRoomETAAndPoll(t *testing.T) {
 	for now := cfg.OpensAt + 10_100; now <= cfg.OpensAt+200_000; now += 1000 {
 		h.tick(now, roomPlenty)
 	}
-	v = h.r.View(last, cfg.OpensAt+200_000, roomPlenty)
+	v = h.r.TicketView(last, cfg.OpensAt+200_000, roomPlenty)
 	requireTrue(t, v.ETAS >= 0 && v.ETAS <= v.Position, "eta %d at position %d", v.ETAS, v.Position)
 	requireTrue(t, v.PollAfterS >= 1 && v.PollAfterS <= roomPollAfterMaxS)
 }
@@ -621,7 +624,7 @@ func TestRoomPollLoadBound(t *testing.T) {
 		t.Logf("line of %d moving at %v/s: %.0f polls/s", roomTicketsMax, rate, got)
 		requireTrue(t, got <= roomPollLoadTargetPerS, "%.0f polls/s at %v/s", got, rate)
 	}
-	for _, rate := range []float64{500, 5000, roomAdmitPerSMax} {
+	for _, rate := range []float64{500, 5000, AdmitPerSMax} {
 		got := load(roomTicketsMax, rate)
 		t.Logf("line of %d moving at %v/s: %.0f polls/s, %.1f per admission", roomTicketsMax, rate, got, got/rate)
 		requireTrue(t, got <= 12*rate, "%.0f polls/s at %v/s", got, rate)
@@ -641,7 +644,7 @@ func TestRoomPreQueuePollSpread(t *testing.T) {
 	now := cfg.OpensAt - 1000
 	perSecond := map[int64]int{}
 	for i := range uint32(n) {
-		v := h.r.View(h.r.tickets.at(i), now, roomPlenty)
+		v := h.r.TicketView(h.r.tickets.at(i), now, roomPlenty)
 		perSecond[v.PollAfterS]++
 	}
 	busiest := 0
@@ -660,7 +663,7 @@ func TestRoomJoinErrors(t *testing.T) {
 	for _, c := range []struct {
 		buyer, qid string
 		err        error
-	}{{"", "q_1", ErrRoomBadID}, {"b", "", ErrRoomBadID}, {long, "q_1", ErrRoomBadID}, {"b", long, ErrRoomBadID}} {
+	}{{"", "q_1", ErrBadID}, {"b", "", ErrBadID}, {long, "q_1", ErrBadID}, {"b", long, ErrBadID}} {
 		_, evs, err := h.r.Join(c.buyer, c.qid, roomT0, roomPlenty)
 		requireErrorIs(t, err, c.err)
 		requireEqual(t, len(evs), 0)
@@ -687,92 +690,22 @@ func TestRoomJoinErrors(t *testing.T) {
 	requireEqual(t, tk.Buyer, "b2")
 }
 
-func TestRoomConfigValidate(t *testing.T) {
+func TestRoomConfigCheck(t *testing.T) {
 	good := testRoomConfig()
-	requireNoError(t, good.Validate())
-	for _, mod := range []func(*RoomConfig){
-		func(c *RoomConfig) { c.ActiveLimit = 0 },
-		func(c *RoomConfig) { c.ActiveLimit = roomActiveLimitMax + 1 },
-		func(c *RoomConfig) { c.AdmitPerS = -1 },
-		func(c *RoomConfig) { c.AdmitPerS = roomAdmitPerSMax + 1 },
-		func(c *RoomConfig) { c.AccessTTL = 0 },
-		func(c *RoomConfig) { c.AccessTTL = roomAccessTTLMax + 1 },
+	requireNoError(t, good.check())
+	for _, mod := range []func(*Config){
+		func(c *Config) { c.ActiveLimit = 0 },
+		func(c *Config) { c.ActiveLimit = ActiveLimitMax + 1 },
+		func(c *Config) { c.AdmitPerS = -1 },
+		func(c *Config) { c.AdmitPerS = AdmitPerSMax + 1 },
+		func(c *Config) { c.AccessTTL = 0 },
+		func(c *Config) { c.AccessTTL = AccessTTLMax + 1 },
 	} {
 		c := good
 		mod(&c)
-		requireErrorIs(t, c.Validate(), ErrRoomConfig)
-		_, err := RestoreRoom(roomTestSale, c, NewRoom(roomTestSale, good).AppendSnapshot(nil))
-		requireErrorIs(t, err, ErrRoomConfig)
-	}
-}
-
-func TestRoomApplyRejects(t *testing.T) {
-	cfg := testRoomConfig()
-	cfg.ActiveLimit = 1
-	h := newRoomHarness(t, cfg)
-	shopper := h.join("shopper", roomT0, roomPlenty)
-	w := h.join("waiter", roomT0, roomPlenty)
-	h.join("gone", roomT0, roomPlenty)
-	h.leave("q_000003", roomT0)
-	ids := func(ids ...string) []byte { return AppendQueueIDs(nil, ids) }
-	for name, ev := range map[string]wal.Event{
-		"other sale":           {Type: wal.TypeQueueLeft, Sale: "other", Hold: w.QueueID},
-		"not a queue event":    {Type: wal.TypeHoldPlaced, Sale: roomTestSale},
-		"join: id in use":      {Type: wal.TypeQueueJoined, Sale: roomTestSale, Buyer: "x", Hold: w.QueueID, Num: 4},
-		"join: live buyer":     {Type: wal.TypeQueueJoined, Sale: roomTestSale, Buyer: "waiter", Hold: "q_new", Num: 4},
-		"join: wrong number":   {Type: wal.TypeQueueJoined, Sale: roomTestSale, Buyer: "x", Hold: "q_new", Num: 7},
-		"join: pre-queue late": {Type: wal.TypeQueueJoined, Sale: roomTestSale, Buyer: "x", Hold: "q_new"},
-		"join: no buyer":       {Type: wal.TypeQueueJoined, Sale: roomTestSale, Hold: "q_new", Num: 4},
-		"drawn twice":          {Type: wal.TypeQueueDrawn, Sale: roomTestSale, Blob: ids()},
-		"admit: admitted":      {Type: wal.TypeQueueAdmitted, Sale: roomTestSale, Blob: ids(shopper.QueueID), At: roomT0, Expires: roomT0 + 1},
-		"admit: expired":       {Type: wal.TypeQueueAdmitted, Sale: roomTestSale, Blob: ids("q_000003"), At: roomT0, Expires: roomT0 + 1},
-		"admit: twice":         {Type: wal.TypeQueueAdmitted, Sale: roomTestSale, Blob: ids(w.QueueID, w.QueueID), At: roomT0, Expires: roomT0 + 1},
-		"admit: unknown":       {Type: wal.TypeQueueAdmitted, Sale: roomTestSale, Blob: ids("q_nope"), At: roomT0, Expires: roomT0 + 1},
-		"admit: none":          {Type: wal.TypeQueueAdmitted, Sale: roomTestSale, Blob: ids(), At: roomT0, Expires: roomT0 + 1},
-		"admit: no window":     {Type: wal.TypeQueueAdmitted, Sale: roomTestSale, Blob: ids(w.QueueID), At: roomT0, Expires: roomT0},
-		"admit: bad blob":      {Type: wal.TypeQueueAdmitted, Sale: roomTestSale, Blob: []byte{1, 5, 'q'}, At: roomT0, Expires: roomT0 + 1},
-		"admit: trailing":      {Type: wal.TypeQueueAdmitted, Sale: roomTestSale, Blob: append(ids(w.QueueID), 0), At: roomT0, Expires: roomT0 + 1},
-		"left: expired":        {Type: wal.TypeQueueLeft, Sale: roomTestSale, Hold: "q_000003"},
-		"left: unknown":        {Type: wal.TypeQueueLeft, Sale: roomTestSale, Hold: "q_nope"},
-		"done: waiting":        {Type: wal.TypeQueueDone, Sale: roomTestSale, Hold: w.QueueID},
-		"done: unknown":        {Type: wal.TypeQueueDone, Sale: roomTestSale, Hold: "q_nope"},
-	} {
-		before := h.r.AppendSnapshot(nil)
-		requireErrorIs(t, h.r.Apply(&ev), ErrRoomEvent, name)
-		requireEqual(t, h.r.AppendSnapshot(nil), before, "%s changed the room", name)
-	}
-
-	// Before the draw.
-	cfg.OpensAt = roomT0 + 1000
-	h = newRoomHarness(t, cfg)
-	a := h.join("a", roomT0, roomPlenty)
-	h.join("b", roomT0, roomPlenty)
-	for name, ev := range map[string]wal.Event{
-		"numbered early": {Type: wal.TypeQueueJoined, Sale: roomTestSale, Buyer: "x", Hold: "q_new", Num: 1},
-		"admit early":    {Type: wal.TypeQueueAdmitted, Sale: roomTestSale, Blob: ids(a.QueueID), At: roomT0, Expires: roomT0 + 1},
-		"draw: missing":  {Type: wal.TypeQueueDrawn, Sale: roomTestSale, Blob: ids(a.QueueID)},
-		"draw: twice":    {Type: wal.TypeQueueDrawn, Sale: roomTestSale, Blob: ids(a.QueueID, a.QueueID)},
-		"draw: unknown":  {Type: wal.TypeQueueDrawn, Sale: roomTestSale, Blob: ids(a.QueueID, "q_nope")},
-		"draw: bad blob": {Type: wal.TypeQueueDrawn, Sale: roomTestSale, Blob: []byte{0x80}},
-	} {
-		before := h.r.AppendSnapshot(nil)
-		requireErrorIs(t, h.r.Apply(&ev), ErrRoomEvent, name)
-		requireEqual(t, h.r.AppendSnapshot(nil), before, "%s changed the room", name)
-	}
-}
-
-func TestRoomQueueIDs(t *testing.T) {
-	for _, ids := range [][]string{{}, {"q_a"}, {"q_a", "q_bb", string(bytes.Repeat([]byte("z"), roomIDBytesMax))}} {
-		got, err := QueueIDs(AppendQueueIDs([]byte{}, ids))
-		requireNoError(t, err)
-		requireEqual(t, len(got), len(ids))
-		for i := range ids {
-			requireEqual(t, got[i], ids[i])
-		}
-	}
-	for _, bad := range [][]byte{nil, {}, {1}, {1, 0}, {1, 2, 'q'}, {2, 1, 'q'}, {0, 0}, {1, 65}, {0xff, 0xff, 0xff, 0xff, 0x0f}} {
-		_, err := QueueIDs(bad)
-		requireErrorIs(t, err, ErrRoomEvent, "%v", bad)
+		requireErrorIs(t, c.check(), ErrConfig)
+		_, err := Restore(roomTestSale, c, New(roomTestSale, good).AppendSnapshot(nil))
+		requireErrorIs(t, err, ErrConfig)
 	}
 }
 
@@ -811,7 +744,7 @@ func TestRoomAutomaticIdleShoppers(t *testing.T) {
 	requireEqual(t, h.r.AdmittedTotal(), admitted+roomAutoShoppersPerFreeSeat*5, "the next ones are let in")
 	requireEqual(t, h.r.Admitted(), int64(roomAutoShoppersPerFreeSeat*5*2), "everyone admitted still shops")
 	// A restored room counts the same.
-	r2, err := RestoreRoom(h.r.sale, cfg, h.r.AppendSnapshot(nil))
+	r2, err := Restore(h.r.sale, cfg, h.r.AppendSnapshot(nil))
 	requireNoError(t, err)
 	r2.advance(now)
 	requireEqual(t, r2.freshCount, h.r.freshCount, "fresh shoppers after a restore")

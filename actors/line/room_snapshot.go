@@ -1,4 +1,4 @@
-package actors
+package line
 
 import (
 	"encoding/binary"
@@ -99,17 +99,17 @@ func (r *Room) AppendSnapshot(dst []byte) []byte {
 	return dst
 }
 
-// RestoreRoom rebuilds a room from AppendSnapshot's bytes. It is strict:
+// Restore rebuilds a room from AppendSnapshot's bytes. It is strict:
 // anything that is not a snapshot of a consistent room of this sale is an
-// error wrapping ErrRoomSnapshot, and no input makes it panic or allocate
+// error wrapping ErrSnapshot, and no input makes it panic or allocate
 // much beyond what the input's size justifies.
-func RestoreRoom(sale string, cfg RoomConfig, data []byte) (*Room, error) {
-	if err := cfg.Validate(); err != nil {
+func Restore(sale string, cfg Config, data []byte) (*Room, error) {
+	if err := cfg.check(); err != nil {
 		return nil, err
 	}
 	r := newRoom(sale, cfg)
 	if err := r.restore(data); err != nil {
-		return nil, fmt.Errorf("%w: sale %q: %v", ErrRoomSnapshot, sale, err)
+		return nil, fmt.Errorf("%w: sale %q: %v", ErrSnapshot, sale, err)
 	}
 	r.rebuildFresh()
 	return r, nil
@@ -148,7 +148,7 @@ func (r *Room) restore(data []byte) error {
 	switch {
 	case admitted > roomTicketsMax || sampled > admitted:
 		return fmt.Errorf("admissions %d, sampled %d", admitted, sampled)
-	case !(r.tokens >= 0 && r.tokens <= roomAdmitPerSMax):
+	case !(r.tokens >= 0 && r.tokens <= AdmitPerSMax):
 		return fmt.Errorf("token bucket holds %v", r.tokens)
 	case !(r.rate >= 0 && r.rate <= math.MaxInt32):
 		return fmt.Errorf("measured rate %v", r.rate)
@@ -220,15 +220,17 @@ func (r *Room) restore(data []byte) error {
 		}
 		r.byNum[t.Num-1] = i
 	}
-	for _, i := range r.byNum {
+	for n, i := range r.byNum {
 		if r.tickets.at(i).State == TicketWaiting {
 			r.line.push(1)
 			r.lineWaiting++
 		} else {
 			r.line.push(0)
+			r.gone.set(uint64(n) + 1)
 		}
 	}
 	r.advanceHead()
+	r.revoked = revokedOf(r)
 	return nil
 }
 

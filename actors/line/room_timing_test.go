@@ -1,4 +1,4 @@
-package actors
+package line
 
 import (
 	"encoding/base64"
@@ -25,7 +25,7 @@ func roomLineOf(tb testing.TB, n int) *Room {
 	tb.Helper()
 	cfg := testRoomConfig()
 	cfg.ActiveLimit = 1
-	r := NewRoom(roomTestSale, cfg)
+	r := New(roomTestSale, cfg)
 	for i := range n + 1 {
 		if _, _, err := r.Join(roomBuyerID(i), roomQueueID(i), roomT0, roomPlenty); err != nil {
 			tb.Fatalf("join %d: %v", i, err)
@@ -73,14 +73,15 @@ func TestRoomMemoryMillion(t *testing.T) {
 	measure("drawn pre-queue", func() *Room {
 		cfg := testRoomConfig()
 		cfg.OpensAt = roomT0 + 1
-		r := NewRoom(roomTestSale, cfg)
+		r := New(roomTestSale, cfg)
 		for i := range n {
 			if _, _, err := r.Join(roomBuyerID(i), roomQueueID(i), roomT0, roomPlenty); err != nil {
 				t.Fatalf("join %d: %v", i, err)
 			}
 		}
 		start := time.Now()
-		evs := r.Tick(cfg.OpensAt, roomPlenty)
+		evs, err := r.Tick(cfg.OpensAt, roomPlenty)
+		requireNoError(t, err)
 		t.Logf("draw of %d: %v, order record %d bytes", n, time.Since(start), len(evs[0].Blob))
 		return r
 	})
@@ -94,7 +95,11 @@ func TestRoomAllocs(t *testing.T) {
 	r := roomLineOf(t, 1000)
 	tk := r.Ticket(roomQueueID(500))
 	requireEqual(t, testing.AllocsPerRun(100, func() { r.Position(tk) }), 0.0)
-	requireEqual(t, testing.AllocsPerRun(100, func() { r.View(tk, roomT0, roomPlenty) }), 0.0)
+	requireEqual(t, testing.AllocsPerRun(100, func() { r.TicketView(tk, roomT0, roomPlenty) }), 0.0)
+	// The same from a published View, as a reader off the actor does it.
+	v := r.Publish(roomT0, roomPlenty)
+	requireEqual(t, testing.AllocsPerRun(100, func() { v.TicketView(tk, roomT0) }), 0.0)
+	requireEqual(t, testing.AllocsPerRun(100, func() { v.Revoked(tk.QueueID) }), 0.0)
 	buyer := roomBuyerID(7)
 	requireEqual(t, testing.AllocsPerRun(100, func() { r.ByBuyer(buyer) }), 0.0)
 	var buyers, ids []string
@@ -127,7 +132,7 @@ func BenchmarkRoomJoin(b *testing.B) {
 	}
 	for i := 0; b.Loop(); i++ {
 		if i%len(ids) == 0 {
-			r = NewRoom(roomTestSale, cfg) // a fresh line every 65,536 joins
+			r = New(roomTestSale, cfg) // a fresh line every 65,536 joins
 		}
 		if _, _, err := r.Join(buyers[i%len(ids)], ids[i%len(ids)], roomT0, roomPlenty); err != nil {
 			b.Fatal(err)
@@ -158,7 +163,45 @@ func BenchmarkRoomView(b *testing.B) {
 	r := roomLineOf(b, n)
 	tk := r.Ticket(roomQueueID(n / 2))
 	for b.Loop() {
-		r.View(tk, roomT0, roomPlenty)
+		r.TicketView(tk, roomT0, roomPlenty)
+	}
+}
+
+// BenchmarkRoomViewTicket reads a place in line from a published View, as a
+// reader off the actor would, in a line of 100,000 with every tenth buyer
+// gone from it.
+func BenchmarkRoomViewTicket(b *testing.B) {
+	b.ReportAllocs()
+	const n = 100_000
+	r := roomLineOf(b, n)
+	for i := 2; i < n; i += 10 {
+		if _, err := r.Leave(roomQueueID(i), roomT0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	v := r.Publish(roomT0, roomPlenty)
+	tk := r.Ticket(roomQueueID(n - 1))
+	for b.Loop() {
+		if _, ok := v.TicketView(tk, roomT0); !ok {
+			b.Fatal("out of date")
+		}
+	}
+}
+
+// BenchmarkRoomPublish builds the View after one departure from a line of
+// 1,000,000, the worst case: the departure's block and the block list are
+// copied.
+func BenchmarkRoomPublish(b *testing.B) {
+	b.ReportAllocs()
+	const n = 1_000_000
+	r := roomLineOf(b, n)
+	i := 1
+	for b.Loop() {
+		if _, err := r.Leave(roomQueueID(i%n+1), roomT0); err != nil {
+			b.Fatal(err)
+		}
+		i++
+		r.Publish(roomT0, roomPlenty)
 	}
 }
 
@@ -166,7 +209,7 @@ func BenchmarkRoomView(b *testing.B) {
 func BenchmarkRoomTick(b *testing.B) {
 	b.ReportAllocs()
 	cfg := testRoomConfig()
-	cfg.ActiveLimit = roomActiveLimitMax
+	cfg.ActiveLimit = ActiveLimitMax
 	cfg.AdmitPerS = 1000
 	cfg.OpensAt = roomT0 + 1
 	var r *Room
@@ -174,7 +217,7 @@ func BenchmarkRoomTick(b *testing.B) {
 	for i := 0; b.Loop(); i++ {
 		if r == nil || r.lineWaiting < 100 {
 			b.StopTimer()
-			r = NewRoom(roomTestSale, cfg)
+			r = New(roomTestSale, cfg)
 			for j := range 100_000 {
 				if _, _, err := r.Join(roomBuyerID(j), roomQueueID(j), roomT0, roomPlenty); err != nil {
 					b.Fatal(err)

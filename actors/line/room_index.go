@@ -1,4 +1,4 @@
-package actors
+package line
 
 import "hash/maphash"
 

@@ -1,4 +1,4 @@
-package actors
+package line
 
 // The waiting room's data structures: where tickets live, the line of
 // numbers, and the access expiries.

@@ -1,4 +1,4 @@
-package actors
+package line
 
 import (
 	"bytes"
@@ -29,6 +29,9 @@ type roomHard struct {
 	ByBuyer                    map[string]string
 	DrawCount                  uint64
 	ShoppingCounted, HeapAlive int
+	// What a published View says of each ticket.
+	ViewPositions []int64
+	Revoked       []bool
 }
 
 func roomHardState(r *Room, now int64) roomHard {
@@ -37,6 +40,7 @@ func roomHardState(r *Room, now int64) roomHard {
 		LineWaiting: r.lineWaiting, PreWaiting: r.preWaiting, Head: r.head, ByNum: r.byNum,
 		PreQueue: r.preQueue, ByBuyer: map[string]string{}, DrawCount: r.drawCount}
 	_, h.Order, h.Drawn = r.Draw()
+	view := r.Publish(now, roomPlenty)
 	for i := range uint32(r.tickets.len()) {
 		t := r.tickets.at(i)
 		h.Tickets = append(h.Tickets, *t)
@@ -47,12 +51,14 @@ func roomHardState(r *Room, now int64) roomHard {
 		h.ByBuyer[t.Buyer] = r.tickets.at(latest).QueueID
 		h.Positions = append(h.Positions, r.Position(t))
 		h.States = append(h.States, t.StateAt(now))
-		v := r.View(t, now, roomPlenty)
+		v := r.TicketView(t, now, roomPlenty)
 		if v.Position > 0 {
 			// eta_s and poll_after_s follow the measured rate: soft state.
 			v.ETAS, v.PollAfterS = 0, 0
 		}
 		h.Views = append(h.Views, v)
+		h.ViewPositions = append(h.ViewPositions, view.Position(t.Num))
+		h.Revoked = append(h.Revoked, view.Revoked(t.QueueID))
 		if t.active {
 			h.ShoppingCounted++
 		}
@@ -102,7 +108,7 @@ func TestRoomIndex(t *testing.T) {
 // roomModel is the reference: the same rules with slices and maps, no
 // Fenwick tree, no heap, no bucket.
 type roomModel struct {
-	cfg       RoomConfig
+	cfg       Config
 	drawn     bool
 	paused    bool
 	clock     int64
@@ -211,6 +217,10 @@ func roomModelRound(t *testing.T, rng *rand.Rand, round uint64) {
 	now := roomT0
 	stock := roomPlenty
 	var all []string
+	revoked := map[string]bool{}
+	copies := map[string]Ticket{} // each ticket as the previous op left it
+	var prev *View                // the previous op's View, and what it said
+	var prevPositions map[uint64]int64
 	for op := range 600 {
 		ctx := fmt.Sprintf("round %d op %d", round, op)
 		kind := rng.IntN(10)
@@ -278,6 +288,9 @@ func roomModelRound(t *testing.T, rng *rand.Rand, round uint64) {
 			evs := h.leave(q, now)
 			requireEqual(t, len(evs), map[bool]int{true: 0, false: 1}[gone], ctx)
 			if !gone {
+				if m.stateAt(q, at) == TicketAdmitted {
+					revoked[q] = true
+				}
 				m.remove(q)
 				m.tickets[q].state = TicketExpired
 			}
@@ -321,10 +334,52 @@ func roomModelRound(t *testing.T, rng *rand.Rand, round uint64) {
 		h.r.expire(at)
 		requireEqual(t, h.r.Admitted(), m.shopping(at), ctx)
 		requireEqual(t, h.r.State(at, stock) == "pre_queue", !m.drawn && !m.paused, ctx)
+
+		// A View published before this op says what it said then.
+		for num, pos := range prevPositions {
+			requireEqual(t, prev.Position(num), pos, "%s: earlier View, number %d", ctx, num)
+		}
+		// The View published now agrees with the room and the model.
+		v := h.r.Publish(at, stock)
+		requireEqual(t, v.Waiting, h.r.Waiting(), ctx)
+		requireEqual(t, v.Admitted, h.r.Admitted(), ctx)
+		requireEqual(t, v.State, h.r.State(at, stock), ctx)
+		requireEqual(t, v.Paused, m.paused, ctx)
+		prev, prevPositions = v, map[uint64]int64{}
+		for i, q := range m.line {
+			num := h.r.Ticket(q).Num
+			requireEqual(t, v.Position(num), int64(i+1), "%s: View position of %s", ctx, q)
+			prevPositions[num] = int64(i + 1)
+		}
+		for q := range m.tickets {
+			tk := h.r.Ticket(q)
+			requireEqual(t, v.Revoked(q), revoked[q], "%s: revoked %s", ctx, q)
+			if tk.Num != 0 && tk.State != TicketWaiting {
+				requireEqual(t, v.Position(tk.Num), int64(0), "%s: %s no longer waits", ctx, q)
+			}
+			want := h.r.TicketView(tk, at, stock)
+			got, ok := v.TicketView(tk, at)
+			requireTrue(t, ok, "%s: View of the current %s", ctx, q)
+			requireEqual(t, got, want, "%s: View of the current %s", ctx, q)
+			// A copy from before this op: the View answers as the room
+			// does, or says the copy is out of date. A pre-queue ticket
+			// that left is known only to who made it leave.
+			if old, ok := copies[q]; ok {
+				got, ok := v.TicketView(&old, at)
+				leftPre := old.State == TicketWaiting && old.Num == 0 && tk.State == TicketExpired && tk.Num == 0
+				if ok && !leftPre {
+					requireEqual(t, got, want, "%s: View of the earlier copy of %s", ctx, q)
+				}
+				if old.State == TicketWaiting && tk.State != TicketWaiting && old.Num != 0 {
+					requireFalse(t, ok, "%s: the copy of %s is out of date", ctx, q)
+				}
+			}
+			copies[q] = *tk
+		}
 	}
 
 	// Replay: the events alone rebuild the same room.
-	fresh := NewRoom(roomTestSale, cfg)
+	fresh := New(roomTestSale, cfg)
 	for i := range h.evs {
 		requireNoError(t, fresh.Apply(&h.evs[i]), "replay event %d", i)
 	}
@@ -366,7 +421,7 @@ func TestRoomSnapshotRoundTrip(t *testing.T) {
 			a.r.SetPaused(true)
 		}
 		snap := a.r.AppendSnapshot(nil)
-		r, err := RestoreRoom(roomTestSale, cfg, snap)
+		r, err := Restore(roomTestSale, cfg, snap)
 		requireNoError(t, err, "round %d", round)
 		requireEqual(t, r.AppendSnapshot(nil), snap, "round %d: snapshot of the restored room", round)
 		requireEqual(t, roomHardState(r, now), roomHardState(a.r, now), "round %d", round)
@@ -396,20 +451,20 @@ func TestRoomRestoreRejects(t *testing.T) {
 	h.join("a", roomT0, roomPlenty)
 	h.join("b", roomT0, roomPlenty)
 	good := h.r.AppendSnapshot(nil)
-	_, err := RestoreRoom(roomTestSale, cfg, good)
+	_, err := Restore(roomTestSale, cfg, good)
 	requireNoError(t, err)
-	_, err = RestoreRoom("another-sale", cfg, good)
-	requireErrorIs(t, err, ErrRoomSnapshot)
+	_, err = Restore("another-sale", cfg, good)
+	requireErrorIs(t, err, ErrSnapshot)
 	for i := range good {
-		_, err := RestoreRoom(roomTestSale, cfg, good[:i])
-		requireErrorIs(t, err, ErrRoomSnapshot, "cut at %d", i)
+		_, err := Restore(roomTestSale, cfg, good[:i])
+		requireErrorIs(t, err, ErrSnapshot, "cut at %d", i)
 	}
-	_, err = RestoreRoom(roomTestSale, cfg, append(good[:len(good):len(good)], 0))
-	requireErrorIs(t, err, ErrRoomSnapshot, "trailing byte")
+	_, err = Restore(roomTestSale, cfg, append(good[:len(good):len(good)], 0))
+	requireErrorIs(t, err, ErrSnapshot, "trailing byte")
 	bad := bytes.Clone(good)
 	bad[0] = 2
-	_, err = RestoreRoom(roomTestSale, cfg, bad)
-	requireErrorIs(t, err, ErrRoomSnapshot, "version")
+	_, err = Restore(roomTestSale, cfg, bad)
+	requireErrorIs(t, err, ErrSnapshot, "version")
 }
 
 // roomFuzzSeeds returns snapshots of rooms in various states.
@@ -434,7 +489,7 @@ func roomFuzzSeeds(tb testing.TB) [][]byte {
 	return out
 }
 
-func FuzzRestoreRoom(f *testing.F) {
+func FuzzRestore(f *testing.F) {
 	for _, s := range roomFuzzSeeds(f) {
 		f.Add(s)
 	}
@@ -444,20 +499,20 @@ func FuzzRestoreRoom(f *testing.F) {
 	cfg.OpensAt = roomT0 + 500
 	cfg.ActiveLimit = 2
 	f.Fuzz(func(t *testing.T, data []byte) {
-		r, err := RestoreRoom(roomTestSale, cfg, data)
+		r, err := Restore(roomTestSale, cfg, data)
 		if err != nil {
-			requireErrorIs(t, err, ErrRoomSnapshot)
+			requireErrorIs(t, err, ErrSnapshot)
 			return
 		}
 		snap := r.AppendSnapshot(nil)
-		r2, err := RestoreRoom(roomTestSale, cfg, snap)
+		r2, err := Restore(roomTestSale, cfg, snap)
 		requireNoError(t, err, "a restored room's snapshot restores")
 		requireEqual(t, r2.AppendSnapshot(nil), snap)
 		// A restored room works: none of this may panic.
 		now := max(r.clock, roomT0)
 		for i := range uint32(r.tickets.len()) {
 			tk := r.tickets.at(i)
-			r.View(tk, now, roomPlenty)
+			r.TicketView(tk, now, roomPlenty)
 			r.Position(tk)
 		}
 		r.Draw()

@@ -1,0 +1,45 @@
+package actors
+
+import (
+	"strings"
+	"testing"
+
+	"onsale/actors/line"
+)
+
+// TestNormalizeRoomRanges: the waiting room's ranges are checked once, by
+// Normalize, against the room's own limits. Every definition it accepts at
+// the edges makes a room that line.New accepts (it panics otherwise), and one
+// past an edge is refused with the field's name.
+func TestNormalizeRoomRanges(t *testing.T) {
+	def := func(w WaitingRoomDef) SaleDef {
+		return SaleDef{ID: "s", WaitingRoom: w, Zones: []ZoneDef{{ID: "ga", Capacity: 10}}}
+	}
+	for _, w := range []WaitingRoomDef{
+		{ActiveLimit: 1, AdmitPerS: 0, AccessTTLS: 1},
+		{ActiveLimit: line.ActiveLimitMax, AdmitPerS: line.AdmitPerSMax, AccessTTLS: line.AccessTTLMax / 1000},
+		{}, // defaults
+	} {
+		d := def(w)
+		if err := d.Normalize(testBase); err != nil {
+			t.Fatalf("%+v: %v", w, err)
+		}
+		line.New(d.ID, roomConfigOf(d.WaitingRoom, testBase.UnixMilli(), [32]byte{}))
+	}
+	for _, c := range []struct {
+		w     WaitingRoomDef
+		field string
+	}{
+		{WaitingRoomDef{ActiveLimit: line.ActiveLimitMax + 1}, "waiting_room.active_limit"},
+		{WaitingRoomDef{ActiveLimit: -1}, "waiting_room.active_limit"},
+		{WaitingRoomDef{AdmitPerS: line.AdmitPerSMax + 1}, "waiting_room.admit_per_s"},
+		{WaitingRoomDef{AdmitPerS: -1}, "waiting_room.admit_per_s"},
+		{WaitingRoomDef{AccessTTLS: line.AccessTTLMax/1000 + 1}, "waiting_room.access_ttl_s"},
+		{WaitingRoomDef{AccessTTLS: -1}, "waiting_room.access_ttl_s"},
+	} {
+		d := def(c.w)
+		err := d.Normalize(testBase)
+		requireTrue(t, err != nil && err.Code == CodeBadRequest && strings.HasPrefix(err.Message, c.field),
+			"%+v: %v", c.w, err)
+	}
+}
