@@ -17,11 +17,11 @@ vet:
 # as ordinary tests. Allocation budgets are checked without -race, which
 # allocates on its own.
 test: vet
-	$(GO) test -count=1 -run 'Allocs' ./actors/ ./wal/
+	$(GO) test -count=1 -run 'Allocs' ./actors/... ./wal/
 	$(GO) test -race -count=1 -timeout 15m ./...
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 2s ./wal/ ./actors/ ./httpapi/
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./wal/ ./actors/... ./httpapi/
 
 clean:
 	rm -rf bin $(DATA)

@@ -265,7 +265,6 @@ func (e *Engine) newSale(rec saleRecord) (*Sale, error) {
 		ledger: newLedger(def.MaxPerBuyer), idem: newIdemTable(),
 	}
 	copy(s.seed[:], seed)
-	s.paused = pauseFlag{s}
 	s.pausedAtStart = rec.Paused
 	for i := range s.def.Zones {
 		zd := &s.def.Zones[i]

@@ -34,9 +34,6 @@ type Sale struct {
 
 	ledger *ledger
 	idem   *idemTable
-	// paused reads the pause from the room's published View: the sale actor
-	// logs a pause, the room applies it once durable and publishes it.
-	paused pauseFlag
 	// pausedAtStart is the pause the sale's records leave, set by creation
 	// and recovery and handed to the sale and room actors when they start.
 	pausedAtStart bool
@@ -98,15 +95,10 @@ func (s *Sale) Def() SaleDef { return s.def }
 // OpensAt is the opening time in unix ms.
 func (s *Sale) OpensAt() int64 { return s.opensAt }
 
-// Paused reports whether the organizer paused the sale.
+// Paused reports whether the organizer paused the sale: the sale actor
+// logs a pause, the room applies it once durable and publishes it in its
+// View, which is the one place the pause is kept.
 func (s *Sale) Paused() bool { return s.room.view().Paused }
-
-// pauseFlag is the sale's pause as its readers see it. Load keeps the
-// shape of the atomic.Bool the flag used to be, for the zone's hold check.
-type pauseFlag struct{ s *Sale }
-
-// Load reports whether the room's latest View shows the sale paused.
-func (p pauseFlag) Load() bool { return p.s.Paused() }
 
 // Counts returns the live stock of every zone, in definition order.
 func (s *Sale) Counts() []ZoneCounts {

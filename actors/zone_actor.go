@@ -226,7 +226,7 @@ func newZoneActor(s *Sale, zh *zoneHandle) *zoneActor {
 
 func (a *zoneActor) hold(m *holdCmd) {
 	r := seats.HoldRequest{Buyer: m.buyer, Quantity: m.quantity, Seats: m.seats, AcceptAlternative: m.acceptAlt,
-		IdemKey: m.c.key.key, IdemHash: m.c.hash, Paused: a.s.paused.Load()}
+		IdemKey: m.c.key.key, IdemHash: m.c.hash, Paused: a.s.Paused()}
 	a.carryHold(m.c, a.z.DecideHold(r, &a.terms, a.s.e.nowMs()))
 }
 
