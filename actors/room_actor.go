@@ -24,6 +24,11 @@ type roomHandle struct {
 	// Stored by the room actor only (publish), before it answers anyone
 	// from the change the View shows.
 	published atomic.Pointer[line.View]
+	// board has the latest durable copy of every ticket, hub the event
+	// streams; pub makes the room's changes visible in both once durable.
+	board *roomBoard
+	hub   *roomHub
+	pub   roomPublisher
 
 	// Recovery only, then handed to the actor.
 	core    *line.Room
@@ -31,7 +36,8 @@ type roomHandle struct {
 }
 
 func newRoomHandle(s *Sale) *roomHandle {
-	rh := &roomHandle{s: s}
+	rh := &roomHandle{s: s, board: newRoomBoard(), hub: newRoomHub()}
+	rh.pub.rh = rh
 	rh.core = line.New(s.def.ID, s.roomConfig())
 	return rh
 }
@@ -134,6 +140,9 @@ type roomActor struct {
 	// will never be durable stops the engine. Made once, not per record.
 	written func(seq uint64, err error)
 
+	// changed are copies of the tickets changed since the last publish.
+	changed []*line.Ticket
+
 	lastHolds   int64 // holds placed at the previous tick, for the hold rate
 	lastTickMs  int64
 	holdsPerSec float64
@@ -149,6 +158,9 @@ func newRoomActor(s *Sale, rh *roomHandle) *roomActor {
 	}
 	a.r.SetLog(a.append)
 	a.r.SetPaused(s.pausedAtStart)
+	// Recovered tickets are durable: they go on the board at once.
+	a.r.ForEachTicket(func(t *line.Ticket) { rh.board.put(ticketCopy(t)) })
+	a.r.OnChange(func(t *line.Ticket) { a.changed = append(a.changed, ticketCopy(t)) })
 	// A first tick before the actor runs: a sale that is open already
 	// reads open (and draws) from its first answer, not after 100 ms.
 	a.tick()
@@ -161,10 +173,42 @@ func (a *roomActor) stock() line.Stock {
 	return line.Stock{Free: free, Held: held, HoldsPerS: a.holdsPerSec}
 }
 
-// publish stores the room's View for readers on other goroutines. Call it
-// after every change and before answering from it: a buyer told they left
-// must find their access token refused.
-func (a *roomActor) publish(now int64) { a.rh.published.Store(a.r.Publish(now, a.stock())) }
+// ticketCopy is a ticket as the board keeps it: never changed once stored.
+func ticketCopy(t *line.Ticket) *line.Ticket {
+	c := *t
+	return &c
+}
+
+// publish makes the room as it is now visible to readers on other
+// goroutines (its View, the tickets changed since the last publish) once
+// every record it depends on is durable; then runs then, if set. Call it
+// after every change, and answer from a change through then: a buyer told
+// they joined finds their ticket, one told they left finds their access
+// token refused.
+func (a *roomActor) publish(now int64, then func(err error)) {
+	gen := a.rh.pub.prepare(a.r.Publish(now, a.stock()), a.changed)
+	a.changed = nil
+	a.log.whenDurable(func(err error) {
+		if err == nil {
+			a.rh.pub.apply(gen)
+		}
+		if then != nil {
+			then(err)
+		}
+	})
+}
+
+// answerPublished finishes c with r once the change r reports is durable
+// and published.
+func (a *roomActor) answerPublished(now int64, c *call, r Result) {
+	a.publish(now, func(err error) {
+		if err != nil {
+			a.s.finish(c, Result{Err: unavailable(err)})
+			return
+		}
+		a.s.finish(c, r)
+	})
+}
 
 func (a *roomActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
@@ -182,12 +226,13 @@ func (a *roomActor) Receive(ctx actor.Context) {
 		if _, err := a.r.Complete(m.queueID, now); err != nil {
 			a.refusal(err)
 		}
-		a.publish(now)
+		a.publish(now, nil)
 	case roomPauseMsg:
 		a.r.SetPaused(m.paused)
-		a.publish(a.s.e.nowMs())
 		if m.c != nil {
-			m.c.finish(Result{})
+			a.answerPublished(a.s.e.nowMs(), m.c, Result{})
+		} else {
+			a.publish(a.s.e.nowMs(), nil)
 		}
 	case tickMsg:
 		a.tick()
@@ -221,14 +266,15 @@ func (a *roomActor) ticket(t *line.Ticket, now int64) *QueueTicket {
 func (a *roomActor) join(m *roomJoinCmd) {
 	now := a.s.e.nowMs()
 	t, _, err := a.r.Join(m.buyer, randomID('q'), now, a.stock())
-	a.publish(now)
 	switch {
 	case errors.Is(err, line.ErrLogRefused):
+		a.publish(now, nil)
 		m.c.finish(Result{Err: a.refusal(err)})
 	case err != nil:
+		a.publish(now, nil)
 		m.c.finish(Result{Err: errorf(CodeLineFull, "%v", err)})
 	default:
-		a.s.answerDurable(&a.log, m.c, Result{Ticket: a.ticket(t, now)})
+		a.answerPublished(now, m.c, Result{Ticket: a.ticket(t, now)})
 	}
 }
 
@@ -253,8 +299,7 @@ func (a *roomActor) leave(m *roomLeaveCmd) {
 		m.c.finish(Result{Err: a.refusal(err)})
 		return
 	}
-	a.publish(now)
-	a.s.answerDurable(&a.log, m.c, Result{Ticket: a.ticket(t, now)})
+	a.answerPublished(now, m.c, Result{Ticket: a.ticket(t, now)})
 }
 
 func errSaturated() *Error {
@@ -277,7 +322,7 @@ func (a *roomActor) tick() {
 	if _, err := a.r.Tick(now, a.stock()); err != nil {
 		a.refusal(err)
 	}
-	a.publish(now)
+	a.publish(now, nil)
 }
 
 // Join puts a buyer in line (or returns their place) once it is durable.
@@ -287,8 +332,24 @@ func (s *Sale) Join(buyer string) Result {
 	return c.wait(s.e.cfg.CallTimeout)
 }
 
-// QueueStatus reads a place in line.
+// QueueStatus reads a place in line: from the room's published View and
+// the board's copy of the ticket, without a message to the room. Only a
+// copy that the View finds out of date (a newer change not yet on the board
+// together with its View) asks the room.
 func (s *Sale) QueueStatus(queueID string) Result {
+	v := s.room.view() // before the ticket: a copy newer than the View is fine
+	t := s.room.board.get(queueID)
+	if t == nil {
+		return Result{Err: errorf(CodeNotFound, "no such place in line")}
+	}
+	if tv, ok := v.TicketView(t, s.e.nowMs()); ok {
+		return Result{Ticket: &QueueTicket{QueueID: t.QueueID, Buyer: t.Buyer, View: tv}}
+	}
+	return s.queueStatusAsk(queueID)
+}
+
+// queueStatusAsk reads a place in line from the room itself.
+func (s *Sale) queueStatusAsk(queueID string) Result {
 	c := newCall()
 	s.e.sys.Root.Send(s.room.pid, &roomGetCmd{c: c, queueID: queueID})
 	return c.wait(s.e.cfg.CallTimeout)

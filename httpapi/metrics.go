@@ -35,6 +35,7 @@ type Metrics struct {
 	rateLimited     *metrics.Counter
 	acceptFull      *metrics.Counter // accepts that met EMFILE/ENFILE
 	connections     atomic.Int64
+	streams         atomic.Int64 // open event streams (buyers' and dashboards')
 	connectionsCap  atomic.Int64
 	series          sync.Map // routeStatus -> *requestSeries
 
@@ -69,6 +70,7 @@ func NewMetrics() *Metrics {
 	m.acceptFull = s.NewCounter("onsale_http_accept_fd_exhausted_total")
 	s.NewGauge("onsale_payment_gateway_in_flight", func() float64 { return float64(m.paymentInFlight.Load()) })
 	s.NewGauge("onsale_http_connections", func() float64 { return float64(m.connections.Load()) })
+	s.NewGauge("onsale_queue_streams", func() float64 { return float64(m.streams.Load()) })
 	s.NewGauge("onsale_http_connections_max", func() float64 { return float64(m.connectionsCap.Load()) })
 	return m
 }

@@ -110,12 +110,14 @@ func (s *Server) join(ctx *fasthttp.RequestCtx, sale *actors.Sale) {
 	answer(ctx, r, 200, func() any { return s.ticketBody(sale, r.Ticket) })
 }
 
-// eventsPollInterval is how often a stream looks for a change of its
-// ticket: positions move every admission tick, and a second is as fresh as a
-// person reads.
-const eventsPollInterval = time.Second
-
-// events streams a ticket's changes as Server-Sent Events.
+// events streams a ticket's changes as Server-Sent Events. Nothing polls:
+// the stream subscribes to its ticket (Sale.Watch) and is woken when the
+// ticket changes (an admission reaches it within the room's tick) or when
+// the whole line changes (sold out and back, pause, the draw; the line
+// moving, at most once a second). An event is written only when what the
+// buyer sees changed: the state, the position, the access. Before the
+// opening that is once: the page counts down to opens_at itself. With
+// nothing changing, a stream costs a heartbeat every heartbeatInterval.
 func (s *Server) events(ctx *fasthttp.RequestCtx, sale *actors.Sale, queueID string) {
 	first := sale.QueueStatus(queueID)
 	if !s.limitPoll(ctx, queueID, first) {
@@ -131,50 +133,72 @@ func (s *Server) events(ctx *fasthttp.RequestCtx, sale *actors.Sale, queueID str
 	ctx.SetContentType("text/event-stream")
 	ctx.Response.Header.Set("Cache-Control", "no-cache")
 	ctx.Response.Header.Set("X-Accel-Buffering", "no")
+	s.m.streams.Add(1)
 	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
-		end := time.Now().Add(streamLifetimeMax)
-		poll := time.NewTicker(eventsPollInterval)
-		defer poll.Stop()
-		lastWrite := time.Now()
-		var last []byte
+		defer s.m.streams.Add(-1)
+		watch := sale.Watch(queueID)
+		defer watch.Close()
+		end := time.NewTimer(streamLifetimeMax)
+		defer end.Stop()
+		beat := time.NewTicker(heartbeatInterval)
+		defer beat.Stop()
+		var last streamShown
 		r := first
 		for {
+			// Taken before the state is read: a change after the read
+			// closes this channel, so none is missed.
+			bc := watch.Broadcast()
 			if r.Err == nil {
-				body, err := json.Marshal(s.ticketBody(sale, r.Ticket))
-				if err != nil {
-					return
-				}
-				if string(body) != string(last) {
+				shown := showOf(r.Ticket.View)
+				if shown != last {
+					body, err := json.Marshal(s.ticketBody(sale, r.Ticket))
+					if err != nil {
+						return
+					}
 					fmt.Fprintf(w, "data: %s\n\n", body)
 					if w.Flush() != nil {
 						return
 					}
-					last, lastWrite = body, time.Now()
+					last = shown
+					beat.Reset(heartbeatInterval)
 					if st := r.Ticket.View.State; st == "admitted" || st == "expired" {
 						return
 					}
 				}
-			}
-			if time.Since(lastWrite) >= heartbeatInterval {
-				w.WriteString(": heartbeat\n\n")
-				if w.Flush() != nil {
-					return
-				}
-				lastWrite = time.Now()
-			}
-			if time.Now().After(end) {
-				return // EventSource reconnects and gets the current state
 			}
 			select {
 			case <-done:
 				return
 			case <-closing:
 				return
-			case <-poll.C:
+			case <-end.C:
+				return // EventSource reconnects and gets the current state
+			case <-beat.C:
+				w.WriteString(": heartbeat\n\n")
+				if w.Flush() != nil {
+					return
+				}
+				// The access window or the opening may have passed by time
+				// alone: look again.
+			case <-watch.C:
+			case <-bc:
 			}
 			r = sale.QueueStatus(queueID)
 		}
 	})
+}
+
+// streamShown is what a stream last told its buyer: a new event is sent
+// when it changes. eta_s, poll_after_s and opens_in_s follow from it and
+// the clock, which the page keeps itself.
+type streamShown struct {
+	state    string
+	position int64
+	access   int64
+}
+
+func showOf(v actors.TicketView) streamShown {
+	return streamShown{state: v.State, position: v.Position, access: v.AccessExpires}
 }
 
 func (s *Server) draw(ctx *fasthttp.RequestCtx, sale *actors.Sale) {

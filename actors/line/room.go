@@ -254,6 +254,7 @@ type Room struct {
 	rate         float64 // EWMA of admissions/s while a line exists
 
 	onAdmitted func(*Ticket)
+	onChange   func(*Ticket)
 	log        Log // nil: every event is accepted
 
 	// Limits, as fields so that tests can lower them.
@@ -292,6 +293,13 @@ func newRoom(sale string, cfg Config) *Room {
 // the returned queue_admitted events with QueueIDs). Apply never calls it, so
 // recovery is silent.
 func (r *Room) OnAdmitted(fn func(t *Ticket)) { r.onAdmitted = fn }
+
+// OnChange sets a function that Apply (and so every decision, and
+// recovery) calls with each ticket an event changed: a join, a number given
+// by the draw, an admission, a departure, a completed checkout. The ticket is
+// the room's: the function copies what it keeps and must not block. Time
+// alone (an access window running out) changes no ticket.
+func (r *Room) OnChange(fn func(t *Ticket)) { r.onChange = fn }
 
 // Log takes an event that a decision made, before the room applies it. nil
 // means the log accepted it (it will be made durable, or the log will fail

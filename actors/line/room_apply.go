@@ -94,6 +94,7 @@ func (r *Room) addTicket(t Ticket) {
 	i := r.tickets.add(t)
 	r.byID.put(t.QueueID, i)
 	r.byBuyer.put(t.Buyer, i)
+	defer r.changed(r.tickets.at(i))
 	if t.Num != 0 {
 		r.byNum = append(r.byNum, i)
 		r.line.push(1)
@@ -102,6 +103,13 @@ func (r *Room) addTicket(t Ticket) {
 	}
 	r.preQueue = append(r.preQueue, i)
 	r.preWaiting++
+}
+
+// changed tells the OnChange function of a ticket that an event changed.
+func (r *Room) changed(t *Ticket) {
+	if r.onChange != nil {
+		r.onChange(t)
+	}
 }
 
 func (r *Room) checkDrawn(ev *wal.Event) error {
@@ -142,6 +150,7 @@ func (r *Room) changeDrawn(ev *wal.Event) {
 		r.byNum = append(r.byNum, i)
 		r.tickets.at(i).Num = uint64(len(r.byNum))
 		r.line.push(1)
+		r.changed(r.tickets.at(i))
 		k++
 		return nil
 	})
@@ -196,6 +205,7 @@ func (r *Room) changeAdmitted(ev *wal.Event) {
 		r.gone.set(t.Num)
 		r.access.push(i)
 		r.noteFresh(i)
+		r.changed(t)
 		n++
 		return nil
 	})
@@ -240,6 +250,7 @@ func (r *Room) changeLeft(ev *wal.Event) {
 		}
 	}
 	t.State = TicketExpired
+	r.changed(t)
 	r.advanceHead()
 }
 
@@ -263,6 +274,7 @@ func (r *Room) changeDone(ev *wal.Event) {
 		r.shopping--
 		r.leftShopping(t)
 	}
+	r.changed(t)
 }
 
 // advanceHead moves the head past numbers that no longer wait.

@@ -79,3 +79,53 @@ func TestRevokedSet(t *testing.T) {
 	}
 	requireFalse(t, s.has("q_x"))
 }
+
+// TestRoomOnChange: every event tells the hook of each ticket it changed,
+// with the ticket as the event left it.
+func TestRoomOnChange(t *testing.T) {
+	r := New("s", Config{OpensAt: 1000, ActiveLimit: 10, AdmitPerS: 100, AccessTTL: 60_000})
+	seen := map[string][]TicketState{}
+	nums := map[string]uint64{}
+	r.OnChange(func(tk *Ticket) {
+		seen[tk.QueueID] = append(seen[tk.QueueID], tk.State)
+		nums[tk.QueueID] = tk.Num
+	})
+	st := Stock{Free: 100}
+	for i, b := range []string{"a", "b", "c"} {
+		if _, _, err := r.Join(b, "q"+b, int64(500+i), st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, id := range []string{"qa", "qb", "qc"} {
+		if got := seen[id]; len(got) != 1 || got[0] != TicketWaiting || nums[id] != 0 {
+			t.Fatalf("%s after joining the pre-queue: %v, number %d", id, got, nums[id])
+		}
+	}
+	if _, err := r.Tick(1000, st); err != nil { // the draw, then admissions
+		t.Fatal(err)
+	}
+	for _, id := range []string{"qa", "qb", "qc"} {
+		got := seen[id]
+		if len(got) < 2 || nums[id] == 0 {
+			t.Fatalf("%s after the draw: %v, number %d", id, got, nums[id])
+		}
+	}
+	if _, err := r.Tick(1100, st); err != nil { // credit for admissions
+		t.Fatal(err)
+	}
+	admitted := 0
+	for _, id := range []string{"qa", "qb", "qc"} {
+		if s := seen[id]; s[len(s)-1] == TicketAdmitted {
+			admitted++
+		}
+	}
+	if admitted == 0 {
+		t.Fatal("the tick admitted nobody the hook heard of")
+	}
+	if _, err := r.Leave("qc", 1200); err != nil {
+		t.Fatal(err)
+	}
+	if s := seen["qc"]; s[len(s)-1] != TicketExpired {
+		t.Fatalf("qc after leaving: %v", s)
+	}
+}
