@@ -46,8 +46,11 @@ type Config struct {
 	Now             func() time.Time
 	Logger          *slog.Logger
 	CallTimeout     time.Duration
-	SnapshotRecords uint64                                        // 0: snapshotRecordsDefault
-	OnBatch         func(records, bytes int, fsync time.Duration) // log metrics hook
+	SnapshotRecords uint64 // 0: snapshotRecordsDefault
+	// PollBudget is the polls/s each sale's line may cause (poll_after_s is
+	// set so); 0: line.PollBudgetDefault.
+	PollBudget float64
+	OnBatch    func(records, bytes int, fsync time.Duration) // log metrics hook
 	// Fatal is called once when the engine cannot go on safely (the log failed,
 	// an invariant broke). The server exits; recovery from the log restores
 	// every acknowledged change. Default: log it.

@@ -54,7 +54,11 @@ func (rh *roomHandle) view() *line.View {
 	return roomViewUnstarted
 }
 
-func (s *Sale) roomConfig() line.Config { return roomConfigOf(s.def.WaitingRoom, s.opensAt, s.seed) }
+func (s *Sale) roomConfig() line.Config {
+	c := roomConfigOf(s.def.WaitingRoom, s.opensAt, s.seed)
+	c.PollBudget = s.e.cfg.PollBudget
+	return c
+}
 
 // roomConfigOf is the waiting room's config for a normalized definition.
 func roomConfigOf(w WaitingRoomDef, opensAt int64, seed [32]byte) line.Config {
@@ -118,6 +122,9 @@ type (
 	roomDoneMsg struct {
 		queueID string
 	}
+	roomHeldMsg struct {
+		queueID string
+	}
 	// roomPauseMsg tells the room of a durable pause or resume; c, if set,
 	// is finished once the room publishes figures that show it.
 	roomPauseMsg struct {
@@ -170,7 +177,11 @@ func newRoomActor(s *Sale, rh *roomHandle) *roomActor {
 // stock reads what the zones publish.
 func (a *roomActor) stock() line.Stock {
 	free, held, _ := a.s.Stock()
-	return line.Stock{Free: free, Held: held, HoldsPerS: a.holdsPerSec}
+	st := line.Stock{Free: free, Held: held, HoldsPerS: a.holdsPerSec}
+	if h := a.s.holdsPlaced.Load(); h > 0 {
+		st.SeatsPerHold = float64(a.s.seatsHeld.Load()) / float64(h)
+	}
+	return st
 }
 
 // ticketCopy is a ticket as the board keeps it: never changed once stored.
@@ -227,6 +238,8 @@ func (a *roomActor) Receive(ctx actor.Context) {
 			a.refusal(err)
 		}
 		a.publish(now, nil)
+	case roomHeldMsg:
+		a.r.Held(m.queueID, a.s.e.nowMs())
 	case roomPauseMsg:
 		a.r.SetPaused(m.paused)
 		if m.c != nil {
@@ -307,8 +320,9 @@ func errSaturated() *Error {
 }
 
 // holdRateAlpha weights the newest tick in the hold-rate average: about the
-// last two seconds count.
-const holdRateAlpha = 0.05
+// last half second counts, so that the automatic admission rate follows the
+// shop within a few ticks.
+const holdRateAlpha = 0.2
 
 func (a *roomActor) tick() {
 	now := a.s.e.nowMs()
@@ -360,6 +374,13 @@ func (s *Sale) Leave(queueID string) Result {
 	c := newCall()
 	s.e.sys.Root.Send(s.room.pid, &roomLeaveCmd{c: c, queueID: queueID})
 	return c.wait(s.e.cfg.CallTimeout)
+}
+
+// HoldPlaced tells the room that the buyer admitted with this queue id (their
+// access token's id) holds seats now: they stop counting among the buyers
+// looking for seats (line.Room.Held).
+func (s *Sale) HoldPlaced(queueID string) {
+	s.e.sys.Root.Send(s.room.pid, roomHeldMsg{queueID: queueID})
 }
 
 // CheckoutDone tells the room that the buyer admitted with this queue id

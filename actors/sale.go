@@ -39,6 +39,9 @@ type Sale struct {
 	pausedAtStart bool
 	// holdsPlaced counts holds made since start, for the measured hold rate.
 	holdsPlaced atomic.Int64
+	// seatsHeld counts the seats of those holds, for the seats a buyer
+	// takes on average (the waiting room's stock cap).
+	seatsHeld atomic.Int64
 	// holdsExpired counts holds released by expiry since start.
 	holdsExpired atomic.Int64
 

@@ -316,6 +316,7 @@ func (a *zoneActor) settle(d *seats.Decision) {
 	switch d.Event.Type {
 	case wal.TypeHoldPlaced:
 		a.s.holdsPlaced.Add(1)
+		a.s.seatsHeld.Add(int64(len(d.Event.Seats)))
 	case wal.TypeHoldExpired:
 		a.s.holdsExpired.Add(1)
 	}

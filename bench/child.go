@@ -24,7 +24,8 @@ func startChild(o Options, dir, admin string) (*server, error) {
 		"--buyer-rate", strconv.Itoa(so.BuyerRate), "--address-rate", strconv.Itoa(so.AddressRate),
 		"--payment-latency", so.PaymentLatency.String(),
 		"--payment-failure-rate", strconv.FormatFloat(so.PaymentFailureRate, 'g', -1, 64),
-		"--payment-slots", strconv.Itoa(so.PaymentSlots), "--max-conns-per-address", strconv.Itoa(so.ConnsPerAddress)}
+		"--payment-slots", strconv.Itoa(so.PaymentSlots), "--max-conns-per-address", strconv.Itoa(so.ConnsPerAddress),
+		"--poll-budget", strconv.FormatFloat(so.PollBudget, 'g', -1, 64)}
 	if so.NoSync {
 		args = append(args, "--unsafe-no-fsync")
 	}

@@ -19,7 +19,7 @@ type client struct {
 	hc    *fasthttp.HostClient
 	admin string
 	lat   *latencies
-	codes counts
+	codes *counts
 	// conns has a token per connection: a request takes one before its
 	// clock starts.
 	conns chan struct{}
@@ -35,8 +35,16 @@ func newClient(addr, admin string, conns int) *client {
 			ReadTimeout: 30 * time.Second, WriteTimeout: 10 * time.Second,
 			MaxConnWaitTimeout: time.Minute,
 		},
-		admin: admin, lat: newLatencies(), conns: make(chan struct{}, conns),
+		admin: admin, lat: newLatencies(), codes: &counts{}, conns: make(chan struct{}, conns),
 	}
+}
+
+// sibling is a client of the same server with connections of its own,
+// which reports into the same latencies and answer counts.
+func (c *client) sibling(conns int) *client {
+	s := newClient(c.hc.Addr, c.admin, conns)
+	s.lat, s.codes = c.lat, c.codes
+	return s
 }
 
 // do sends a request and decodes the answer into out (when non-nil). It

@@ -135,7 +135,11 @@ func runSale(o Options, c *client, srv *server) error {
 	// The monitor has a connection of its own: it must read the sale on
 	// time even when every buyer's connection is busy.
 	mon := newClient(srv.addr, srv.admin, 1)
-	r := &saleRun{o: o, c: c, mon: mon, sale: sale, over: make(chan struct{})}
+	// Buyers who shop (hold, pay) have connections of their own, as each
+	// buyer's browser does: in one shared pool they would queue behind the
+	// crowd's joins and polls inside the load generator, a delay no real
+	// buyer has.
+	r := &saleRun{o: o, c: c, shop: c.sibling(o.Conns), mon: mon, sale: sale, over: make(chan struct{})}
 	start := time.Now()
 	r.deadline = start.Add(o.Timeout)
 	results := make([]buyerResult, o.Buyers)
@@ -222,6 +226,7 @@ func runSale(o Options, c *client, srv *server) error {
 type saleRun struct {
 	o        Options
 	c        *client
+	shop     *client // holds, checkouts and leaves of admitted buyers
 	mon      *client // the monitor's
 	sale     string
 	deadline time.Time
@@ -251,12 +256,16 @@ func (r *saleRun) wait(d time.Duration) bool {
 // call sends a request and, on 429 or 503, waits as Retry-After says and
 // sends it again, as a real front end does.
 func (r *saleRun) call(endpoint, method, path, token, idem string, body, out any) (int, error) {
+	c := r.c
+	if endpoint == "hold" || endpoint == "checkout" {
+		c = r.shop
+	}
 	for {
-		st, err := r.c.do(endpoint, method, path, token, idem, body, out)
+		st, err := c.do(endpoint, method, path, token, idem, body, out)
 		if err != nil || (st != 429 && st != 503) {
 			return st, err
 		}
-		if !r.wait(time.Duration(r.c.retryAfter.Load())) {
+		if !r.wait(time.Duration(c.retryAfter.Load())) {
 			return st, nil
 		}
 	}
@@ -367,7 +376,7 @@ func (r *saleRun) buyer(i int) (res buyerResult) {
 	if st != 201 {
 		// Nothing left for this buyer: a well-behaved front end gives the
 		// admission back, so that the next in line may try.
-		r.c.do("leave", "DELETE", "/v1/sales/"+sale+"/queue/"+t.QueueID, "", "", nil, nil)
+		r.shop.do("leave", "DELETE", "/v1/sales/"+sale+"/queue/"+t.QueueID, "", "", nil, nil)
 		return res
 	}
 	r.holds.Add(1)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"onsale/actors"
+	"onsale/actors/line"
 )
 
 // Options are everything a running onsale is made of: where it listens and
@@ -36,6 +37,8 @@ type Options struct {
 	Gateway            Gateway       // optional: a gateway other than the simulator
 
 	NoSync bool // skip fsync: experiments only
+	// PollBudget is the polls/s a sale's whole line may cause.
+	PollBudget float64
 
 	Logger  *slog.Logger
 	Now     func() time.Time // tests: a fake clock for engine and server
@@ -51,6 +54,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.PaymentLatency, "payment-latency", o.PaymentLatency, "built-in payment simulator: latency of each call")
 	fs.Float64Var(&o.PaymentFailureRate, "payment-failure-rate", o.PaymentFailureRate, "built-in payment simulator: share of calls that fail as gateway errors (0..1)")
 	fs.IntVar(&o.PaymentSlots, "payment-slots", o.PaymentSlots, "payment calls in flight at most (the bulkhead)")
+	fs.Float64Var(&o.PollBudget, "poll-budget", o.PollBudget, "polls per second a sale's whole waiting line may cause: poll_after_s grows with the position to keep it so")
 	fs.BoolVar(&o.NoSync, "unsafe-no-fsync", o.NoSync, "skip fsync: acknowledged writes can be lost on a crash; for experiments only")
 }
 
@@ -59,7 +63,7 @@ func DefaultOptions() Options {
 	return Options{
 		Addr: ":8080", Dir: "./data",
 		BuyerRate: BuyerRateDefault, AddressRate: AddressRateDefault, PaymentSlots: GatewaySlotsDefault,
-		ConnsPerAddress: ConnsPerAddressDefault,
+		ConnsPerAddress: ConnsPerAddressDefault, PollBudget: line.PollBudgetDefault,
 	}
 }
 
@@ -67,6 +71,9 @@ func DefaultOptions() Options {
 func (o *Options) Check() error {
 	if o.PaymentFailureRate < 0 || o.PaymentFailureRate > 1 {
 		return errors.New("--payment-failure-rate must be between 0 and 1")
+	}
+	if o.PollBudget < 0 || o.PollBudget > line.PollBudgetMax {
+		return fmt.Errorf("--poll-budget must be between 1 and %d polls/s (0: %d)", line.PollBudgetMax, line.PollBudgetDefault)
 	}
 	if o.PaymentLatency < 0 {
 		return errors.New("--payment-latency must not be negative")
@@ -127,6 +134,8 @@ func Start(o Options) (*Running, error) {
 			return nil, fmt.Errorf("listen on %s: %w (is another server running? choose another with --addr)", o.Addr, err)
 		}
 	}
+	limit, conns := connectionsCap()
+	o.Logger.Info("connection caps", "caps", describeCaps(limit, conns, srv.cfg.ConnsPerAddress))
 	r := &Running{Server: srv, Addr: ln.Addr().String(), Secrets: sec, served: make(chan struct{})}
 	go func() {
 		r.serveErr = srv.Serve(ln)
@@ -137,7 +146,7 @@ func Start(o Options) (*Running, error) {
 	r.Fatal = fatal
 	start := time.Now()
 	eng, err := actors.Open(actors.Config{
-		Dir: o.Dir, NoSync: o.NoSync, Logger: o.Logger, Now: o.Now, OnBatch: m.OnBatch,
+		Dir: o.Dir, NoSync: o.NoSync, Logger: o.Logger, Now: o.Now, OnBatch: m.OnBatch, PollBudget: o.PollBudget,
 		Fatal: func(err error) {
 			if o.OnFatal != nil {
 				o.OnFatal(err)

@@ -140,6 +140,7 @@ func (s *Server) createHold(ctx *fasthttp.RequestCtx, sale *actors.Sale) {
 		writeError(ctx, r.Err)
 		return
 	}
+	sale.HoldPlaced(claims.ID)
 	// The hot path: written by hand, not by reflection
 	// (TestHoldAppendJSON checks that the two agree).
 	ctx.SetStatusCode(201)

@@ -100,7 +100,7 @@ func New(cfg Config) *Server {
 	limit, conns := connectionsCap()
 	s.conns = conns
 	s.m.connectionsCap.Store(int64(conns))
-	s.log.Info("connection caps", "caps", describeCaps(limit, conns, cfg.ConnsPerAddress))
+	s.log.Debug("connection caps", "caps", describeCaps(limit, conns, cfg.ConnsPerAddress))
 	s.pay = newBulkhead(cfg.Gateway, cfg.GatewaySlots, s.m)
 	s.dash = newDashboard(s)
 	s.srv = &fasthttp.Server{

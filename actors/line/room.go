@@ -42,18 +42,21 @@ const (
 	// wait on active_limit does not release more than a second's worth.
 	roomBucketBurstMs = 1_000
 	// roomAutoRateFloor is the automatic rate (admissions/s) before the
-	// server has measured any holds, and its lowest value after.
-	roomAutoRateFloor = 50
+	// server has measured any holds, and its lowest value after: a server
+	// that makes tens of thousands of durable holds a second is in no
+	// danger from 500 admissions a second, and the stock cap below keeps a
+	// small sale from admitting more than it can sell.
+	roomAutoRateFloor = 500
 	// roomAutoHoldHeadroom multiplies the measured hold rate into the
 	// automatic admission rate: the measured rate is what the server did, not
-	// what it could do, so admitting a little faster lets the rate climb while
-	// the server keeps up; active_limit and the stock cap stop it.
+	// what it could do, so admitting faster lets the rate climb while the
+	// server keeps up; active_limit and the stock cap stop it.
 	roomAutoHoldHeadroom = 2
-	// roomAutoShoppersPerFreeSeat caps buyers shopping at once in automatic
-	// mode at this many per free seat: no point admitting 100,000 people for
-	// 500 seats. Holders count too, which errs on the side of admitting fewer.
-	roomAutoShoppersPerFreeSeat = 2
-	// roomAutoFreshMs is how long an admitted buyer counts against that cap.
+	// roomAutoSeatsPerHoldGuess is how many seats a buyer is assumed to
+	// want before any hold was measured (Stock.SeatsPerHold).
+	roomAutoSeatsPerHoldGuess = 2
+	// roomAutoFreshMs is how long an admitted buyer who has not held counts
+	// against the stock cap (see slots).
 	// A buyer who means to hold does so within a minute or two; after that
 	// they either hold seats (and do not compete for the free ones) or have
 	// gone, and an access window of 15 minutes must not keep the last seats
@@ -70,17 +73,13 @@ const (
 	// not move (paused, sold out, blocked on active_limit): it keeps eta_s a
 	// finite number.
 	roomETARateFloor = 1.0
-	// roomPollLoadTargetPerS is the polling load the whole line may cause
-	// while the line moves no faster than roomPollPositionsPerS
-	// (TestRoomPollLoadBound sums it over a full line).
-	roomPollLoadTargetPerS = 2_000
-	// roomPollPositionsPerS sets poll_after_s = ceil(position / D) with
-	// D = max(roomPollPositionsPerS, eta rate). Positions 1..D poll every
-	// second, D+1..2D every two, and so on: the load is about D·ln(n/D)
-	// polls/s, 1,954 for a full line of 2,000,000; when the line moves
-	// faster than D/s everyone polls about when their turn is due, which
-	// costs at most about 12 polls per admission.
-	roomPollPositionsPerS = 180
+	// PollBudgetDefault is the polls per second a sale's whole line may
+	// cause (Config.PollBudget): a tenth or so of what this server answers
+	// on two cores, however long the line (TestRoomPollLoadBound).
+	PollBudgetDefault = 10_000
+	// PollBudgetMax bounds Config.PollBudget: more than a million polls a
+	// second is no budget.
+	PollBudgetMax = 1_000_000
 	// roomPollAfterMaxS is the longest poll_after_s: the back of a long line
 	// checks in hourly, and that is also what expired tickets are told.
 	roomPollAfterMaxS = 3_600
@@ -121,6 +120,17 @@ type Config struct {
 	AdmitPerS   int      // admissions/s, 0..100,000; 0 = automatic
 	AccessTTL   int64    // ms, 1..86,400,000
 	Seed        [32]byte // secret draw seed; its SHA-256 is published before the opening
+	// PollBudget is the polls/s the whole line may cause (poll_after_s is
+	// set so), 1..PollBudgetMax; 0 means PollBudgetDefault.
+	PollBudget float64
+}
+
+// pollBudget is c.PollBudget with its default.
+func (c Config) pollBudget() float64 {
+	if c.PollBudget > 0 {
+		return c.PollBudget
+	}
+	return PollBudgetDefault
 }
 
 // check reports whether c is within the API's ranges. It is the room's
@@ -136,6 +146,8 @@ func (c Config) check() error {
 		return fmt.Errorf("%w: admit_per_s %d", ErrConfig, c.AdmitPerS)
 	case c.AccessTTL < 1 || c.AccessTTL > AccessTTLMax:
 		return fmt.Errorf("%w: access ttl %d ms", ErrConfig, c.AccessTTL)
+	case !(c.PollBudget >= 0 && c.PollBudget <= PollBudgetMax):
+		return fmt.Errorf("%w: poll budget %v/s", ErrConfig, c.PollBudget)
 	}
 	return nil
 }
@@ -169,6 +181,8 @@ type Ticket struct {
 	// active: counted in Room.shopping. Admitted, not Done, not left, and
 	// not yet found expired by Room.expire.
 	active bool
+	// held: the buyer placed a hold while shopping (Held); soft state.
+	held bool
 }
 
 // StateAt is the ticket's state at now, with time-based expiry applied.
@@ -184,6 +198,8 @@ func (t *Ticket) StateAt(now int64) TicketState {
 type Stock struct {
 	Free, Held int64
 	HoldsPerS  float64
+	// SeatsPerHold is the measured mean of seats per hold; 0 before any.
+	SeatsPerHold float64
 }
 
 func (st Stock) soldOut() bool { return st.Free <= 0 && st.Held <= 0 }
@@ -255,7 +271,10 @@ type Room struct {
 
 	onAdmitted func(*Ticket)
 	onChange   func(*Ticket)
-	log        Log // nil: every event is accepted
+	// span caches budgetSpan for a line of spanFor waiting (pollSpan).
+	span    float64
+	spanFor int64
+	log     Log // nil: every event is accepted
 
 	// Limits, as fields so that tests can lower them.
 	ticketsMax  int
@@ -427,11 +446,24 @@ func (r *Room) slots(st Stock) int64 {
 	}
 	n := int64(r.cfg.ActiveLimit) - r.shopping
 	if r.cfg.AdmitPerS == 0 {
-		// Automatic mode: at most roomAutoShoppersPerFreeSeat per free seat
-		// among those admitted lately (see roomAutoFreshMs).
-		n = min(n, roomAutoShoppersPerFreeSeat*max(st.Free, 0)-r.freshCount)
+		n = min(n, autoSeekersMax(st)-r.freshCount)
 	}
 	return max(n, 0)
+}
+
+// autoSeekersMax is the automatic mode's stock cap: how many admitted buyers
+// may be looking for seats at once (admitted lately, no hold yet, still
+// shopping: freshCount) so that each can find what a buyer usually takes
+// among the seats free. Buyers who hold are out of the count, so the line
+// refills as soon as seats come back (a hold expires, an order is
+// cancelled), and a sale never admits many times more buyers than it can
+// serve, which would only turn them away with 409s.
+func autoSeekersMax(st Stock) int64 {
+	q := st.SeatsPerHold
+	if !(q >= 1) { // NaN too
+		q = roomAutoSeatsPerHoldGuess
+	}
+	return int64(math.Ceil(float64(max(st.Free, 0)) / q))
 }
 
 // etaRate is the admissions/s that eta_s and poll_after_s assume: the
@@ -465,13 +497,13 @@ func (r *Room) TicketView(t *Ticket, now int64, st Stock) TicketView {
 			v.State = "waiting"
 			v.OpensInS = max(ceilDiv(r.cfg.OpensAt-now, 1000), 0)
 			v.ETAS = v.OpensInS // nobody is admitted before the opening
-			v.PollAfterS = preQueuePoll(t, v.OpensInS, r.preWaiting)
+			v.PollAfterS = preQueuePoll(t, v.OpensInS, r.preWaiting, r.cfg.pollBudget())
 			return v
 		}
 		v.Position = r.Position(t)
 		rate := r.etaRate(now, st)
 		v.ETAS = int64(math.Ceil(float64(v.Position) / rate))
-		v.PollAfterS = pollAfter(v.Position, rate)
+		v.PollAfterS = pollAfter(v.Position, r.pollSpan(rate))
 		v.State = "waiting"
 		if st.soldOut() {
 			v.State = "sold_out"
@@ -489,6 +521,8 @@ type lineFacts struct {
 	opensAt    int64   // unix ms
 	preWaiting int64   // tickets waiting in the pre-queue
 	rate       float64 // admissions/s that eta_s assumes (etaRate)
+	span       float64 // positions per poll second (pollSpan)
+	budget     float64 // the pre-queue's polls/s after the opening
 	soldOut    bool
 }
 
@@ -510,12 +544,12 @@ func ticketView(t *Ticket, now, pos int64, f lineFacts) TicketView {
 			v.State = "waiting"
 			v.OpensInS = max(ceilDiv(f.opensAt-now, 1000), 0)
 			v.ETAS = v.OpensInS // nobody is admitted before the opening
-			v.PollAfterS = preQueuePoll(t, v.OpensInS, f.preWaiting)
+			v.PollAfterS = preQueuePoll(t, v.OpensInS, f.preWaiting, f.budget)
 			return v
 		}
 		v.Position = pos
 		v.ETAS = int64(math.Ceil(float64(v.Position) / f.rate))
-		v.PollAfterS = pollAfter(v.Position, f.rate)
+		v.PollAfterS = pollAfter(v.Position, f.span)
 		v.State = "waiting"
 		if f.soldOut {
 			v.State = "sold_out"
@@ -527,22 +561,55 @@ func ticketView(t *Ticket, now, pos int64, f lineFacts) TicketView {
 	return v
 }
 
-// pollAfter is poll_after_s at a position when the line moves at rate/s:
-// ceil(position / D) with D = max(roomPollPositionsPerS, rate), clamped to
-// 1..roomPollAfterMaxS. See roomPollPositionsPerS for the load it causes.
-func pollAfter(position int64, rate float64) int64 {
-	d := max(float64(roomPollPositionsPerS), rate)
-	p := int64(math.Ceil(float64(position) / d))
+// pollAfter is poll_after_s at a position: ceil(position / span), clamped
+// to 1..roomPollAfterMaxS. Positions 1..span poll every second, span+1..2span
+// every two, and so on: a line of n makes about span·(1 + ln(n/span))
+// polls/s (pollSpan chooses span for the budget).
+func pollAfter(position int64, span float64) int64 {
+	p := int64(math.Ceil(float64(position) / max(span, 1)))
 	return min(max(p, 1), roomPollAfterMaxS)
 }
 
+// pollSpan is the span of pollAfter for the line as it is: the largest
+// that keeps a still line of lineWaiting within the poll budget, or, when
+// the line moves faster than that, its pace (up to half the budget), so
+// that buyers poll about when their turn is due: a moving line's buyer
+// then polls about twice, which costs about two polls per admission.
+// The budget's span is cached per line length.
+func (r *Room) pollSpan(rate float64) float64 {
+	b := r.cfg.pollBudget()
+	if r.spanFor != r.lineWaiting || r.span == 0 {
+		r.spanFor, r.span = r.lineWaiting, budgetSpan(r.lineWaiting, b)
+	}
+	return max(r.span, min(rate, b/2))
+}
+
+// budgetSpan is the span at which a still line of n positions polls about
+// b times a second: span·(1 + ln(n/span)) = b, found by bisection (that
+// load grows with span below n). A line no longer than b polls every second.
+func budgetSpan(n int64, b float64) float64 {
+	if float64(n) <= b {
+		return max(float64(n), 1)
+	}
+	lo, hi := 1.0, b
+	for range 40 {
+		mid := (lo + hi) / 2
+		if mid*(1+math.Log(float64(n)/mid)) > b {
+			hi = mid
+		} else {
+			lo = mid
+		}
+	}
+	return lo
+}
+
 // preQueuePoll spreads the pre-queue's first poll after the opening over
-// enough seconds that it arrives at about roomPollLoadTargetPerS, instead of
-// the whole pre-queue polling in the opening second. A ticket's offset in
-// the spread comes from a hash of its queue id, so it is stable from poll to
+// enough seconds that it arrives at about the poll budget, instead of the
+// whole pre-queue polling in the opening second. A ticket's offset in the
+// spread comes from a hash of its queue id, so it is stable from poll to
 // poll. Buyers on the event stream hear of their admission at once anyway.
-func preQueuePoll(t *Ticket, opensInS, preWaiting int64) int64 {
-	spread := max(ceilDiv(preWaiting, roomPollLoadTargetPerS), 1)
+func preQueuePoll(t *Ticket, opensInS, preWaiting int64, budget float64) int64 {
+	spread := max(int64(math.Ceil(float64(preWaiting)/budget)), 1)
 	jitter := int64(roomFNV(t.QueueID) % uint64(spread))
 	return min(max(opensInS, 1), roomPollAfterMaxS) + jitter
 }
@@ -581,6 +648,23 @@ func (r *Room) noteFresh(i uint32) {
 
 // leftShopping is called when t stops shopping (done, left, access over).
 func (r *Room) leftShopping(t *Ticket) {
+	if t.AdmittedAt > r.freshCut && !t.held {
+		r.freshCount--
+	}
+}
+
+// Held tells the room that the buyer admitted with this queue id placed a
+// hold: they no longer look for seats, so they leave the automatic stock
+// cap (autoSeekersMax). This is soft state, not an event: after a restart
+// a buyer counts as looking until roomAutoFreshMs passes, which errs on the
+// side of admitting fewer. Unknown or inactive tickets are ignored.
+func (r *Room) Held(queueID string, now int64) {
+	now = r.advance(now)
+	t := r.Ticket(queueID)
+	if t == nil || !t.active || t.held || t.StateAt(now) != TicketAdmitted {
+		return
+	}
+	t.held = true
 	if t.AdmittedAt > r.freshCut {
 		r.freshCount--
 	}
@@ -599,7 +683,7 @@ func (r *Room) age(now int64) {
 		if t.AdmittedAt > cut {
 			break
 		}
-		if t.active {
+		if t.active && !t.held {
 			r.freshCount--
 		}
 		r.freshHead++

@@ -149,15 +149,15 @@ func (m *roomModel) slots(now int64, st Stock) int64 {
 	}
 	n := int64(m.cfg.ActiveLimit) - m.shopping(now)
 	if m.cfg.AdmitPerS == 0 {
-		// Two per free seat, counting only those admitted in the last two
-		// minutes.
+		// As many as the free seats serve at two seats a buyer, counting
+		// only those admitted in the last two minutes.
 		var fresh int64
 		for q, t := range m.tickets {
 			if m.stateAt(q, now) == TicketAdmitted && !t.done && t.admitted > now-120_000 {
 				fresh++
 			}
 		}
-		n = min(n, 2*max(st.Free, 0)-fresh)
+		n = min(n, (max(st.Free, 0)+1)/2-fresh) // ceil(free / 2 seats a buyer)
 	}
 	return max(n, 0)
 }

@@ -495,7 +495,7 @@ func TestRoomAutomaticRate(t *testing.T) {
 	h.join("b", roomT0, roomPlenty)
 	for _, c := range []struct {
 		holds, want float64
-	}{{0, 50}, {10, 50}, {100, 200}, {1e9, AdmitPerSMax}, {math.NaN(), 50}, {math.Inf(1), AdmitPerSMax}, {-5, 50}} {
+	}{{0, 500}, {10, 500}, {100, 500}, {1000, 2000}, {1e9, AdmitPerSMax}, {math.NaN(), 500}, {math.Inf(1), AdmitPerSMax}, {-5, 500}} {
 		requireEqual(t, h.r.RateInForce(roomT0, Stock{Free: 10, HoldsPerS: c.holds}), c.want, "holds %v/s", c.holds)
 	}
 }
@@ -508,12 +508,13 @@ func TestRoomAutomaticCap(t *testing.T) {
 	h := newRoomHarness(t, cfg)
 	free := int64(10)
 	now := roomT0
-	// Admissions happen only while fewer than 2 per free seat shop; those
-	// admitted before the stock shrank stay.
+	// Admissions happen only while fewer buyers look for seats than the
+	// free seats serve (autoSeekersMax); those admitted before the stock
+	// shrank stay.
 	checkCap := func(before int64, now int64) {
 		t.Helper()
 		if h.r.AdmittedTotal() > before {
-			requireTrue(t, roomShopping(h.r, now) <= roomAutoShoppersPerFreeSeat*free,
+			requireTrue(t, roomShopping(h.r, now) <= autoSeekersMax(Stock{Free: free}),
 				"%d shopping for %d free seats", roomShopping(h.r, now), free)
 		}
 	}
@@ -532,14 +533,14 @@ func TestRoomAutomaticCap(t *testing.T) {
 		h.tick(now, st)
 		checkCap(before, now)
 		if i == 150 {
-			requireEqual(t, roomShopping(h.r, now), int64(roomAutoShoppersPerFreeSeat*10), "the cap binds")
+			requireEqual(t, roomShopping(h.r, now), autoSeekersMax(Stock{Free: 10}), "the cap binds")
 			free = 3
 			for _, q := range h.admitted {
 				h.complete(q, now)
 			}
 		}
 	}
-	requireEqual(t, h.r.Admitted(), int64(roomAutoShoppersPerFreeSeat*3), "the cap binds")
+	requireEqual(t, h.r.Admitted(), autoSeekersMax(Stock{Free: 3}), "the cap binds")
 	requireTrue(t, h.r.Waiting() > 200)
 	// Nothing free but seats held: no admission, yet not sold out either.
 	st := Stock{Held: 5}
@@ -585,7 +586,7 @@ func TestRoomETAAndPoll(t *testing.T) {
 	v := h.r.TicketView(last, cfg.OpensAt, roomPlenty)
 	requireEqual(t, v.Position, int64(3000))
 	requireEqual(t, v.ETAS, int64(30))
-	requireEqual(t, v.PollAfterS, int64(17)) // ceil(3000/180)
+	requireEqual(t, v.PollAfterS, int64(1)) // a line of 3,000 is within the poll budget
 	for now := cfg.OpensAt + 100; now <= cfg.OpensAt+10_000; now += 100 {
 		h.tick(now, roomPlenty)
 	}
@@ -602,16 +603,18 @@ func TestRoomETAAndPoll(t *testing.T) {
 	requireTrue(t, v.PollAfterS >= 1 && v.PollAfterS <= roomPollAfterMaxS)
 }
 
-// TestRoomPollLoadBound sums the polls per second a full line makes: each
-// position polls once per poll_after_s.
+// TestRoomPollLoadBound sums the polls per second a still line makes at
+// the default budget (each position polls once per poll_after_s), for lines
+// of 10,000, 1,000,000 and the longest, and checks that a line moving faster
+// than the budget's span polls about when each buyer's turn is due.
 func TestRoomPollLoadBound(t *testing.T) {
-	load := func(n int64, rate float64) float64 {
+	load := func(n int64, span float64) float64 {
 		var s float64
 		prev := int64(1)
 		for p := int64(1); p <= n; p++ {
-			pa := pollAfter(p, rate)
+			pa := pollAfter(p, span)
 			if pa < prev || pa < 1 || pa > roomPollAfterMaxS {
-				t.Fatalf("poll_after(%d, %v) = %d after %d", p, rate, pa, prev)
+				t.Fatalf("poll_after(%d, %v) = %d after %d", p, span, pa, prev)
 			}
 			prev = pa
 			s += 1 / float64(pa)
@@ -619,16 +622,22 @@ func TestRoomPollLoadBound(t *testing.T) {
 		return s
 	}
 	requireEqual(t, pollAfter(1, 100), int64(1))
-	for _, rate := range []float64{roomETARateFloor, 50, roomPollPositionsPerS} {
-		got := load(roomTicketsMax, rate)
-		t.Logf("line of %d moving at %v/s: %.0f polls/s", roomTicketsMax, rate, got)
-		requireTrue(t, got <= roomPollLoadTargetPerS, "%.0f polls/s at %v/s", got, rate)
+	for _, n := range []int64{10_000, 100_000, 1_000_000, roomTicketsMax} {
+		span := budgetSpan(n, PollBudgetDefault)
+		got := load(n, span)
+		t.Logf("still line of %d: poll_after_s = ceil(position / %.0f), %.0f polls/s (budget %d), the back polls every %d s",
+			n, span, got, PollBudgetDefault, pollAfter(n, span))
+		requireTrue(t, got <= PollBudgetDefault, "%.0f polls/s for a line of %d", got, n)
+		requireTrue(t, got >= PollBudgetDefault/2 || float64(n) <= PollBudgetDefault, "the budget is used: %.0f polls/s", got)
 	}
-	for _, rate := range []float64{500, 5000, AdmitPerSMax} {
-		got := load(roomTicketsMax, rate)
-		t.Logf("line of %d moving at %v/s: %.0f polls/s, %.1f per admission", roomTicketsMax, rate, got, got/rate)
-		requireTrue(t, got <= 12*rate, "%.0f polls/s at %v/s", got, rate)
-	}
+	// A short line polls every second.
+	requireEqual(t, budgetSpan(5000, PollBudgetDefault), 5000.0)
+	// A room whose line moves at 4,000/s: positions up to 4,000 poll each
+	// second, the rest about when their turn comes.
+	r := New("s", Config{OpensAt: 0, ActiveLimit: 10, AdmitPerS: 4000, AccessTTL: 1000})
+	r.lineWaiting = 1_000_000
+	requireEqual(t, r.pollSpan(4000), 4000.0)
+	requireEqual(t, r.pollSpan(1e9), float64(PollBudgetDefault/2), "the pace counts up to half the budget")
 }
 
 // TestRoomPreQueuePollSpread checks that the pre-queue's first polls after
@@ -652,7 +661,8 @@ func TestRoomPreQueuePollSpread(t *testing.T) {
 		busiest = max(busiest, c)
 	}
 	t.Logf("%d pre-queue polls spread over %d seconds, at most %d in one", n, len(perSecond), busiest)
-	requireTrue(t, busiest <= 2*roomPollLoadTargetPerS, "%d polls in one second", busiest)
+	requireTrue(t, busiest <= 2*PollBudgetDefault, "%d polls in one second", busiest)
+	requireTrue(t, len(perSecond) >= n/PollBudgetDefault, "spread over %d seconds", len(perSecond))
 }
 
 func TestRoomJoinErrors(t *testing.T) {
@@ -711,7 +721,7 @@ func TestRoomConfigCheck(t *testing.T) {
 
 // TestRoomAutomaticIdleShoppers: in automatic mode, buyers admitted long ago
 // who still shop (they hold nothing, or hold seats and never come back) stop
-// counting against the cap of two per free seat after roomAutoFreshMs, so
+// counting against the stock cap after roomAutoFreshMs, so
 // the last seats are not kept from the line for a whole access window.
 func TestRoomAutomaticIdleShoppers(t *testing.T) {
 	cfg := testRoomConfig()
@@ -728,7 +738,7 @@ func TestRoomAutomaticIdleShoppers(t *testing.T) {
 		now += 100
 		h.tick(now, st)
 	}
-	requireEqual(t, h.r.Admitted(), int64(roomAutoShoppersPerFreeSeat*5), "the cap binds")
+	requireEqual(t, h.r.Admitted(), autoSeekersMax(st), "the cap binds")
 	admitted := h.r.AdmittedTotal()
 	// Nobody does anything; a minute later the cap still binds.
 	now += 60_000
@@ -741,8 +751,8 @@ func TestRoomAutomaticIdleShoppers(t *testing.T) {
 		now += 100
 		h.tick(now, st)
 	}
-	requireEqual(t, h.r.AdmittedTotal(), admitted+roomAutoShoppersPerFreeSeat*5, "the next ones are let in")
-	requireEqual(t, h.r.Admitted(), int64(roomAutoShoppersPerFreeSeat*5*2), "everyone admitted still shops")
+	requireEqual(t, h.r.AdmittedTotal(), admitted+autoSeekersMax(st), "the next ones are let in")
+	requireEqual(t, h.r.Admitted(), 2*autoSeekersMax(st), "everyone admitted still shops")
 	// A restored room counts the same.
 	r2, err := Restore(h.r.sale, cfg, h.r.AppendSnapshot(nil))
 	requireNoError(t, err)

@@ -36,6 +36,9 @@ type View struct {
 	RateMeasured bool
 	RateInForce  float64
 	ETARate      float64
+	// PollSpan sets poll_after_s: positions per poll second (pollAfter).
+	PollSpan   float64
+	PollBudget float64
 
 	State   string // queue.state: paused, pre_queue, sold_out, queueing, open
 	OpensAt int64  // unix ms
@@ -59,6 +62,7 @@ func (r *Room) Publish(now int64, st Stock) *View {
 		Admitted: r.shopping, AdmittedTotal: r.admittedTotal,
 		MeasuredRate: r.rate, RateMeasured: r.rateOn,
 		RateInForce: r.RateInForce(now, st), ETARate: r.etaRate(now, st),
+		PollSpan: r.pollSpan(r.etaRate(now, st)), PollBudget: r.cfg.pollBudget(),
 		State: r.State(now, st), OpensAt: r.cfg.OpensAt,
 		Drawn: r.drawn, Paused: r.paused, SoldOut: st.soldOut(),
 		gone:    r.gone.publish(),
@@ -108,7 +112,7 @@ func (v *View) TicketView(t *Ticket, now int64) (tv TicketView, ok bool) {
 		pos = v.Position(c.Num)
 	}
 	return ticketView(&c, now, pos, lineFacts{sale: v.Sale, opensAt: v.OpensAt, preWaiting: v.PreWaiting,
-		rate: v.ETARate, soldOut: v.SoldOut}), true
+		rate: v.ETARate, span: v.PollSpan, budget: v.PollBudget, soldOut: v.SoldOut}), true
 }
 
 // roomGoneBlockNums is how many ticket numbers share one block of the gone

@@ -129,3 +129,47 @@ func TestRoomOnChange(t *testing.T) {
 		t.Fatalf("qc after leaving: %v", s)
 	}
 }
+
+// TestRoomHeldLeavesStockCap: in automatic mode a buyer who holds stops
+// counting among those looking for seats, so the next one is let in while
+// seats are free; one who never holds counts until roomAutoFreshMs.
+func TestRoomHeldLeavesStockCap(t *testing.T) {
+	r := New("s", Config{OpensAt: 0, ActiveLimit: 100, AccessTTL: 900_000})
+	st := Stock{Free: 4, SeatsPerHold: 2} // two buyers' worth
+	now := int64(1000)
+	for _, b := range []string{"a", "b", "c", "d"} {
+		if _, _, err := r.Join(b, "q"+b, now, st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tick := func() {
+		for range 20 {
+			now += 100
+			if _, err := r.Tick(now, st); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	tick()
+	if got := r.AdmittedTotal(); got != 2 {
+		t.Fatalf("admitted %d for 4 free seats at 2 a buyer, want 2", got)
+	}
+	r.Held("qa", now)
+	r.Held("qa", now) // twice is once
+	r.Held("qx", now) // unknown: ignored
+	st.Free = 2       // a holds two
+	tick()
+	if got := r.AdmittedTotal(); got != 2 {
+		t.Fatalf("admitted %d: b still looks for the 2 free seats", got)
+	}
+	st.Free = 4 // a's hold expired: the seats are back
+	tick()
+	if got := r.AdmittedTotal(); got != 3 {
+		t.Fatalf("admitted %d after a's seats came back, want 3", got)
+	}
+	now += roomAutoFreshMs
+	tick()
+	if got := r.AdmittedTotal(); got != 4 {
+		t.Fatalf("admitted %d once b and c went stale, want 4", got)
+	}
+}
