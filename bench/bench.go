@@ -32,6 +32,7 @@ type Options struct {
 	AccessTTL   int
 	PollCap     time.Duration // 0: wait as long as poll_after_s says
 	Timeout     time.Duration
+	Streams     int    // streams mode: event streams to hold open
 	CPUProfile  string // the load generator's (and an in-process server's) profile
 	JSON        bool   // sale mode: print the report as one JSON object
 	Out         io.Writer
@@ -56,7 +57,7 @@ func DefaultOptions() Options {
 	return Options{
 		Mode: "sale", Buyers: 5000, Seats: 1000, Conns: 512, Duration: 5 * time.Second,
 		Abandon: 0.1, Decline: 0.05, ActiveLimit: 1_000_000, HoldTTL: 30, AccessTTL: 60,
-		Timeout: 3 * time.Minute, Out: os.Stdout, Server: srv,
+		Timeout: 3 * time.Minute, Streams: 15_000, Out: os.Stdout, Server: srv,
 	}
 }
 
@@ -68,7 +69,7 @@ func Main(args []string) error {
 	fs.StringVar(&o.Target, "target", "", "base URL of a running onsale (e.g. http://127.0.0.1:8080); empty starts one")
 	fs.StringVar(&o.AdminToken, "admin-token", o.AdminToken, "admin token of --target (ONSALE_ADMIN_TOKEN)")
 	fs.StringVar(&o.Data, "data", "", "data directory of the started server (default: a temporary one, removed after)")
-	fs.StringVar(&o.Mode, "mode", o.Mode, "sale: a whole on-sale (line, holds, payments); holds: hold throughput against a no-op HTTP ceiling")
+	fs.StringVar(&o.Mode, "mode", o.Mode, "sale: a whole on-sale (line, holds, payments); holds: hold throughput against a no-op HTTP ceiling; polls: queue polls against a no-op GET ceiling; streams: --streams event streams held open")
 	fs.IntVar(&o.Buyers, "buyers", o.Buyers, "sale mode: buyers arriving in the burst")
 	fs.IntVar(&o.Seats, "seats", o.Seats, "sale mode: seats on sale (one general-admission zone)")
 	fs.IntVar(&o.Conns, "conns", o.Conns, "keep-alive connections of the load generator")
@@ -81,6 +82,7 @@ func Main(args []string) error {
 	fs.IntVar(&o.AccessTTL, "access-ttl", o.AccessTTL, "sale mode: how long an admitted buyer may shop, in seconds")
 	fs.DurationVar(&o.PollCap, "poll-cap", 0, "sale mode: wait at most this long between polls (0: as poll_after_s says, like a real front end)")
 	fs.DurationVar(&o.Timeout, "timeout", o.Timeout, "give up after this long")
+	fs.IntVar(&o.Streams, "streams", o.Streams, "streams mode: event streams to hold open")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the load generator to this file")
 	fs.StringVar(&o.ServerCPUProfile, "server-cpuprofile", "", "write a CPU profile of the started server to this file")
 	fs.BoolVar(&o.JSON, "json", false, "sale mode: print the report as one JSON object (progress goes to stderr)")
@@ -104,8 +106,10 @@ func Run(o Options) error {
 	if o.Conns < 1 || o.Buyers < 1 || o.Seats < 1 {
 		return errors.New("--conns, --buyers and --seats must be at least 1")
 	}
-	if o.Mode != "sale" && o.Mode != "holds" {
-		return fmt.Errorf("unknown --mode %q: use sale or holds", o.Mode)
+	switch o.Mode {
+	case "sale", "holds", "polls", "streams":
+	default:
+		return fmt.Errorf("unknown --mode %q: use sale, holds, polls or streams", o.Mode)
 	}
 	if err := o.Server.Check(); err != nil {
 		return err
@@ -130,8 +134,13 @@ func Run(o Options) error {
 	}
 	defer srv.stop()
 	c := newClient(srv.addr, srv.admin, o.Conns)
-	if o.Mode == "holds" {
+	switch o.Mode {
+	case "holds":
 		return runHolds(o, c)
+	case "polls":
+		return runPolls(o, c)
+	case "streams":
+		return runStreams(o, c, srv)
 	}
 	return runSale(o, c, srv)
 }

@@ -65,3 +65,41 @@ func TestRunRefusesBadOptions(t *testing.T) {
 		t.Fatalf("unknown mode: %v", err)
 	}
 }
+
+// TestPollsMode measures both phases briefly and reports the share of the
+// no-op ceiling and the latency of joins and holds beside the polls.
+func TestPollsMode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("loads the machine for a few seconds")
+	}
+	var out bytes.Buffer
+	err := Run(Options{Out: &out, Mode: "polls", Buyers: 1, Seats: 1, Conns: 16, Duration: 500 * time.Millisecond})
+	t.Log(out.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"no-op fasthttp GET ceiling", "queue polls over HTTP", " 0 failures", "share of the no-op GET ceiling", "join+hold pairs"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("report lacks %q", want)
+		}
+	}
+}
+
+// TestStreamsMode holds a few hundred streams open, from many loopback
+// addresses, and checks each got its first event.
+func TestStreamsMode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("opens 1,500 connections")
+	}
+	var out bytes.Buffer
+	err := Run(Options{Out: &out, Mode: "streams", Buyers: 1, Seats: 1, Conns: 16, Streams: 1500, Duration: 200 * time.Millisecond})
+	t.Log(out.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"1500 streams open", "each with its first event", "with the streams open: join"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("report lacks %q", want)
+		}
+	}
+}

@@ -16,7 +16,7 @@ import (
 // numbers depend on the machine and on sharing it with the load generator.
 func runHolds(o Options, c *client) error {
 	fmt.Fprintf(o.Out, "holds mode: %d connections, %s per phase\n", o.Conns, o.Duration)
-	ceiling, err := noopCeiling(o)
+	ceiling, err := noopCeiling(o, "POST")
 	if err != nil {
 		return err
 	}
@@ -85,9 +85,9 @@ func runHolds(o Options, c *client) error {
 	return nil
 }
 
-// noopCeiling loads a do-nothing fasthttp server on loopback the way
-// runHolds loads onsale.
-func noopCeiling(o Options) (float64, error) {
+// noopCeiling loads a do-nothing fasthttp server on loopback with method
+// requests the way the measured phase loads onsale.
+func noopCeiling(o Options, method string) (float64, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
@@ -108,7 +108,11 @@ func noopCeiling(o Options) (float64, error) {
 		go func() {
 			defer wg.Done()
 			for time.Now().Before(deadline) {
-				if st, err := c.do("noop", "POST", "/noop", "", "", map[string]any{"zone": "ga", "quantity": 1}, nil); err == nil && st == 200 && time.Now().After(measureFrom) {
+				var body any
+				if method == "POST" {
+					body = map[string]any{"zone": "ga", "quantity": 1}
+				}
+				if st, err := c.do("noop", method, "/noop", "", "", body, nil); err == nil && st == 200 && time.Now().After(measureFrom) {
 					n.Add(1)
 				}
 			}

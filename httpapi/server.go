@@ -110,7 +110,7 @@ func New(cfg Config) *Server {
 		Concurrency:                        conns,
 		MaxConnsPerIP:                      cfg.ConnsPerAddress,
 		ReadBufferSize:                     headerBytesMax,
-		WriteBufferSize:                    16 << 10,
+		WriteBufferSize:                    4 << 10, // answers are small; a large one is written in several
 		MaxRequestBodySize:                 bodyBytesMax,
 		ReadTimeout:                        readTimeout,
 		WriteTimeout:                       writeTimeout,

@@ -1,0 +1,115 @@
+package bench
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// pollsLine is how many buyers wait in the polled line: long enough that
+// polls spread over many tickets, short enough to join in a few seconds.
+const pollsLine = 20_000
+
+// pollsAdmitPerS keeps admissions running in the polled line while it is
+// measured: the room publishes a new View every tick.
+const pollsAdmitPerS = 200
+
+// runPolls measures GET /queue/{id} at o.Conns connections against a
+// fasthttp no-op GET in the same run, while the line admits and other buyers
+// join and hold in a second sale; it reports the ratio and their p99.
+func runPolls(o Options, c *client) error {
+	fmt.Fprintf(o.Out, "polls mode: %d connections, %s per phase, a line of %d admitting %d/s\n", o.Conns, o.Duration, pollsLine, pollsAdmitPerS)
+	ceiling, err := noopCeiling(o, "GET")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(o.Out, "  no-op fasthttp GET ceiling: %.0f requests/s\n", ceiling)
+
+	stamp := time.Now().UnixNano()
+	line, shop := fmt.Sprintf("bench-line-%d", stamp), fmt.Sprintf("bench-shop-%d", stamp)
+	for _, def := range []map[string]any{
+		{"id": line, "waiting_room": map[string]any{"active_limit": 1_000_000, "admit_per_s": pollsAdmitPerS, "access_ttl_s": 3600},
+			"zones": []any{map[string]any{"id": "ga", "capacity": 1_000_000}}},
+		{"id": shop, "max_per_buyer": 100, "waiting_room": map[string]any{"active_limit": 1_000_000, "access_ttl_s": 3600},
+			"zones": []any{map[string]any{"id": "ga", "capacity": 1_000_000}}},
+	} {
+		if st, err := c.do("create_sale", "POST", "/v1/sales", c.admin, "", def, nil); err != nil || st != 201 {
+			return fmt.Errorf("create bench sale: status %d, %v", st, err)
+		}
+	}
+	// The line: the first buyers are admitted at once, the rest wait.
+	ids := make([]string, pollsLine)
+	var joined atomic.Int64
+	var wg sync.WaitGroup
+	for w := range o.Conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < pollsLine; i += o.Conns {
+				var t ticket
+				st, err := c.do("line_join", "POST", "/v1/sales/"+line+"/queue", "", "", []byte(`{"buyer":"p`+strconv.Itoa(i)+`"}`), &t)
+				if err == nil && st == 200 {
+					ids[i] = t.QueueID
+					joined.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if joined.Load() != pollsLine {
+		return fmt.Errorf("only %d of %d buyers joined the line", joined.Load(), pollsLine)
+	}
+
+	// Beside the polls: a few buyers join the other sale and hold, one
+	// after the other, measuring each step.
+	shopper := c.sibling(8)
+	var polls, failures atomic.Int64
+	measureFrom := time.Now().Add(warmup)
+	deadline := measureFrom.Add(o.Duration)
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; time.Now().Before(deadline); n++ {
+				var t ticket
+				st, err := shopper.do("shop_join", "POST", "/v1/sales/"+shop+"/queue", "", "", []byte(`{"buyer":"s`+strconv.Itoa(w)+`-`+strconv.Itoa(n)+`"}`), &t)
+				if err != nil || st != 200 || t.State != "admitted" {
+					failures.Add(1)
+					continue
+				}
+				if st, err := shopper.do("shop_hold", "POST", "/v1/sales/"+shop+"/holds", t.AccessToken, "", []byte(`{"zone":"ga","quantity":1}`), nil); err != nil || st != 201 {
+					failures.Add(1)
+				}
+			}
+		}()
+	}
+	for range o.Conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				id := ids[rand.IntN(len(ids))]
+				st, err := c.do("poll", "GET", "/v1/sales/"+line+"/queue/"+id, "", "", nil, nil)
+				if err != nil || st != 200 {
+					failures.Add(1)
+					continue
+				}
+				if time.Now().After(measureFrom) {
+					polls.Add(1)
+				}
+			}
+		}()
+	}
+	progress(o, deadline, func() string { return fmt.Sprintf("%d polls", polls.Load()) })
+	wg.Wait()
+	rate := float64(polls.Load()) / o.Duration.Seconds()
+	q := c.lat.quantiles("poll")
+	fmt.Fprintf(o.Out, "  queue polls over HTTP:      %.0f polls/s (p50 %s, p99 %s), %d failures\n", rate, q.P50, q.P99, failures.Load())
+	fmt.Fprintf(o.Out, "  polls/s as a share of the no-op GET ceiling: %.0f%%\n", 100*rate/ceiling)
+	j, h := c.lat.quantiles("shop_join"), c.lat.quantiles("shop_hold")
+	fmt.Fprintf(o.Out, "  beside them, join p50 %s p99 %s and hold p50 %s p99 %s (%d join+hold pairs)\n", j.P50, j.P99, h.P50, h.P99, h.N)
+	return nil
+}
