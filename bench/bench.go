@@ -35,6 +35,7 @@ type Options struct {
 	Streams     int    // streams mode: event streams to hold open
 	CPUProfile  string // the load generator's (and an in-process server's) profile
 	JSON        bool   // sale mode: print the report as one JSON object
+	HTML        string // sale mode: also write a self-contained report with charts here
 	Out         io.Writer
 
 	// Server is what the started server runs with: serve's own flags, under
@@ -86,6 +87,7 @@ func Main(args []string) error {
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the load generator to this file")
 	fs.StringVar(&o.ServerCPUProfile, "server-cpuprofile", "", "write a CPU profile of the started server to this file")
 	fs.BoolVar(&o.JSON, "json", false, "sale mode: print the report as one JSON object (progress goes to stderr)")
+	fs.StringVar(&o.HTML, "html", "", "sale mode: also write a self-contained HTML report with charts to this file")
 	inProcess := fs.Bool("in-process", false, "run the server inside the bench's process (one profile for both; no CPU split)")
 	o.Server.AddFlags(fs)
 	if err := fs.Parse(args); err != nil {

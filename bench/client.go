@@ -142,6 +142,9 @@ const latencySamplesMax = 200_000
 type latencies struct {
 	mu sync.Mutex
 	m  map[string]*series
+	// window holds each endpoint's latencies since the last takeWindow,
+	// for the report's p99 over time; bounded by a second's requests.
+	window map[string][]time.Duration
 }
 
 type series struct {
@@ -149,7 +152,26 @@ type series struct {
 	samples []time.Duration
 }
 
-func newLatencies() *latencies { return &latencies{m: make(map[string]*series)} }
+func newLatencies() *latencies {
+	return &latencies{m: make(map[string]*series), window: make(map[string][]time.Duration)}
+}
+
+// windowSamplesMax bounds one endpoint's window (a second at most).
+const windowSamplesMax = 1 << 20
+
+// takeWindow returns each endpoint's p99 since the last call, in ms.
+func (l *latencies) takeWindow() map[string]float64 {
+	l.mu.Lock()
+	w := l.window
+	l.window = make(map[string][]time.Duration, len(w))
+	l.mu.Unlock()
+	out := make(map[string]float64, len(w))
+	for ep, v := range w {
+		sort.Slice(v, func(i, j int) bool { return v[i] < v[j] })
+		out[ep] = float64(v[min(len(v)-1, len(v)*99/100)].Microseconds()) / 1000
+	}
+	return out
+}
 
 func (l *latencies) add(endpoint string, d time.Duration) {
 	l.mu.Lock()
@@ -160,6 +182,9 @@ func (l *latencies) add(endpoint string, d time.Duration) {
 		l.m[endpoint] = s
 	}
 	s.n++
+	if w := l.window[endpoint]; len(w) < windowSamplesMax {
+		l.window[endpoint] = append(w, d)
+	}
 	if len(s.samples) < latencySamplesMax {
 		s.samples = append(s.samples, d)
 	} else if i := rand.IntN(s.n); i < latencySamplesMax {

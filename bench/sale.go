@@ -57,6 +57,8 @@ type sample struct {
 	Admitted  int64   `json:"admitted_total"`
 	Requests  int64   `json:"requests"`
 	AdmitPerS float64 `json:"admit_per_s"`
+	// P99Ms is each endpoint's p99 over the last second, on whole seconds.
+	P99Ms map[string]float64 `json:"p99_ms,omitempty"`
 }
 
 // endpointReport is one endpoint's latency as the load generator measured
@@ -207,6 +209,12 @@ func runSale(o Options, c *client, srv *server) error {
 	rep.RequestsPerS = float64(rep.Requests) / elapsed.Seconds()
 	ok := rep.SoldTwice == 0 && z.Free+z.Held+z.Sold == o.Seats && rep.Bought == z.Sold
 	rep.Verdict = map[bool]string{true: "OK", false: "WRONG"}[ok]
+	if o.HTML != "" {
+		if err := writeHTML(o.HTML, o, rep); err != nil {
+			return fmt.Errorf("--html: %w", err)
+		}
+		fmt.Fprintf(progressOut, "  report with charts: %s\n", o.HTML)
+	}
 	if o.JSON {
 		enc := json.NewEncoder(o.Out)
 		enc.SetIndent("", "  ")
@@ -276,6 +284,7 @@ func (r *saleRun) monitor(start time.Time, rep *saleReport, out interface{ Write
 	defer t.Stop()
 	lastPrint := time.Now()
 	var freeSince time.Time // a seat came back after none was free
+	lastWindow := time.Now()
 	for {
 		select {
 		case <-r.over:
@@ -298,8 +307,13 @@ func (r *saleRun) monitor(start time.Time, rep *saleReport, out interface{ Write
 		for _, ep := range r.c.lat.endpoints() {
 			reqs += int64(r.c.lat.count(ep))
 		}
-		rep.Timeline = append(rep.Timeline, sample{T: el, Free: z.Free, Held: z.Held, Sold: z.Sold,
-			Waiting: s.Queue.Waiting, Admitted: s.Queue.AdmittedTotal, Requests: reqs, AdmitPerS: s.Queue.AdmitPerS})
+		smp := sample{T: el, Free: z.Free, Held: z.Held, Sold: z.Sold,
+			Waiting: s.Queue.Waiting, Admitted: s.Queue.AdmittedTotal, Requests: reqs, AdmitPerS: s.Queue.AdmitPerS}
+		if now.Sub(lastWindow) >= time.Second {
+			lastWindow = now
+			smp.P99Ms = r.c.lat.takeWindow()
+		}
+		rep.Timeline = append(rep.Timeline, smp)
 		switch {
 		case z.Free == 0 && rep.FirstNoneFreeS == 0:
 			rep.FirstNoneFreeS = el
