@@ -58,6 +58,31 @@ type Config struct {
 }
 
 // Engine runs every sale: their actor trees, the shared log and the ticks.
+//
+// Its locks, in the order they are taken: a goroutine holding one may take
+// only those listed below it, never one above.
+//
+//	create      sale creation and Snapshot, one at a time. Held across I/O:
+//	            a creation's durable record and its actors' start, a whole
+//	            snapshot (up to snapshotWaitMax). Taken with nothing held.
+//	cancelMu    one order cancel at a time, so a refund happens once. Held
+//	            across the order's read, the refund (a gateway call) and
+//	            the cancel's record. Taken with nothing held; never held
+//	            with create.
+//	mu          leaf: sales and byIdx, for a map or slice operation.
+//	dispatchMu  leaf: dispatchers, for an append (or Close's stop).
+//
+// Outside the engine, every lock an engine method meets is a leaf too: the
+// log's queue lock (Append), the deadline slots (deadline.go, a call's
+// wait), a sale's ledger and idempotency table.
+//
+// create and cancelMu are held while their holder waits for actors and the
+// log writer, so neither an actor's Receive nor a log callback may take
+// them, or call anything that does (CreateSale, Snapshot, CancelOrder): that
+// would deadlock. Actors take no engine lock but dispatchMu (a sale actor
+// starting its children); the sale's own locks they take (ledger,
+// idempotency table, the room's board in room_board.go) are never held
+// across a call into the engine.
 type Engine struct {
 	cfg     Config
 	sys     *actor.ActorSystem
