@@ -16,7 +16,7 @@ const deadlineGranularity = 50 * time.Millisecond
 
 var deadlines struct {
 	once  sync.Once
-	mu    sync.Mutex
+	mu    sync.Mutex              // a leaf (see Engine): nothing is taken under it
 	slots map[int64]chan struct{} // slot number -> closed when it has passed
 }
 

@@ -16,29 +16,45 @@
 //
 // # Pure cores, thin actors
 //
-// Zone and the waiting room are deterministic state machines: no I/O, no
-// clock reads, no goroutines. Their single mutator, Apply, takes a wal.Event;
-// the same function runs live and during recovery, so a replayed log
-// rebuilds exactly the state that answered the buyers. The waiting room is a
-// package of its own, actors/line, which imports only the standard library
-// and wal; room_actor.go is the thin actor around it.
+// A zone's seats (package actors/seats, seats.Zone) and the waiting room
+// (package actors/line, line.Room) are deterministic state machines: no I/O,
+// no clock reads, no goroutines, and no imports but the standard library and
+// wal. Their single mutator, Apply, takes a wal.Event; the same function runs
+// live and during recovery, so a replayed log rebuilds exactly the state that
+// answered the buyers. zone_actor.go and room_actor.go are the thin actors
+// around them; the rules start at actors/seats/doc.go and actors/line/doc.go.
 //
-// # Durability: apply, append, answer
+// # Durability: decide, append, apply, answer when durable
 //
-// A zone asks its core (package actors/seats) to decide a command, hands the
-// resulting event to the log writer, applies it in memory as soon as the
-// writer has taken it (so the next request in its mailbox sees the seat
-// taken), and goes on with its mailbox. The zone's rules are all in the
-// core, starting at actors/seats/doc.go; zone_actor.go only carries the
-// decisions out. The waiting room does the same (actors/line): an event the
-// log refuses is never applied, so a full log queue refuses one request and
-// changes nothing. The buyer's call is finished by the log writer's callback
-// after the batch holding the event is fsynced. So an answer is never sent
-// for a change that is not durable. A change that is applied but not yet
-// durable can be seen by a reader (a seat shows as held a millisecond
-// early); if the log then fails, nobody was told it succeeded, and the
-// engine stops (Config.Fatal): a restart rebuilds from the log, in which
-// that change does not exist.
+// An actor carries out each command in the same four steps:
+//
+//  1. decide: the core reads its state and the command and makes the record
+//     to write and the answer to give, or a refusal. It leaves the core as
+//     it was (but for a checkout's in-progress mark); seats a hold reserves
+//     against max_per_buyer are given back if its record is refused.
+//  2. append: the record goes to the log writer. One the log refuses (its
+//     queue is full, or it failed) is never applied: that request is refused
+//     and nothing changes.
+//  3. apply: the record is applied to the core at once, before it is
+//     durable, so the next request in the mailbox sees the seat taken; the
+//     actor goes on with its mailbox without waiting for the disk.
+//  4. answer when durable: the log writer fsyncs the batch holding the
+//     record, and its callback finishes the caller's call; a zone finishes
+//     it once the record is both durable and applied (zoneCommit). An answer
+//     with no record of its own (a read, a checkout's begin, a repeated
+//     release) may report state that the owner's earlier records changed, so
+//     it waits for those to be durable (durable.go).
+//
+// The zone actor runs the steps around a seats.Decision (zone_actor.go,
+// carry). The room's core runs the first three inside each decision, with
+// the room actor as its line.Log; the actor answers once the change is
+// durable and published (room_actor.go, answerPublished).
+//
+// So an answer is never sent for a change that is not durable. A change that
+// is applied but not yet durable can be seen by a reader (a seat shows as
+// held a millisecond early); if the log then fails, nobody was told it
+// succeeded, and the engine stops (Config.Fatal): a restart rebuilds from the
+// log, in which that change does not exist.
 //
 // # Reading the waiting room
 //

@@ -58,6 +58,31 @@ type Config struct {
 }
 
 // Engine runs every sale: their actor trees, the shared log and the ticks.
+//
+// Its locks, in the order they are taken: a goroutine holding one may take
+// only those listed below it, never one above.
+//
+//	create      sale creation and Snapshot, one at a time. Held across I/O:
+//	            a creation's durable record and its actors' start, a whole
+//	            snapshot (up to snapshotWaitMax). Taken with nothing held.
+//	cancelMu    one order cancel at a time, so a refund happens once. Held
+//	            across the order's read, the refund (a gateway call) and
+//	            the cancel's record. Taken with nothing held; never held
+//	            with create.
+//	mu          leaf: sales and byIdx, for a map or slice operation.
+//	dispatchMu  leaf: dispatchers, for an append (or Close's stop).
+//
+// Outside the engine, every lock an engine method meets is a leaf too: the
+// log's queue lock (Append), the deadline slots (deadline.go, a call's
+// wait), a sale's ledger and idempotency table.
+//
+// create and cancelMu are held while their holder waits for actors and the
+// log writer, so neither an actor's Receive nor a log callback may take
+// them, or call anything that does (CreateSale, Snapshot, CancelOrder): that
+// would deadlock. Actors take no engine lock but dispatchMu (a sale actor
+// starting its children); the sale's own locks they take (ledger,
+// idempotency table, the room's board in room_board.go) are never held
+// across a call into the engine.
 type Engine struct {
 	cfg     Config
 	sys     *actor.ActorSystem
@@ -364,76 +389,6 @@ func (e *Engine) ReleaseHold(holdID, buyer string, admin bool) Result {
 	return c.wait(e.cfg.CallTimeout)
 }
 
-// Payer charges and refunds. Charge is called at most once per checkout,
-// outside every actor, and may take as long as the gateway does.
-type Payer interface {
-	Charge(orderID string, amountCents int64, token string) *Error
-	Refund(orderID string, amountCents int64) *Error
-}
-
-// CheckoutRequest is a buyer's payment for a hold.
-type CheckoutRequest struct {
-	HoldID       string
-	Buyer        string
-	PaymentToken string
-	IdemKey      string
-}
-
-func (r *CheckoutRequest) hash() uint64 {
-	h := fnv64(r.HoldID)
-	return h*1099511628211 ^ fnv64(r.PaymentToken)
-}
-
-// Checkout buys a hold: it checks the hold, charges through p, and turns the
-// hold into an order, durably. A charge whose hold could not be bought after
-// all (it expired during the payment) is refunded.
-func (e *Engine) Checkout(r CheckoutRequest, p Payer) Result {
-	s, zh, ok := e.route('h', r.HoldID)
-	if !ok {
-		return Result{Err: errHoldNotFound()}
-	}
-	c, fresh, ierr := s.begin(r.Buyer, scopeCheckout, r.IdemKey, r.hash())
-	if ierr != nil {
-		return Result{Err: ierr}
-	}
-	if !fresh {
-		return c.wait(e.cfg.CallTimeout)
-	}
-	probe := newCall()
-	e.sys.Root.Send(zh.pid, &checkoutBeginCmd{c: probe, holdID: r.HoldID, buyer: r.Buyer})
-	pr := probe.wait(e.cfg.CallTimeout)
-	if pr.Err != nil {
-		if pr.Err.Code == CodeNotFound || pr.Err.Code == CodeUnavailable || pr.Err.transient {
-			// Not stored: a hold the buyer cannot see reveals nothing, an
-			// unknown outcome must be asked again, and a checkout in
-			// progress will be over by the retry.
-			if c.key.key != "" {
-				s.idem.forget(c) // before finishing: a retry must run again
-			}
-			c.finish(pr)
-			return pr
-		}
-		e.sys.Root.Send(zh.pid, &checkoutEndCmd{c: c, holdID: r.HoldID, fail: pr.Err})
-		return c.wait(e.cfg.CallTimeout)
-	}
-	orderID := newID('o', s.idx, zh.idx)
-	if perr := p.Charge(orderID, pr.Hold.Amount, r.PaymentToken); perr != nil {
-		e.sys.Root.Send(zh.pid, &checkoutEndCmd{c: c, holdID: r.HoldID, began: true, fail: perr})
-		return c.wait(e.cfg.CallTimeout)
-	}
-	e.sys.Root.Send(zh.pid, &checkoutEndCmd{c: c, holdID: r.HoldID, began: true, paid: true, orderID: orderID})
-	res := c.wait(e.cfg.CallTimeout)
-	// Refund a charge whose order certainly was not recorded; never on a
-	// timeout, whose outcome is unknown (a retry with the key learns it).
-	if res.Err != nil && (res.Err.Code == CodeHoldExpired || res.Err.Code == CodeHoldNotActive || res.Err.notDone) {
-		if rerr := p.Refund(orderID, pr.Hold.Amount); rerr != nil {
-			e.logger.Error("refund of a charge whose hold could not be bought failed; refund it by hand",
-				"order", orderID, "hold", r.HoldID, "amount_cents", pr.Hold.Amount, "err", rerr.Message)
-		}
-	}
-	return res
-}
-
 // GetOrder reads an order; its id is the capability.
 func (e *Engine) GetOrder(orderID string) Result {
 	_, zh, ok := e.route('o', orderID)
@@ -442,26 +397,6 @@ func (e *Engine) GetOrder(orderID string) Result {
 	}
 	c := newCall()
 	e.sys.Root.Send(zh.pid, &getOrderCmd{c: c, orderID: orderID})
-	return c.wait(e.cfg.CallTimeout)
-}
-
-// CancelOrder refunds an order through p and puts its seats back on sale.
-// A second cancel answers the same.
-func (e *Engine) CancelOrder(orderID string, p Payer) Result {
-	// One cancel at a time: two concurrent cancels of one order must not
-	// both refund it. Cancels are rare admin calls, so one lock is enough.
-	e.cancelMu.Lock()
-	defer e.cancelMu.Unlock()
-	r := e.GetOrder(orderID)
-	if r.Err != nil || r.Order.State == "cancelled" {
-		return r
-	}
-	if perr := p.Refund(orderID, r.Order.Amount); perr != nil {
-		return Result{Err: perr}
-	}
-	_, zh, _ := e.route('o', orderID)
-	c := newCall()
-	e.sys.Root.Send(zh.pid, &cancelCmd{c: c, orderID: orderID})
 	return c.wait(e.cfg.CallTimeout)
 }
 

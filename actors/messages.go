@@ -2,18 +2,17 @@ package actors
 
 // Messages to zone actors. Each carries a *call that the actor (or the log
 // writer's callback, once the change is durable) finishes; the sender waits on
-// it. Every field is copied out of the HTTP request before it is sent.
+// it. Every field is copied out of the HTTP request before it is sent. The
+// commands of a checkout and a cancel are in checkout.go, beside the flow
+// that sends them.
 
 // request is a message answered through a call.
 type request interface{ call() *call }
 
-func (m *holdCmd) call() *call          { return m.c }
-func (m *releaseCmd) call() *call       { return m.c }
-func (m *getHoldCmd) call() *call       { return m.c }
-func (m *checkoutBeginCmd) call() *call { return m.c }
-func (m *checkoutEndCmd) call() *call   { return m.c }
-func (m *cancelCmd) call() *call        { return m.c }
-func (m *getOrderCmd) call() *call      { return m.c }
+func (m *holdCmd) call() *call     { return m.c }
+func (m *releaseCmd) call() *call  { return m.c }
+func (m *getHoldCmd) call() *call  { return m.c }
+func (m *getOrderCmd) call() *call { return m.c }
 
 // holdCmd asks a zone to hold seats: Quantity seats picked by the zone, or the
 // named Seats.
@@ -39,33 +38,6 @@ type getHoldCmd struct {
 	holdID string
 	buyer  string
 	admin  bool
-}
-
-// checkoutBeginCmd checks that a hold can be bought and marks a checkout in
-// progress, so that two checkouts of one hold never both reach the gateway.
-type checkoutBeginCmd struct {
-	c      *call
-	holdID string
-	buyer  string
-}
-
-// checkoutEndCmd ends a checkout: with paid set the hold becomes an order
-// (durably); otherwise the refusal in fail is the answer, stored first when
-// the request carried an idempotency key. began says the begin succeeded, so
-// its in-progress mark is this checkout's to drop.
-type checkoutEndCmd struct {
-	c       *call
-	holdID  string
-	began   bool
-	paid    bool
-	fail    *Error
-	orderID string
-}
-
-// cancelCmd cancels an order and puts its seats back on sale.
-type cancelCmd struct {
-	c       *call
-	orderID string
 }
 
 // getOrderCmd reads an order.

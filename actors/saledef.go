@@ -49,9 +49,9 @@ const (
 	activeLimitDef    = 1000
 	accessTTLSDefault = 900
 	zonesMax          = 100
-	gaCapacityMax     = 1_000_000
-	rowsMax           = 1000
-	rowSeatsMax       = 1000
+	gaCapacityMax     = seats.GACapacityMax
+	rowsMax           = seats.RowsMax
+	rowSeatsMax       = seats.RowSeatsMax
 	saleSeatsMax      = 2_000_000
 	nameBytesMax      = 200            // a display name; longer is a mistake, not a name
 	priceCentsMax     = 100_000_000_00 // 100 million in major units: far above any ticket

@@ -35,3 +35,10 @@ func TestSaleSeatsMatchZone(t *testing.T) {
 		t.Fatalf("unknown zone: %v", err)
 	}
 }
+
+// TestZoneLimitsFitCounts: the largest zone the seat core allows fits the
+// fields of a zone's published counts (zoneCountBits).
+func TestZoneLimitsFitCounts(t *testing.T) {
+	largest := max(seats.GACapacityMax, seats.RowsMax*seats.RowSeatsMax)
+	requireTrue(t, largest < 1<<zoneCountBits, "a zone of %d seats overflows %d-bit counts", largest, zoneCountBits)
+}

@@ -243,34 +243,6 @@ func (a *zoneActor) getHold(m *getHoldCmd) {
 	a.carryHold(m.c, a.z.LookupHold(r))
 }
 
-func (a *zoneActor) checkoutBegin(m *checkoutBeginCmd) {
-	now := a.s.e.nowMs()
-	r := seats.Access{HoldID: m.holdID, Buyer: m.buyer}
-	a.expireIfDue(r, now)
-	// An answer without a record waits for the zone's records: the hold may
-	// be one whose own record is not durable yet (a retry racing its first
-	// answer), and only a durable hold is charged for.
-	a.carryHold(m.c, a.z.DecideCheckoutBegin(r, now))
-}
-
-func (a *zoneActor) checkoutEnd(m *checkoutEndCmd) {
-	if m.began {
-		a.z.EndCheckout(m.holdID)
-	}
-	if !m.paid {
-		a.refuse(m.c, m.fail)
-		return
-	}
-	now := a.s.e.nowMs()
-	a.expireIfDue(seats.Access{HoldID: m.holdID, Admin: true}, now)
-	a.carryOrder(m.c, a.z.DecideOrder(seats.OrderRequest{HoldID: m.holdID, OrderID: m.orderID,
-		IdemKey: m.c.key.key, IdemHash: m.c.hash}, now))
-}
-
-func (a *zoneActor) cancel(m *cancelCmd) {
-	a.carryOrder(m.c, a.z.DecideCancel(m.orderID, a.s.e.nowMs()))
-}
-
 func (a *zoneActor) getOrder(m *getOrderCmd) {
 	a.carryOrder(m.c, a.z.LookupOrder(m.orderID))
 }

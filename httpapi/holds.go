@@ -9,10 +9,8 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"onsale/actors"
+	"onsale/actors/seats"
 )
-
-// holdQuantityMax is API.md's bound on one hold's size.
-const holdQuantityMax = 100
 
 type holdInput struct {
 	Zone              *string  `json:"zone"`
@@ -93,8 +91,8 @@ func (s *Server) createHold(ctx *fasthttp.RequestCtx, sale *actors.Sale) {
 		badRequest(ctx, "give quantity or seats, not both")
 		return
 	case in.Quantity != nil:
-		if *in.Quantity < 1 || *in.Quantity > holdQuantityMax {
-			badRequest(ctx, "quantity: must be 1 to %d", holdQuantityMax)
+		if *in.Quantity < 1 || *in.Quantity > seats.HoldSeatsMax {
+			badRequest(ctx, "quantity: must be 1 to %d", seats.HoldSeatsMax)
 			return
 		}
 		req.Quantity = *in.Quantity
@@ -103,8 +101,8 @@ func (s *Server) createHold(ctx *fasthttp.RequestCtx, sale *actors.Sale) {
 			badRequest(ctx, "seats: zone %q is general admission; ask for a quantity", *in.Zone)
 			return
 		}
-		if len(in.Seats) < 1 || len(in.Seats) > holdQuantityMax {
-			badRequest(ctx, "seats: must name 1 to %d seats", holdQuantityMax)
+		if len(in.Seats) < 1 || len(in.Seats) > seats.HoldSeatsMax {
+			badRequest(ctx, "seats: must name 1 to %d seats", seats.HoldSeatsMax)
 			return
 		}
 		seen := make(map[string]bool, len(in.Seats))

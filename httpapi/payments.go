@@ -1,5 +1,11 @@
 package httpapi
 
+// The gateway side of payments: the Gateway a checkout charges through, the
+// built-in simulator, and the bulkhead that caps calls in flight and turns
+// gateway errors into API errors. The bulkhead is the actors.Payer that
+// checkouts and cancels use; their flow (begin, charge, end, refund; decide,
+// refund, record) is in actors/checkout.go.
+
 import (
 	"context"
 	"errors"

@@ -311,16 +311,6 @@ func (l *Log) enqueue(rec []byte, done func(seq uint64, err error)) error {
 	return nil
 }
 
-// Headroom is how many more records Append would accept now. An owner
-// whose core applies its decisions before they are appended checks it
-// first, so that a full queue refuses the request instead of leaving memory
-// ahead of the log.
-func (l *Log) Headroom() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.opts.QueueMax - l.inflight
-}
-
 // Barrier calls done once every record accepted before the call is durable
 // (err nil), or will never be (the fatal error). It writes nothing. An owner
 // uses it to answer from state that its own not-yet-durable records changed:

@@ -26,19 +26,23 @@ import (
 //     before segCursor has a free seat;
 //   - a fresh row summary (runs) describes the row's free runs exactly.
 
-// Limits of a zone. The layout limits are the API's (API.md, "Sales").
+// Limits of a zone. The exported ones are the API's (API.md, "Sales" and
+// "Holds") and are said once, here: SaleDef.Normalize (package actors)
+// checks a zone's layout against them and the HTTP edge a hold's size, and
+// the core asserts them.
 const (
-	// zoneRowsMax: a reserved zone has up to 1,000 rows.
-	zoneRowsMax = 1000
-	// zoneRowSeatsMax: a row has up to 1,000 seats.
-	zoneRowSeatsMax = 1000
-	// zoneGACapacityMax: a general-admission zone has 1..1,000,000 seats.
-	zoneGACapacityMax = 1_000_000
+	// RowsMax: a reserved zone has up to 1,000 rows.
+	RowsMax = 1000
+	// RowSeatsMax: a row has up to 1,000 seats.
+	RowSeatsMax = 1000
+	// GACapacityMax: a general-admission zone has 1..1,000,000 seats.
+	GACapacityMax = 1_000_000
 	// zoneRowNameBytesMax: row names match ^[A-Za-z0-9]{1,8}$.
 	zoneRowNameBytesMax = 8
-	// zoneHoldSeatsMax: quantity is 1..100 and max_per_buyer at most 100, so
-	// no hold is larger; it also bounds Pick's work per request.
-	zoneHoldSeatsMax = 100
+	// HoldSeatsMax: a hold asks for 1..100 seats (quantity, or seats
+	// named) and max_per_buyer is at most 100, so no hold is larger; it
+	// also bounds Pick's work per request.
+	HoldSeatsMax = 100
 	// zoneHoldsMax bounds the hold records one zone keeps, in any state: at
 	// about 375 bytes each (TestZoneMemory1M) that is 1.6 GB under
 	// hold/release churn, and it is what a snapshot may claim before the
@@ -337,8 +341,8 @@ func (z *Zone) applyPlaced(ev *wal.Event) error {
 		return fmt.Errorf("%w: hold_placed %s: buyer id of %d bytes, want 1..%d", ErrZoneEventInvalid, ev.Hold, len(ev.Buyer), zoneKeyBytesMax)
 	case len(ev.IdemKey) > zoneKeyBytesMax:
 		return fmt.Errorf("%w: hold_placed %s: idempotency key of %d bytes, at most %d", ErrZoneEventInvalid, ev.Hold, len(ev.IdemKey), zoneKeyBytesMax)
-	case n < 1 || n > zoneHoldSeatsMax:
-		return fmt.Errorf("%w: hold_placed %s: %d seats, want 1..%d", ErrZoneEventInvalid, ev.Hold, n, zoneHoldSeatsMax)
+	case n < 1 || n > HoldSeatsMax:
+		return fmt.Errorf("%w: hold_placed %s: %d seats, want 1..%d", ErrZoneEventInvalid, ev.Hold, n, HoldSeatsMax)
 	case ev.Expires <= ev.At:
 		return fmt.Errorf("%w: hold_placed %s: expires at %d, not after %d", ErrZoneEventInvalid, ev.Hold, ev.Expires, ev.At)
 	case ev.Amount != int64(n)*z.def.PriceCents:
@@ -494,7 +498,7 @@ func (z *Zone) ended() {
 }
 
 // duplicateSeat returns a seat that appears twice in seats. len(seats) is at
-// most zoneHoldSeatsMax; the copy lives on the stack.
+// most HoldSeatsMax; the copy lives on the stack.
 func duplicateSeat(seats []uint32) (uint32, bool) {
 	if len(seats) <= 8 {
 		for i := range seats {
@@ -506,10 +510,10 @@ func duplicateSeat(seats []uint32) (uint32, bool) {
 		}
 		return 0, false
 	}
-	var buf [zoneHoldSeatsMax]uint32
+	var buf [HoldSeatsMax]uint32
 	s := buf[:copy(buf[:], seats)]
 	if len(s) != len(seats) {
-		panic(fmt.Sprintf("duplicateSeat: %d seats, at most %d", len(seats), zoneHoldSeatsMax))
+		panic(fmt.Sprintf("duplicateSeat: %d seats, at most %d", len(seats), HoldSeatsMax))
 	}
 	slices.Sort(s)
 	for i := 1; i < len(s); i++ {

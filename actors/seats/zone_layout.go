@@ -38,16 +38,16 @@ func CheckZoneLayout(def ZoneDef) error {
 		return fmt.Errorf("%w: zone %q: negative price", ErrZoneLayout, def.ID)
 	}
 	if len(def.Rows) == 0 {
-		if def.Capacity < 1 || def.Capacity > zoneGACapacityMax {
-			return fmt.Errorf("%w: zone %q: capacity %d outside 1..%d", ErrZoneLayout, def.ID, def.Capacity, zoneGACapacityMax)
+		if def.Capacity < 1 || def.Capacity > GACapacityMax {
+			return fmt.Errorf("%w: zone %q: capacity %d outside 1..%d", ErrZoneLayout, def.ID, def.Capacity, GACapacityMax)
 		}
 		return nil
 	}
 	if def.Capacity != 0 {
 		return fmt.Errorf("%w: zone %q: both capacity and rows", ErrZoneLayout, def.ID)
 	}
-	if len(def.Rows) > zoneRowsMax {
-		return fmt.Errorf("%w: zone %q: %d rows, at most %d", ErrZoneLayout, def.ID, len(def.Rows), zoneRowsMax)
+	if len(def.Rows) > RowsMax {
+		return fmt.Errorf("%w: zone %q: %d rows, at most %d", ErrZoneLayout, def.ID, len(def.Rows), RowsMax)
 	}
 	seen := make(map[string]bool, len(def.Rows))
 	for _, r := range def.Rows {
@@ -58,8 +58,8 @@ func CheckZoneLayout(def ZoneDef) error {
 			return fmt.Errorf("%w: zone %q: row %q twice", ErrZoneLayout, def.ID, r.Row)
 		}
 		seen[r.Row] = true
-		if r.Seats < 1 || r.Seats > zoneRowSeatsMax {
-			return fmt.Errorf("%w: zone %q: row %q has %d seats, not 1..%d", ErrZoneLayout, def.ID, r.Row, r.Seats, zoneRowSeatsMax)
+		if r.Seats < 1 || r.Seats > RowSeatsMax {
+			return fmt.Errorf("%w: zone %q: row %q has %d seats, not 1..%d", ErrZoneLayout, def.ID, r.Row, r.Seats, RowSeatsMax)
 		}
 	}
 	return nil

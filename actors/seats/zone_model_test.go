@@ -70,7 +70,7 @@ func modelPick(rows []int, seats []SeatState, n int) ([]uint32, bool) {
 			free++
 		}
 	}
-	if n < 1 || n > zoneHoldSeatsMax || n > free {
+	if n < 1 || n > HoldSeatsMax || n > free {
 		return nil, false
 	}
 	run := func(start int) []uint32 {
@@ -183,11 +183,11 @@ func TestZoneModel(t *testing.T) {
 			for i := range rows {
 				rows[i] = 1 + rng.IntN(120)
 			}
-			def, maxN = reservedDef(rows...), zoneHoldSeatsMax
+			def, maxN = reservedDef(rows...), HoldSeatsMax
 		case k < 9:
 			def = gaDef(1 + rng.IntN(60))
 		default:
-			def, maxN = gaDef(1500+rng.IntN(2000)), zoneHoldSeatsMax
+			def, maxN = gaDef(1500+rng.IntN(2000)), HoldSeatsMax
 		}
 		t.Run(fmt.Sprintf("zone%d", zi), func(t *testing.T) {
 			runZoneModel(t, rng, def, maxN, steps)

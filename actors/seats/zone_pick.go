@@ -30,9 +30,9 @@ import (
 
 // Pick returns the best available n seats without changing any state, or
 // false when the zone has fewer than n free seats or n is outside
-// 1..zoneHoldSeatsMax.
+// 1..HoldSeatsMax.
 func (z *Zone) Pick(n int) ([]uint32, bool) {
-	if n < 1 || n > zoneHoldSeatsMax || n > z.free-z.blocked {
+	if n < 1 || n > HoldSeatsMax || n > z.free-z.blocked {
 		return nil, false
 	}
 	if z.reserved {
@@ -56,7 +56,7 @@ type rowRuns struct {
 }
 
 // zoneRunBitsMax: run lengths below it are kept as bits. Pick asks about
-// lengths up to zoneHoldSeatsMax+1, so 128 covers them.
+// lengths up to HoldSeatsMax+1, so 128 covers them.
 const zoneRunBitsMax = 128
 
 func (r *rowRuns) add(l int) {
@@ -197,7 +197,7 @@ func (z *Zone) AllFree(seats []uint32) bool {
 func (z *Zone) Alternatives(n, max int, avoid []uint32) [][]uint32 {
 	out := [][]uint32{}
 	max = min(max, zoneAltSetsMax)
-	if n < 1 || n > zoneHoldSeatsMax || max < 1 {
+	if n < 1 || n > HoldSeatsMax || max < 1 {
 		return out
 	}
 	// Set the avoided seats and each set found aside as seatBlocked, so the

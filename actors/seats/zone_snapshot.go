@@ -141,8 +141,8 @@ func (z *Zone) restoreHold(h *Hold) error {
 		return fmt.Errorf("empty hold or buyer id")
 	case h.State < HoldActive || h.State > HoldPurchased:
 		return fmt.Errorf("state %d", h.State)
-	case n < 1 || n > zoneHoldSeatsMax:
-		return fmt.Errorf("%d seats, want 1..%d", n, zoneHoldSeatsMax)
+	case n < 1 || n > HoldSeatsMax:
+		return fmt.Errorf("%d seats, want 1..%d", n, HoldSeatsMax)
 	case h.ExpiresAt <= h.CreatedAt:
 		return fmt.Errorf("expires at %d, not after %d", h.ExpiresAt, h.CreatedAt)
 	case h.Amount != int64(n)*z.def.PriceCents:
@@ -211,7 +211,7 @@ func readHold(d *wal.FieldReader) *Hold {
 	}
 	h.OrderCancelled = flags&zoneSnapFlagCancelled != 0
 	n := d.Uvarint()
-	if d.Err() == nil && (n < 1 || n > zoneHoldSeatsMax || n > uint64(d.Len())) {
+	if d.Err() == nil && (n < 1 || n > HoldSeatsMax || n > uint64(d.Len())) {
 		d.Failf("%d seats", n)
 	}
 	if d.Err() != nil {

@@ -58,7 +58,7 @@ func TestZoneSnapshotRoundTrip(t *testing.T) {
 	requireEqual(t, r.AppendSnapshot(nil), z.AppendSnapshot(nil))
 
 	// Empty zones, both kinds.
-	snapshotZone(t, NewZone(testSale, gaDef(zoneGACapacityMax)))
+	snapshotZone(t, NewZone(testSale, gaDef(GACapacityMax)))
 	snapshotZone(t, NewZone(testSale, reservedDef(1)))
 	g := NewZone(testSale, gaDef(5000))
 	for i := 0; i < 40; i++ {

@@ -247,13 +247,13 @@ func TestCheckZoneLayout(t *testing.T) {
 		}
 	}
 	f(gaDef(1), true)
-	f(gaDef(zoneGACapacityMax), true)
+	f(gaDef(GACapacityMax), true)
 	f(gaDef(0), false)
-	f(gaDef(zoneGACapacityMax+1), false)
-	f(reservedDef(1, zoneRowSeatsMax), true)
-	f(reservedDef(1, zoneRowSeatsMax+1), false)
+	f(gaDef(GACapacityMax+1), false)
+	f(reservedDef(1, RowSeatsMax), true)
+	f(reservedDef(1, RowSeatsMax+1), false)
 	f(reservedDef(0), false)
-	f(reservedDef(make([]int, zoneRowsMax+1)...), false)
+	f(reservedDef(make([]int, RowsMax+1)...), false)
 	both := reservedDef(3)
 	both.Capacity = 3
 	f(both, false)
@@ -305,8 +305,8 @@ func TestZonePickReserved(t *testing.T) {
 	f("sold out", []string{"xx.x", "x.xx"}, 3)
 	f("exactly the free seats", []string{"xx.x", "x.xx"}, 2, "A-3", "B-2")
 	f("n = 0", []string{"...."}, 0)
-	f("n over the limit", []string{strings.Repeat(".", 200)}, zoneHoldSeatsMax+1)
-	f("n at the limit", []string{strings.Repeat(".", 200)}, zoneHoldSeatsMax, namesRange("A", 1, 100)...)
+	f("n over the limit", []string{strings.Repeat(".", 200)}, HoldSeatsMax+1)
+	f("n at the limit", []string{strings.Repeat(".", 200)}, HoldSeatsMax, namesRange("A", 1, 100)...)
 }
 
 // namesRange is "row-from" .. "row-to".
@@ -347,8 +347,8 @@ func TestZonePickGA(t *testing.T) {
 	mustApply(t, z, &wal.Event{Type: wal.TypeOrderCancelled, Order: "o5", At: at})
 	got, _ = z.Pick(100) // free run 300..399, then 500..599
 	requireEqual(t, got[0], uint32(300))
-	got, _ = z.Pick(zoneHoldSeatsMax)
-	requireEqual(t, len(got), zoneHoldSeatsMax)
+	got, _ = z.Pick(HoldSeatsMax)
+	requireEqual(t, len(got), HoldSeatsMax)
 
 	// Sold out: take everything.
 	for i := 0; ; i++ {
@@ -509,7 +509,7 @@ func TestZoneApplyRefusals(t *testing.T) {
 	ev := func(typ wal.Type, hold, order string, at int64) *wal.Event {
 		return &wal.Event{Type: typ, Hold: hold, Order: order, At: at}
 	}
-	many := make([]uint32, zoneHoldSeatsMax+1)
+	many := make([]uint32, HoldSeatsMax+1)
 	for i := range many {
 		many[i] = uint32(i)
 	}

@@ -9,12 +9,12 @@ import (
 	"onsale/wal"
 )
 
-// sellSeats sells seats in holds of at most zoneHoldSeatsMax, for setting up
+// sellSeats sells seats in holds of at most HoldSeatsMax, for setting up
 // big zones.
 func sellSeats(tb testing.TB, z *Zone, seats []uint32, tag string) {
 	tb.Helper()
 	for i := 0; len(seats) > 0; i++ {
-		n := min(len(seats), zoneHoldSeatsMax)
+		n := min(len(seats), HoldSeatsMax)
 		id := fmt.Sprintf("%s-%d", tag, i)
 		requireNoError(tb, z.Apply(placedEvent(z, id, seats[:n], 1, 1_000_000)))
 		requireNoError(tb, z.Apply(&wal.Event{Type: wal.TypeOrderPaid, Hold: id, Order: "o-" + id, At: 2}))
@@ -49,12 +49,12 @@ func benchPick(b *testing.B, z *Zone, n int) {
 
 func BenchmarkPickGA(b *testing.B) {
 	b.Run("empty", func(b *testing.B) {
-		benchPick(b, NewZone(testSale, gaDef(zoneGACapacityMax)), 4)
+		benchPick(b, NewZone(testSale, gaDef(GACapacityMax)), 4)
 	})
 	b.Run("90pct_sold_with_holes", func(b *testing.B) {
 		// The front 90% sold, then one seat in a thousand there freed:
 		// the picks come from holes behind the sold block.
-		z := NewZone(testSale, gaDef(zoneGACapacityMax))
+		z := NewZone(testSale, gaDef(GACapacityMax))
 		rng := rand.New(rand.NewPCG(1, 2))
 		sellWhere(b, z, func(i uint32) bool { return i < 900_000 && rng.IntN(1000) != 0 })
 		benchPick(b, z, 4)
@@ -62,16 +62,16 @@ func BenchmarkPickGA(b *testing.B) {
 }
 
 func BenchmarkPickReserved(b *testing.B) {
-	rows := make([]int, zoneRowsMax)
+	rows := make([]int, RowsMax)
 	for i := range rows {
-		rows[i] = zoneRowSeatsMax
+		rows[i] = RowSeatsMax
 	}
 	b.Run("empty", func(b *testing.B) {
 		benchPick(b, NewZone(testSale, reservedDef(rows...)), 4)
 	})
 	b.Run("front_900_rows_sold", func(b *testing.B) {
 		z := NewZone(testSale, reservedDef(rows...))
-		sellWhere(b, z, func(i uint32) bool { return i < 900*zoneRowSeatsMax })
+		sellWhere(b, z, func(i uint32) bool { return i < 900*RowSeatsMax })
 		benchPick(b, z, 4)
 	})
 	b.Run("random_90pct_sold", func(b *testing.B) {
@@ -93,14 +93,14 @@ func BenchmarkPickReserved(b *testing.B) {
 // BenchmarkApplyHold measures what a hold request costs the zone actor:
 // Pick plus Apply of the hold_placed event.
 func BenchmarkApplyHold(b *testing.B) {
-	rows := make([]int, zoneRowsMax)
+	rows := make([]int, RowsMax)
 	for i := range rows {
-		rows[i] = zoneRowSeatsMax
+		rows[i] = RowSeatsMax
 	}
 	for _, c := range []struct {
 		name string
 		def  ZoneDef
-	}{{"ga", gaDef(zoneGACapacityMax)}, {"reserved", reservedDef(rows...)}} {
+	}{{"ga", gaDef(GACapacityMax)}, {"reserved", reservedDef(rows...)}} {
 		b.Run(c.name, func(b *testing.B) {
 			ids := make([]string, 0, 1<<16)
 			z := NewZone(testSale, c.def)
@@ -160,7 +160,7 @@ func BenchmarkSnapshot250k(b *testing.B) {
 func bigGAZone(tb testing.TB) *Zone {
 	tb.Helper()
 	const holds = 250_000
-	z := NewZone(testSale, gaDef(zoneGACapacityMax))
+	z := NewZone(testSale, gaDef(GACapacityMax))
 	for i := range holds {
 		seats, ok := z.Pick(4)
 		requireTrue(tb, ok)
