@@ -318,19 +318,32 @@ func (r *crashRun) stock(query string) map[string][3]int {
 	return out
 }
 
-// seatMap reads a reserved zone's seats: seat -> status.
+// seatMap reads a reserved zone's seats, page by page: seat -> status.
 func (r *crashRun) seatMap(zone string) map[string]string {
-	st, resp, err := r.cl.call("GET", "/v1/sales/"+crashSaleID+"/availability?zone="+zone, "", "", nil)
-	var s crashStock
-	if err != nil || st != 200 || json.Unmarshal(resp, &s) != nil || len(s.Zones) != 1 {
-		r.errorf("cycle %d: availability of zone %s answered %d %.300s (err %v)", r.cycle, zone, st, resp, err)
-		return nil
+	out := map[string]string{}
+	from := ""
+	// A page holds at least one row, so the zone's rows bound the pages.
+	for range crashResRows + crashDuelRows + 1 {
+		path := "/v1/sales/" + crashSaleID + "/availability?zone=" + zone
+		if from != "" {
+			path += "&from_row=" + from
+		}
+		st, resp, err := r.cl.call("GET", path, "", "", nil)
+		var s crashStock
+		if err != nil || st != 200 || json.Unmarshal(resp, &s) != nil || len(s.Zones) != 1 {
+			r.errorf("cycle %d: availability of zone %s from row %q answered %d %.300s (err %v)", r.cycle, zone, from, st, resp, err)
+			return nil
+		}
+		for _, seat := range s.Zones[0].Seats {
+			out[seat.ID] = seat.Status
+		}
+		if s.NextRow == "" {
+			return out
+		}
+		from = s.NextRow
 	}
-	out := make(map[string]string, len(s.Zones[0].Seats))
-	for _, seat := range s.Zones[0].Seats {
-		out[seat.ID] = seat.Status
-	}
-	return out
+	r.errorf("cycle %d: availability of zone %s never reached its last page", r.cycle, zone)
+	return nil
 }
 
 // retryIdempotent sends acknowledged idempotent holds and checkouts again,

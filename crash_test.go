@@ -333,6 +333,7 @@ type crashStock struct {
 			Status string `json:"status"`
 		} `json:"seats"`
 	} `json:"zones"`
+	NextRow string `json:"next_row"` // the row the next page of seats starts at
 }
 
 type crashErrorBody struct {

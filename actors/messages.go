@@ -46,9 +46,18 @@ type getOrderCmd struct {
 	orderID string
 }
 
-// seatsCmd reads the seat states of a zone, one byte per seat by index.
+// seatsCmd reads the seat states of seats [from, to) of a zone, one byte
+// per seat by index, with the zone's counts and version at that moment.
 type seatsCmd struct {
-	reply chan []byte
+	from, to uint32
+	reply    chan seatsCopy // buffered: the actor never waits on it
+}
+
+// seatsCopy is the zone actor's answer to a seatsCmd.
+type seatsCopy struct {
+	states           []byte
+	free, held, sold int
+	version          uint64
 }
 
 // tickMsg makes a zone release its expired holds.

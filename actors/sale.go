@@ -60,6 +60,11 @@ type zoneHandle struct {
 	// zone's size in every reading. Written by the zone actor (by recovery
 	// before it starts).
 	counts atomic.Uint64
+	// version moves on with every change the zone actor applies (and once
+	// when it starts), after the change is in memory: a reader that saw
+	// version v and made something of the seats knows it is stale once the
+	// version is past v. Written by the zone actor only.
+	version atomic.Uint64
 
 	// Recovery only, then handed to the actor: the rebuilt core, the stored
 	// refusals, and the sequence of the snapshot the core came from.
@@ -222,25 +227,81 @@ func (s *Sale) Seats(zone string) ([]SeatView, *Error) {
 	if len(zh.def.Rows) == 0 {
 		return nil, nil
 	}
-	reply := make(chan []byte, 1)
-	s.e.sys.Root.Send(zh.pid, &seatsCmd{reply: reply})
-	var states []byte
-	select {
-	case states = <-reply:
-	case <-after(s.e.cfg.CallTimeout):
-		return nil, errorf(CodeUnavailable, "zone %q did not answer in time; retry", zone)
+	r, err := s.SeatRows(zone, 0, len(zh.def.Rows))
+	if err != nil {
+		return nil, err
 	}
 	// Seat indexes run row by row in definition order, numbered from 1
 	// within a row: the names are rendered here, off the zone's actor.
-	out := make([]SeatView, 0, len(states))
+	out := make([]SeatView, 0, len(r.States))
 	i := 0
-	for _, r := range zh.def.Rows {
-		for n := 1; n <= r.Seats && i < len(states); n++ {
-			out = append(out, SeatView{ID: r.Row + "-" + strconv.Itoa(n), Status: seats.SeatState(states[i]).String()})
+	for _, row := range r.Rows {
+		for n := 1; n <= row.Seats; n++ {
+			out = append(out, SeatView{ID: row.Row + "-" + strconv.Itoa(n), Status: r.Status(i)})
 			i++
 		}
 	}
 	return out, nil
+}
+
+// SeatRows is a copy of the seat states of whole rows of a reserved zone,
+// taken by the zone's actor at one moment, with the zone's counts and
+// version at that moment.
+type SeatRows struct {
+	Counts  ZoneCounts
+	Version uint64   // the zone's SeatsVersion when the copy was taken
+	Rows    []RowDef // the rows copied, in definition order; shared, never change it
+	States  []byte   // one per seat of Rows, row by row; read it with Status
+}
+
+// Status is the status of the i-th seat of r: "free", "held" or "sold".
+func (r *SeatRows) Status(i int) string { return seats.SeatState(r.States[i]).String() }
+
+// SeatRows copies the seat states of rows [first, last) of a reserved zone
+// (row indexes in definition order). CodeNotFound for an unknown zone or one
+// without rows, CodeUnavailable when the zone did not answer in time. The
+// caller checks the row range; one outside the zone is a bug.
+func (s *Sale) SeatRows(zone string, first, last int) (SeatRows, *Error) {
+	zh, ok := s.zoneByID[zone]
+	if !ok || len(zh.def.Rows) == 0 {
+		return SeatRows{}, errorf(CodeNotFound, "sale %q has no reserved zone %q", s.def.ID, zone)
+	}
+	rows := zh.def.Rows
+	if first < 0 || first > last || last > len(rows) {
+		panic(fmt.Sprintf("zone %s/%s: rows [%d, %d) outside 0..%d", s.def.ID, zone, first, last, len(rows)))
+	}
+	// Seat indexes run row by row in definition order: rows are at most
+	// 1,000, so summing their lengths is cheap next to the copy.
+	var from, to uint32
+	for i, r := range rows[:last] {
+		if i < first {
+			from += uint32(r.Seats)
+		}
+		to += uint32(r.Seats)
+	}
+	reply := make(chan seatsCopy, 1)
+	s.e.sys.Root.Send(zh.pid, &seatsCmd{from: from, to: to, reply: reply})
+	var c seatsCopy
+	select {
+	case c = <-reply:
+	case <-after(s.e.cfg.CallTimeout):
+		return SeatRows{}, errorf(CodeUnavailable, "zone %q did not answer in time; retry", zone)
+	}
+	return SeatRows{
+		Counts:  ZoneCounts{ID: zone, Free: c.free, Held: c.held, Sold: c.sold},
+		Version: c.version, Rows: rows[first:last:last], States: c.states,
+	}, nil
+}
+
+// SeatsVersion is the zone's version (see zoneHandle.version); 0 for an
+// unknown zone. Whatever was made of a SeatRows whose Version is below it
+// is stale.
+func (s *Sale) SeatsVersion(zone string) uint64 {
+	zh, ok := s.zoneByID[zone]
+	if !ok {
+		return 0
+	}
+	return zh.version.Load()
 }
 
 // SetPaused pauses or resumes the sale, durably.

@@ -79,8 +79,8 @@ func (d *SaleDef) Normalize(now time.Time) *Error {
 	if d.Name == "" {
 		d.Name = d.ID
 	}
-	if len(d.Name) > nameBytesMax || !utf8.ValidString(d.Name) {
-		return badField("name", "must be valid UTF-8 of at most %d bytes", nameBytesMax)
+	if err := checkText("name", d.Name); err != nil {
+		return err
 	}
 	if d.OpensAt == "" {
 		d.OpensAt = FormatTime(now)
@@ -125,8 +125,8 @@ func (d *SaleDef) Normalize(now time.Time) *Error {
 		if z.Name == "" {
 			z.Name = z.ID
 		}
-		if len(z.Name) > nameBytesMax || !utf8.ValidString(z.Name) {
-			return badField(f+".name", "must be valid UTF-8 of at most %d bytes", nameBytesMax)
+		if err := checkText(f+".name", z.Name); err != nil {
+			return err
 		}
 		if z.PriceCents < 0 || z.PriceCents > priceCentsMax {
 			return badField(f+".price_cents", "must be 0 to %d", int64(priceCentsMax))
@@ -166,6 +166,32 @@ func (d *SaleDef) Normalize(now time.Time) *Error {
 		return badField("zones", "the sale has %d seats; at most %d are allowed", total, saleSeatsMax)
 	}
 	return nil
+}
+
+// checkText checks a free-text field (a display name): valid UTF-8, at
+// most nameBytesMax bytes, and no control characters. Names are shown on
+// pages, in logs and in terminals, where a control character is never part
+// of a name: a NUL, a newline or an escape sequence there is a mistake or an
+// attack.
+func checkText(field, s string) *Error {
+	if len(s) > nameBytesMax || !utf8.ValidString(s) {
+		return badField(field, "must be valid UTF-8 of at most %d bytes", nameBytesMax)
+	}
+	if hasControl(s) {
+		return badField(field, "must not contain control characters")
+	}
+	return nil
+}
+
+// hasControl reports whether s has a C0 control (U+0000–U+001F), DEL
+// (U+007F) or a C1 control (U+0080–U+009F). s is valid UTF-8.
+func hasControl(s string) bool {
+	for _, r := range s {
+		if r < 0x20 || (r >= 0x7f && r <= 0x9f) {
+			return true
+		}
+	}
+	return false
 }
 
 func defaultRange(field string, v *int, lo, hi, def int) *Error {

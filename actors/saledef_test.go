@@ -43,3 +43,41 @@ func TestNormalizeRoomRanges(t *testing.T) {
 			"%+v: %v", c.w, err)
 	}
 }
+
+// TestNormalizeRefusesControlCharacters: a display name with a C0 control,
+// DEL or a C1 control is refused with the field's name; other text,
+// accents and emoji included, is kept as given.
+func TestNormalizeRefusesControlCharacters(t *testing.T) {
+	def := func(saleName, zoneName string) SaleDef {
+		return SaleDef{ID: "s", Name: saleName, Zones: []ZoneDef{{ID: "ga", Name: zoneName, Capacity: 10}}}
+	}
+	for _, c := range []struct {
+		sale, zone string
+		field      string // "" for accepted
+	}{
+		{"Cup Final", "Tribune Nord", ""},
+		{"Finale — Coupe d’Été 🏆", "Zone «A»", ""},
+		{"Cup\x00Final", "ga", "name"},
+		{"Cup\nFinal", "ga", "name"},
+		{"Cup\tFinal", "ga", "name"},
+		{"\x1b[31mred", "ga", "name"},
+		{"Cup\x1fFinal", "ga", "name"},
+		{"Cup\x7fFinal", "ga", "name"},
+		{"Cup\u0080Final", "ga", "name"},
+		{"Cup\u009bFinal", "ga", "name"},
+		{"Cup\u00a0Final", "ga", ""}, // no-break space: just after C1
+		{"Cup Final", "Stand\rA", "zones[0].name"},
+		{"Cup Final", "Stand\u0085A", "zones[0].name"},
+	} {
+		d := def(c.sale, c.zone)
+		err := d.Normalize(testBase)
+		if c.field == "" {
+			requireTrue(t, err == nil, "%q/%q: %v", c.sale, c.zone, err)
+			requireEqual(t, d.Name, c.sale, "sale name kept")
+			requireEqual(t, d.Zones[0].Name, c.zone, "zone name kept")
+			continue
+		}
+		requireTrue(t, err != nil && err.Code == CodeBadRequest &&
+			err.Message == c.field+": must not contain control characters", "%q/%q: %v", c.sale, c.zone, err)
+	}
+}

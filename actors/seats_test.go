@@ -42,3 +42,37 @@ func TestZoneLimitsFitCounts(t *testing.T) {
 	largest := max(seats.GACapacityMax, seats.RowsMax*seats.RowSeatsMax)
 	requireTrue(t, largest < 1<<zoneCountBits, "a zone of %d seats overflows %d-bit counts", largest, zoneCountBits)
 }
+
+// TestSaleSeatRows: a copy of some rows holds exactly their seats, with the
+// zone's counts; every change moves the version on, and a read alone does
+// not.
+func TestSaleSeatRows(t *testing.T) {
+	h := newHarness(t)
+	def := SaleDef{ID: "rows", MaxPerBuyer: 10, Zones: []ZoneDef{
+		{ID: "vip", PriceCents: 100, Rows: []RowDef{{Row: "A", Seats: 3}, {Row: "B", Seats: 5}, {Row: "C", Seats: 2}}},
+	}}
+	s := h.createSale(def)
+	v0 := s.SeatsVersion("vip")
+	requireTrue(t, v0 > 0, "a started zone has a version")
+	mustHold(t, s, HoldRequest{Buyer: "b1", Zone: "vip", Seats: []string{"B-2", "C-1"}})
+	v1 := s.SeatsVersion("vip")
+	requireTrue(t, v1 > v0, "a hold moves the version on: %d then %d", v0, v1)
+
+	r, err := s.SeatRows("vip", 1, 3)
+	requireTrue(t, err == nil, "seat rows: %v", err)
+	requireEqual(t, r.Version, v1, "the copy's version")
+	requireEqual(t, r.Counts, ZoneCounts{ID: "vip", Free: 8, Held: 2})
+	requireEqual(t, r.Rows, def.Zones[0].Rows[1:3])
+	var got []string
+	for i := range r.States {
+		got = append(got, r.Status(i))
+	}
+	requireEqual(t, got, []string{"free", "held", "free", "free", "free", "held", "free"})
+	requireEqual(t, s.SeatsVersion("vip"), v1, "reading changes nothing")
+
+	empty, err := s.SeatRows("vip", 3, 3)
+	requireTrue(t, err == nil && len(empty.States) == 0, "no rows, no seats: %+v %v", empty, err)
+	if _, err := s.SeatRows("nope", 0, 1); err == nil || err.Code != CodeNotFound {
+		t.Fatalf("unknown zone: %v", err)
+	}
+}

@@ -76,7 +76,11 @@ func (a *zoneActor) Receive(ctx actor.Context) {
 	case *seatsCmd:
 		// A copy of a byte per seat: rendering a 1,000,000-seat map is
 		// left to the caller, so holds in this zone do not wait for it.
-		m.reply <- a.z.AppendSeatStates(nil)
+		// The counts and version are read at the same moment, so that the
+		// reader's answer agrees with itself.
+		c := seatsCopy{states: a.z.AppendSeatStates(nil, m.from, m.to), version: a.zh.version.Load()}
+		c.free, c.held, c.sold = a.z.Counts()
+		m.reply <- c
 	case tickMsg:
 		a.expire()
 	case *snapCmd:
@@ -84,9 +88,12 @@ func (a *zoneActor) Receive(ctx actor.Context) {
 	}
 }
 
-// publish copies the zone's counts to the atomics that readers use.
+// publish copies the zone's counts to the atomics that readers use, and
+// moves the zone's version on: whatever a reader made of the seats before
+// is stale from here.
 func (a *zoneActor) publish() {
 	a.zh.setCounts(a.z.Counts())
+	a.zh.version.Add(1)
 }
 
 // apply mutates the core with a record the core has just decided. A refusal

@@ -82,6 +82,13 @@ func TestBadRequests(t *testing.T) {
 		{"sale: id 65 chars", "POST", "/v1/sales", salesBody("id", strings.Repeat("a", 65)), admin, 400, actors.CodeBadRequest},
 		{"sale: empty name", "POST", "/v1/sales", salesBody("name", ""), admin, 400, actors.CodeBadRequest},
 		{"sale: name too long", "POST", "/v1/sales", salesBody("name", strings.Repeat("n", 201)), admin, 400, actors.CodeBadRequest},
+		{"sale: name with a NUL", "POST", "/v1/sales", salesBody("name", "Cup\x00Final"), admin, 400, actors.CodeBadRequest},
+		{"sale: name with a newline", "POST", "/v1/sales", salesBody("name", "Cup\nFinal"), admin, 400, actors.CodeBadRequest},
+		{"sale: name with an escape sequence", "POST", "/v1/sales", salesBody("name", "\x1b[2JCup"), admin, 400, actors.CodeBadRequest},
+		{"sale: name with DEL", "POST", "/v1/sales", salesBody("name", "Cup\x7f"), admin, 400, actors.CodeBadRequest},
+		{"sale: name with a C1 control", "POST", "/v1/sales", salesBody("name", "Cup\u009bFinal"), admin, 400, actors.CodeBadRequest},
+		{"sale: zone name with a tab", "POST", "/v1/sales", salesBody("zones", []any{map[string]any{"id": "z", "name": "Stand\tA", "capacity": 1}}), admin, 400, actors.CodeBadRequest},
+		{"sale: zone name with a C1 control", "POST", "/v1/sales", salesBody("zones", []any{map[string]any{"id": "z", "name": "Stand\u0085A", "capacity": 1}}), admin, 400, actors.CodeBadRequest},
 		{"sale: hold_ttl_s a string", "POST", "/v1/sales", salesBody("hold_ttl_s", "600"), admin, 400, actors.CodeBadRequest},
 		{"sale: hold_ttl_s fractional", "POST", "/v1/sales", salesBody("hold_ttl_s", 1.5), admin, 400, actors.CodeBadRequest},
 		{"sale: hold_ttl_s overflows", "POST", "/v1/sales", salesBody("hold_ttl_s", 1e30), admin, 400, actors.CodeBadRequest},
@@ -199,6 +206,13 @@ func TestBadRequests(t *testing.T) {
 		{"route: unknown", "GET", "/v2/sales", nil, nil, 404, actors.CodeNotFound},
 		{"route: wrong method", "PUT", "/v1/sales/s", raw("{}"), admin, 405, "method_not_allowed"},
 	}
+	// Bad free text names its field and says what is wrong with it.
+	wantMessage := map[string]string{
+		"sale: name with a NUL":             "name: must not contain control characters",
+		"sale: name with a C1 control":      "name: must not contain control characters",
+		"sale: zone name with a tab":        "zones[0].name: must not contain control characters",
+		"sale: zone name with a C1 control": "zones[0].name: must not contain control characters",
+	}
 	requireTrue(t, len(cases) >= 60, "at least 60 bad requests, have %d", len(cases))
 	t.Logf("%d bad requests", len(cases))
 	for _, c := range cases {
@@ -208,7 +222,10 @@ func TestBadRequests(t *testing.T) {
 		} else {
 			r = ts.do(t, c.method, c.path, c.body, c.h)
 		}
-		requireError(t, r, c.status, c.code, c.name)
+		e := requireError(t, r, c.status, c.code, c.name)
+		if want, ok := wantMessage[c.name]; ok {
+			requireEqual(t, e.Error.Message, want, c.name)
+		}
 	}
 
 	after := snapshotState(t, ts, "s", h.HoldID, tok)

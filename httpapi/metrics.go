@@ -34,10 +34,15 @@ type Metrics struct {
 	panics          *metrics.Counter
 	rateLimited     *metrics.Counter
 	acceptFull      *metrics.Counter // accepts that met EMFILE/ENFILE
-	connections     atomic.Int64
-	streams         atomic.Int64 // open event streams (buyers' and dashboards')
-	connectionsCap  atomic.Int64
-	series          sync.Map // routeStatus -> *requestSeries
+	// availabilityEncodes counts seat-map pages encoded; availabilityShared
+	// counts answers given from a page another request encoded. Their ratio
+	// is how well readers share.
+	availabilityEncodes *metrics.Counter
+	availabilityShared  *metrics.Counter
+	connections         atomic.Int64
+	streams             atomic.Int64 // open event streams (buyers' and dashboards')
+	connectionsCap      atomic.Int64
+	series              sync.Map // routeStatus -> *requestSeries
 
 	// Totals for the dashboard, which shows rates from their differences.
 	totals totals
@@ -68,6 +73,8 @@ func NewMetrics() *Metrics {
 		rateLimited:     s.NewCounter("onsale_http_rate_limited_total"),
 	}
 	m.acceptFull = s.NewCounter("onsale_http_accept_fd_exhausted_total")
+	m.availabilityEncodes = s.NewCounter("onsale_availability_pages_encoded_total")
+	m.availabilityShared = s.NewCounter("onsale_availability_pages_shared_total")
 	s.NewGauge("onsale_payment_gateway_in_flight", func() float64 { return float64(m.paymentInFlight.Load()) })
 	s.NewGauge("onsale_http_connections", func() float64 { return float64(m.connections.Load()) })
 	s.NewGauge("onsale_queue_streams", func() float64 { return float64(m.streams.Load()) })

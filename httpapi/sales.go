@@ -211,27 +211,3 @@ func (s *Server) createSale(ctx *fasthttp.RequestCtx, eng *actors.Engine) {
 	}
 	writeJSON(ctx, 201, saleBody(sale))
 }
-
-func (s *Server) availability(ctx *fasthttp.RequestCtx, sale *actors.Sale) {
-	zone := string(ctx.QueryArgs().Peek("zone"))
-	if zone == "" {
-		writeJSON(ctx, 200, map[string]any{"zones": sale.Counts()})
-		return
-	}
-	seats, err := sale.Seats(zone)
-	if err != nil {
-		writeError(ctx, err)
-		return
-	}
-	var counts actors.ZoneCounts
-	for _, c := range sale.Counts() {
-		if c.ID == zone {
-			counts = c
-		}
-	}
-	type zoneSeats struct {
-		actors.ZoneCounts
-		Seats []actors.SeatView `json:"seats,omitempty"`
-	}
-	writeJSON(ctx, 200, map[string]any{"zones": []zoneSeats{{ZoneCounts: counts, Seats: seats}}})
-}

@@ -63,6 +63,7 @@ type Server struct {
 	pay     *bulkhead
 	byBuyer *limiter
 	byAddr  *limiter
+	pages   *pageCache // availability answers, shared by readers
 	m       *Metrics
 	log     *slog.Logger
 	srv     *fasthttp.Server
@@ -92,6 +93,7 @@ func New(cfg Config) *Server {
 	s := &Server{
 		cfg: cfg, sign: newSigner(cfg.SigningKey), m: cfg.Metrics, log: cfg.Logger,
 		byBuyer: newLimiter(cfg.BuyerRate), byAddr: newLimiter(cfg.AddressRate),
+		pages:   newPageCache(),
 		closing: make(chan struct{}),
 	}
 	if cfg.ConnsPerAddress <= 0 {

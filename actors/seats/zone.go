@@ -274,9 +274,15 @@ func (z *Zone) HoldsFull() bool { return len(z.list) >= zoneHoldsMax }
 // SeatState is the state of seat i; i must be below Size().
 func (z *Zone) SeatState(i uint32) SeatState { return SeatState(z.seats[i]) }
 
-// AppendSeatStates appends every seat's SeatState, by index, to dst: a
-// copy that a reader can render outside the zone's actor.
-func (z *Zone) AppendSeatStates(dst []byte) []byte { return append(dst, z.seats...) }
+// AppendSeatStates appends the SeatState of seats [from, to), by index, to
+// dst: a copy that a reader can render outside the zone's actor. The range
+// must lie within Size().
+func (z *Zone) AppendSeatStates(dst []byte, from, to uint32) []byte {
+	if from > to || int(to) > len(z.seats) {
+		panic(fmt.Sprintf("zone %q: seat range [%d, %d) outside 0..%d", z.def.ID, from, to, len(z.seats)))
+	}
+	return append(dst, z.seats[from:to]...)
+}
 
 // Hold returns the hold with that id, in any state; nil if unknown.
 func (z *Zone) Hold(id string) *Hold { return z.holds[id] }
