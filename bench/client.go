@@ -31,7 +31,9 @@ type client struct {
 func newClient(addr, admin string, conns int) *client {
 	return &client{
 		hc: &fasthttp.HostClient{
-			Addr: addr, MaxConns: conns, MaxIdleConnDuration: time.Minute,
+			// Idle connections are dropped well before the server's own
+			// idle timeout (60 s), or a request can race its close.
+			Addr: addr, MaxConns: conns, MaxIdleConnDuration: 20 * time.Second,
 			ReadTimeout: 30 * time.Second, WriteTimeout: 10 * time.Second,
 			MaxConnWaitTimeout: time.Minute,
 		},

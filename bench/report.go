@@ -109,7 +109,7 @@ details { margin-top: 2rem; color: #555; }
 <div class="chart"><h2>Seats</h2><p>Sold, held and free seats over the sale.</p><div id="seats"></div></div>
 <div class="chart"><h2>The line</h2><p>Buyers waiting, and admitted so far.</p><div id="line"></div></div>
 <div class="chart"><h2>Requests per second</h2><p>Everything the buyers sent.</p><div id="rps"></div></div>
-<div class="chart"><h2>p99 latency, ms</h2><p>Each endpoint's 99th percentile over each second.</p><div id="p99"></div></div>
+<div class="chart"><h2>p99 latency, ms</h2><p>Each endpoint's 99th percentile over each second (and over the last part of a second at the end).</p><div id="p99"></div></div>
 <details><summary>Charts drawn with uPlot 1.6.32 (MIT licence)</summary><pre>{{.License}}</pre></details>
 <script>{{.ChartJS}}</script>
 <script>
@@ -118,17 +118,17 @@ const xs = tl.map(s => s.t_s);
 const width = () => Math.min(document.body.clientWidth, 960);
 function chart(id, series, cols, xsOf) {
   const opts = { width: width(), height: 260, scales: { x: { time: false } },
-    axes: [{ label: "seconds from the opening" }, {}],
-    series: [{ label: "s" }].concat(series) };
+    axes: [{ label: "seconds from the opening" }, { size: 80 }],
+    series: [{ label: "seconds" }].concat(series) };
   return new uPlot(opts, [xsOf || xs].concat(cols), document.getElementById(id));
 }
 chart("seats", [{ label: "sold", stroke: "#1f7a3a" }, { label: "held", stroke: "#d08a00" }, { label: "free", stroke: "#2266cc" }],
   [tl.map(s => s.sold), tl.map(s => s.held), tl.map(s => s.free)]);
 chart("line", [{ label: "waiting", stroke: "#7a3fb0" }, { label: "admitted so far", stroke: "#1f7a3a" }],
   [tl.map(s => s.waiting), tl.map(s => s.admitted_total)]);
-const rps = tl.map((s, i) => i === 0 ? null : (s.requests - tl[i-1].requests) / Math.max(s.t_s - tl[i-1].t_s, 0.001));
-chart("rps", [{ label: "requests/s", stroke: "#444" }], [rps]);
 const secs = tl.filter(s => s.p99_ms);
+const rps = secs.map((s, i) => i === 0 ? null : (s.requests - secs[i-1].requests) / Math.max(s.t_s - secs[i-1].t_s, 0.001));
+chart("rps", [{ label: "requests/s", stroke: "#444" }], [rps], secs.map(s => s.t_s));
 const eps = [...new Set(secs.flatMap(s => Object.keys(s.p99_ms)))].filter(e => e !== "get_sale").sort();
 const colors = ["#2266cc", "#d08a00", "#1f7a3a", "#b02a2a", "#7a3fb0", "#444"];
 chart("p99", eps.map((e, i) => ({ label: e, stroke: colors[i % colors.length] })),

@@ -163,6 +163,12 @@ func runSale(o Options, c *client, srv *server) error {
 	r.end()
 	<-monitorDone
 	elapsed := time.Since(start)
+	// The last part of a second's latencies, so that a short run has a point.
+	if n := len(rep.Timeline); n > 0 {
+		rep.Timeline = append(rep.Timeline, rep.Timeline[n-1])
+		last := &rep.Timeline[n]
+		last.T, last.P99Ms = elapsed.Seconds(), c.lat.takeWindow()
+	}
 	cpu1, _ := cpuSeconds(0)
 	rep.LoadGenCPUS = cpu1 - cpu0
 	if srv.pid != 0 {

@@ -83,8 +83,9 @@ const (
 	// roomPollAfterMaxS is the longest poll_after_s: the back of a long line
 	// checks in hourly, and that is also what expired tickets are told.
 	roomPollAfterMaxS = 3_600
-	// roomPollSoldOutMinS is the shortest poll while sold out: seats come
-	// back one expired hold at a time, and the event stream tells at once.
+	// roomPollSoldOutMinS is the shortest poll while no seat is free (sold
+	// out, or all held): seats come back one ended hold at a time, and the
+	// event stream tells at once.
 	roomPollSoldOutMinS = 5
 	// roomTicketsPerChunk is how many tickets share one allocation; chunks
 	// never move, so a *Ticket stays valid as the line grows.
@@ -505,9 +506,12 @@ func (r *Room) TicketView(t *Ticket, now int64, st Stock) TicketView {
 		v.ETAS = int64(math.Ceil(float64(v.Position) / rate))
 		v.PollAfterS = pollAfter(v.Position, r.pollSpan(rate))
 		v.State = "waiting"
+		if st.Free <= 0 {
+			// Nothing to admit until a hold ends: no use asking every second.
+			v.PollAfterS = max(v.PollAfterS, roomPollSoldOutMinS)
+		}
 		if st.soldOut() {
 			v.State = "sold_out"
-			v.PollAfterS = max(v.PollAfterS, roomPollSoldOutMinS)
 		}
 	default:
 		panic(fmt.Sprintf("waiting room %q: ticket %q in state %d", r.sale, t.QueueID, t.State))
@@ -524,6 +528,7 @@ type lineFacts struct {
 	span       float64 // positions per poll second (pollSpan)
 	budget     float64 // the pre-queue's polls/s after the opening
 	soldOut    bool
+	noneFree   bool // no seat free (some may be held): the line cannot move
 }
 
 // ticketView is what GET queue/{id} shows of t at now, t's position being
@@ -551,9 +556,11 @@ func ticketView(t *Ticket, now, pos int64, f lineFacts) TicketView {
 		v.ETAS = int64(math.Ceil(float64(v.Position) / f.rate))
 		v.PollAfterS = pollAfter(v.Position, f.span)
 		v.State = "waiting"
+		if f.noneFree {
+			v.PollAfterS = max(v.PollAfterS, roomPollSoldOutMinS)
+		}
 		if f.soldOut {
 			v.State = "sold_out"
-			v.PollAfterS = max(v.PollAfterS, roomPollSoldOutMinS)
 		}
 	default:
 		panic(fmt.Sprintf("waiting room %q: ticket %q in state %d", f.sale, t.QueueID, t.State))

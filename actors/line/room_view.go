@@ -40,11 +40,12 @@ type View struct {
 	PollSpan   float64
 	PollBudget float64
 
-	State   string // queue.state: paused, pre_queue, sold_out, queueing, open
-	OpensAt int64  // unix ms
-	Drawn   bool   // the opening draw happened
-	Paused  bool
-	SoldOut bool // the stock passed to Publish had no seat free or held
+	State    string // queue.state: paused, pre_queue, sold_out, queueing, open
+	OpensAt  int64  // unix ms
+	Drawn    bool   // the opening draw happened
+	Paused   bool
+	SoldOut  bool // the stock passed to Publish had no seat free or held
+	NoneFree bool // the stock passed to Publish had no seat free
 
 	gone    roomGoneView // numbers that no longer wait
 	revoked *revokedSet  // queue ids whose admission was given up
@@ -64,7 +65,7 @@ func (r *Room) Publish(now int64, st Stock) *View {
 		RateInForce: r.RateInForce(now, st), ETARate: r.etaRate(now, st),
 		PollSpan: r.pollSpan(r.etaRate(now, st)), PollBudget: r.cfg.pollBudget(),
 		State: r.State(now, st), OpensAt: r.cfg.OpensAt,
-		Drawn: r.drawn, Paused: r.paused, SoldOut: st.soldOut(),
+		Drawn: r.drawn, Paused: r.paused, SoldOut: st.soldOut(), NoneFree: st.Free <= 0,
 		gone:    r.gone.publish(),
 		revoked: r.revoked,
 	}
@@ -112,7 +113,7 @@ func (v *View) TicketView(t *Ticket, now int64) (tv TicketView, ok bool) {
 		pos = v.Position(c.Num)
 	}
 	return ticketView(&c, now, pos, lineFacts{sale: v.Sale, opensAt: v.OpensAt, preWaiting: v.PreWaiting,
-		rate: v.ETARate, span: v.PollSpan, budget: v.PollBudget, soldOut: v.SoldOut}), true
+		rate: v.ETARate, span: v.PollSpan, budget: v.PollBudget, soldOut: v.SoldOut, noneFree: v.NoneFree}), true
 }
 
 // roomGoneBlockNums is how many ticket numbers share one block of the gone
