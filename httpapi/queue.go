@@ -3,7 +3,7 @@ package httpapi
 import (
 	"bufio"
 	"encoding/json"
-	"fmt"
+	"net"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -127,66 +127,90 @@ func (s *Server) events(ctx *fasthttp.RequestCtx, sale *actors.Sale, queueID str
 		writeError(ctx, first.Err)
 		return
 	}
-	done := ctx.Done() // captured: ctx must not be touched by the writer
+	// The stream takes the connection over (Hijack): one goroutine and
+	// one small buffer per stream, instead of fasthttp's body-stream
+	// goroutine and pipe beside the connection's own. The response head is
+	// written here; the body ends when the connection closes.
 	closing := s.closing
-	ctx.SetWriteDeadline(time.Now().Add(streamLifetimeMax + time.Minute))
-	ctx.SetContentType("text/event-stream")
-	ctx.Response.Header.Set("Cache-Control", "no-cache")
-	ctx.Response.Header.Set("X-Accel-Buffering", "no")
 	s.m.streams.Add(1)
-	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
+	ctx.HijackSetNoResponse(true)
+	ctx.Hijack(func(c net.Conn) {
 		defer s.m.streams.Add(-1)
-		watch := sale.Watch(queueID)
-		defer watch.Close()
-		end := time.NewTimer(streamLifetimeMax)
-		defer end.Stop()
-		beat := time.NewTicker(heartbeatInterval)
-		defer beat.Stop()
-		var last streamShown
-		r := first
-		for {
-			// Taken before the state is read: a change after the read
-			// closes this channel, so none is missed.
-			bc := watch.Broadcast()
-			if r.Err == nil {
-				shown := showOf(r.Ticket.View)
-				if shown != last {
-					body, err := json.Marshal(s.ticketBody(sale, r.Ticket))
-					if err != nil {
-						return
-					}
-					fmt.Fprintf(w, "data: %s\n\n", body)
-					if w.Flush() != nil {
-						return
-					}
-					last = shown
-					beat.Reset(heartbeatInterval)
-					if st := r.Ticket.View.State; st == "admitted" || st == "expired" {
-						return
-					}
-				}
-			}
-			select {
-			case <-done:
-				return
-			case <-closing:
-				return
-			case <-end.C:
-				return // EventSource reconnects and gets the current state
-			case <-beat.C:
-				w.WriteString(": heartbeat\n\n")
-				if w.Flush() != nil {
-					return
-				}
-				// The access window or the opening may have passed by time
-				// alone: look again.
-			case <-watch.C:
-			case <-bc:
-			}
-			r = sale.QueueStatus(queueID)
-		}
+		s.stream(c, closing, sale, queueID, first)
 	})
 }
+
+// streamWriteTimeout bounds one write to a stream: a buyer whose
+// connection stopped reading is dropped, not waited for.
+const streamWriteTimeout = 10 * time.Second
+
+// stream writes one ticket's events on a hijacked connection until the
+// ticket is admitted or expired, the buyer goes, the stream's lifetime
+// ends or the server shuts down.
+func (s *Server) stream(c net.Conn, closing <-chan struct{}, sale *actors.Sale, queueID string, first actors.Result) {
+	w := bufio.NewWriterSize(c, streamBufferBytes)
+	flush := func() bool {
+		if c.SetWriteDeadline(time.Now().Add(streamWriteTimeout)) != nil {
+			return false
+		}
+		return w.Flush() == nil
+	}
+	w.WriteString("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n" +
+		"X-Accel-Buffering: no\r\nConnection: close\r\n\r\n")
+	watch := sale.Watch(queueID)
+	defer watch.Close()
+	end := time.NewTimer(streamLifetimeMax)
+	defer end.Stop()
+	beat := time.NewTicker(heartbeatInterval)
+	defer beat.Stop()
+	var last streamShown
+	r := first
+	for {
+		// Taken before the state is read: a change after the read closes
+		// this channel, so none is missed.
+		bc := watch.Broadcast()
+		if r.Err == nil {
+			shown := showOf(r.Ticket.View)
+			if shown != last {
+				body, err := json.Marshal(s.ticketBody(sale, r.Ticket))
+				if err != nil {
+					return
+				}
+				w.WriteString("data: ")
+				w.Write(body)
+				w.WriteString("\n\n")
+				if !flush() {
+					return
+				}
+				last = shown
+				beat.Reset(heartbeatInterval)
+				if st := r.Ticket.View.State; st == "admitted" || st == "expired" {
+					return
+				}
+			}
+		}
+		select {
+		case <-closing:
+			return
+		case <-end.C:
+			return // EventSource reconnects and gets the current state
+		case <-beat.C:
+			w.WriteString(": heartbeat\n\n")
+			if !flush() {
+				return // the buyer went away
+			}
+			// The access window or the opening may have passed by time
+			// alone: look again.
+		case <-watch.C:
+		case <-bc:
+		}
+		r = sale.QueueStatus(queueID)
+	}
+}
+
+// streamBufferBytes is a stream's write buffer: an event is a few hundred
+// bytes.
+const streamBufferBytes = 1 << 10
 
 // streamShown is what a stream last told its buyer: a new event is sent
 // when it changes. eta_s, poll_after_s and opens_in_s follow from it and
