@@ -36,6 +36,7 @@ type Options struct {
 	CPUProfile  string // the load generator's (and an in-process server's) profile
 	JSON        bool   // sale mode: print the report as one JSON object
 	HTML        string // sale mode: also write a self-contained report with charts here
+	WaitStream  bool   // sale mode: buyers wait on the event stream, not by polling
 	Out         io.Writer
 
 	// Server is what the started server runs with: serve's own flags, under
@@ -87,6 +88,7 @@ func Main(args []string) error {
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the load generator to this file")
 	fs.StringVar(&o.ServerCPUProfile, "server-cpuprofile", "", "write a CPU profile of the started server to this file")
 	fs.BoolVar(&o.JSON, "json", false, "sale mode: print the report as one JSON object (progress goes to stderr)")
+	fs.BoolVar(&o.WaitStream, "stream", false, "sale mode: buyers wait for their admission on the event stream (one connection each, so at most about 15,000 buyers) instead of polling")
 	fs.StringVar(&o.HTML, "html", "", "sale mode: also write a self-contained HTML report with charts to this file")
 	inProcess := fs.Bool("in-process", false, "run the server inside the bench's process (one profile for both; no CPU split)")
 	o.Server.AddFlags(fs)

@@ -103,3 +103,23 @@ func TestStreamsMode(t *testing.T) {
 		}
 	}
 }
+
+// TestSaleModeStreams: buyers wait on the event stream; with a small
+// active_limit the sale still sells out, each admission heard as it comes.
+func TestSaleModeStreams(t *testing.T) {
+	var out bytes.Buffer
+	err := Run(Options{
+		Out: &out, Mode: "sale", Buyers: 200, Seats: 150, Conns: 16, WaitStream: true,
+		Abandon: 0, Decline: 0.1, ActiveLimit: 5, AdmitPerS: 100, HoldTTL: 10, AccessTTL: 10,
+		Timeout: 60 * time.Second,
+	})
+	t.Log(out.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"time to sell out", "sold twice 0 → OK", "stream_wait"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("report lacks %q", want)
+		}
+	}
+}

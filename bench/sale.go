@@ -1,12 +1,15 @@
 package bench
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -360,6 +363,13 @@ func (r *saleRun) buyer(i int) (res buyerResult) {
 		return res
 	}
 	res.arrival = r.arrivals.Add(1)
+	if o.WaitStream && t.State != "admitted" {
+		var err error
+		if t, err = r.awaitStream(i, t); err != nil {
+			res.err = err
+			return res
+		}
+	}
 	for t.State != "admitted" {
 		if t.State == "expired" {
 			return res
@@ -428,6 +438,53 @@ func (r *saleRun) buyer(i int) (res buyerResult) {
 		}
 	}
 	return res
+}
+
+// awaitStream waits for the buyer's admission on the event stream, as the
+// buyer page does, instead of polling: it returns the ticket as the stream
+// last told it (admitted, or what it was when the run ended).
+func (r *saleRun) awaitStream(i int, t ticket) (ticket, error) {
+	d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 1+byte(i/streamsPerAddress/250), 1+byte(i/streamsPerAddress%250))}}
+	if r.o.Target != "" {
+		d.LocalAddr = nil
+	}
+	conn, err := d.Dial("tcp", r.c.hc.Addr)
+	if err != nil {
+		return t, fmt.Errorf("open the event stream: %v", err)
+	}
+	defer conn.Close()
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		select {
+		case <-r.over:
+			conn.Close() // ends the read below
+		case <-stop:
+		}
+	}()
+	start := time.Now()
+	if _, err := fmt.Fprintf(conn, "GET /v1/sales/%s/queue/%s/events HTTP/1.1\r\nHost: bench\r\n\r\n", r.sale, t.QueueID); err != nil {
+		return t, fmt.Errorf("open the event stream: %v", err)
+	}
+	br := bufio.NewReaderSize(conn, 1024)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			r.c.lat.add("stream_wait", time.Since(start))
+			return t, nil // the run ended, or the server closed the stream
+		}
+		data, ok := strings.CutPrefix(strings.TrimSpace(line), "data: ")
+		if !ok {
+			continue
+		}
+		if err := json.Unmarshal([]byte(data), &t); err != nil {
+			return t, fmt.Errorf("event stream: %v", err)
+		}
+		if t.State == "admitted" || t.State == "expired" {
+			r.c.lat.add("stream_wait", time.Since(start))
+			return t, nil
+		}
+	}
 }
 
 func (rep *saleReport) print(o Options) {
