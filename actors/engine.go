@@ -296,7 +296,8 @@ func (e *Engine) newSale(rec saleRecord) (*Sale, error) {
 	s.pausedAtStart = rec.Paused
 	for i := range s.def.Zones {
 		zd := &s.def.Zones[i]
-		zh := &zoneHandle{idx: uint16(i), def: zd, core: seats.NewZone(def.ID, *zd), idemFails: make(map[idemKey]idemFail)}
+		zh := &zoneHandle{idx: uint16(i), def: zd, core: seats.NewZone(def.ID, *zd), idemFails: make(map[idemKey]idemFail),
+			rowStamps: make([]atomic.Uint64, len(zd.Rows))}
 		s.zones = append(s.zones, zh)
 		s.zoneByID[zd.ID] = zh
 	}

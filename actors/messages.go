@@ -47,17 +47,19 @@ type getOrderCmd struct {
 }
 
 // seatsCmd reads the seat states of seats [from, to) of a zone, one byte
-// per seat by index, with the zone's counts and version at that moment.
+// per seat by index, with the zone's counts and version at that moment and
+// the stamp of rows [firstRow, lastRow), the rows those seats fill.
 type seatsCmd struct {
-	from, to uint32
-	reply    chan seatsCopy // buffered: the actor never waits on it
+	from, to          uint32
+	firstRow, lastRow int
+	reply             chan seatsCopy // buffered: the actor never waits on it
 }
 
 // seatsCopy is the zone actor's answer to a seatsCmd.
 type seatsCopy struct {
 	states           []byte
 	free, held, sold int
-	version          uint64
+	version, stamp   uint64
 }
 
 // tickMsg makes a zone release its expired holds.

@@ -65,6 +65,15 @@ type zoneHandle struct {
 	// version v and made something of the seats knows it is stale once the
 	// version is past v. Written by the zone actor only.
 	version atomic.Uint64
+	// rowStamps has one entry per row of a reserved zone (none in general
+	// admission): the version at which a seat of the row last changed, 0
+	// if none has since start. It is stored before the version it names is
+	// published, by the zone actor only. The largest stamp over some rows
+	// moves whenever one of their seats changes and never otherwise, so
+	// what a reader made of those rows is stale exactly when it moves: a
+	// change elsewhere in the zone leaves it be. At most seats.RowsMax
+	// words (8 KB) a zone.
+	rowStamps []atomic.Uint64
 
 	// Recovery only, then handed to the actor: the rebuilt core, the stored
 	// refusals, and the sequence of the snapshot the core came from.
@@ -245,13 +254,16 @@ func (s *Sale) Seats(zone string) ([]SeatView, *Error) {
 }
 
 // SeatRows is a copy of the seat states of whole rows of a reserved zone,
-// taken by the zone's actor at one moment, with the zone's counts and
-// version at that moment.
+// taken by the zone's actor at one moment, with the zone's counts, version
+// and the rows' stamp at that moment.
 type SeatRows struct {
 	Counts  ZoneCounts
-	Version uint64   // the zone's SeatsVersion when the copy was taken
-	Rows    []RowDef // the rows copied, in definition order; shared, never change it
-	States  []byte   // one per seat of Rows, row by row; read it with Status
+	Version uint64 // the zone's SeatsVersion when the copy was taken
+	// Stamp is the rows' SeatRowsStamp when the copy was taken: the copy
+	// is stale once SeatRowsStamp of the same rows is past it.
+	Stamp  uint64
+	Rows   []RowDef // the rows copied, in definition order; shared, never change it
+	States []byte   // one per seat of Rows, row by row; read it with Status
 }
 
 // Status is the status of the i-th seat of r: "free", "held" or "sold".
@@ -280,7 +292,7 @@ func (s *Sale) SeatRows(zone string, first, last int) (SeatRows, *Error) {
 		to += uint32(r.Seats)
 	}
 	reply := make(chan seatsCopy, 1)
-	s.e.sys.Root.Send(zh.pid, &seatsCmd{from: from, to: to, reply: reply})
+	s.e.sys.Root.Send(zh.pid, &seatsCmd{from: from, to: to, firstRow: first, lastRow: last, reply: reply})
 	var c seatsCopy
 	select {
 	case c = <-reply:
@@ -289,8 +301,45 @@ func (s *Sale) SeatRows(zone string, first, last int) (SeatRows, *Error) {
 	}
 	return SeatRows{
 		Counts:  ZoneCounts{ID: zone, Free: c.free, Held: c.held, Sold: c.sold},
-		Version: c.version, Rows: rows[first:last:last], States: c.states,
+		Version: c.version, Stamp: c.stamp, Rows: rows[first:last:last], States: c.states,
 	}, nil
+}
+
+// SeatRowsStamp is the largest change stamp of rows [first, last) of a
+// reserved zone (see zoneHandle.rowStamps); 0 for an unknown zone or one
+// without rows. It costs one atomic load per row and no message to the
+// zone, so a reader may ask it on every request: whatever was made of a
+// SeatRows of those rows whose Stamp is below it is stale. The caller
+// checks the row range, as for SeatRows.
+func (s *Sale) SeatRowsStamp(zone string, first, last int) uint64 {
+	zh, ok := s.zoneByID[zone]
+	if !ok {
+		return 0
+	}
+	return zh.rowsStamp(first, last)
+}
+
+// rowsStamp is the largest stamp of rows [first, last); see rowStamps.
+func (zh *zoneHandle) rowsStamp(first, last int) uint64 {
+	if first < 0 || first > last || last > len(zh.rowStamps) {
+		panic(fmt.Sprintf("zone %s: rows [%d, %d) outside 0..%d", zh.def.ID, first, last, len(zh.rowStamps)))
+	}
+	var m uint64
+	for i := first; i < last; i++ {
+		m = max(m, zh.rowStamps[i].Load())
+	}
+	return m
+}
+
+// ZoneCounts is the live stock of one zone, as the zone last published it;
+// false for an unknown zone. Counts without the slice of every zone.
+func (s *Sale) ZoneCounts(zone string) (ZoneCounts, bool) {
+	zh, ok := s.zoneByID[zone]
+	if !ok {
+		return ZoneCounts{}, false
+	}
+	free, held, sold := zh.loadCounts()
+	return ZoneCounts{ID: zone, Free: int(free), Held: int(held), Sold: int(sold)}, true
 }
 
 // SeatsVersion is the zone's version (see zoneHandle.version); 0 for an

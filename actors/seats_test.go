@@ -45,7 +45,7 @@ func TestZoneLimitsFitCounts(t *testing.T) {
 
 // TestSaleSeatRows: a copy of some rows holds exactly their seats, with the
 // zone's counts; every change moves the version on, and a read alone does
-// not.
+// not; a change moves the stamp of the rows it touches and of no other.
 func TestSaleSeatRows(t *testing.T) {
 	h := newHarness(t)
 	def := SaleDef{ID: "rows", MaxPerBuyer: 10, Zones: []ZoneDef{
@@ -69,6 +69,19 @@ func TestSaleSeatRows(t *testing.T) {
 	}
 	requireEqual(t, got, []string{"free", "held", "free", "free", "free", "held", "free"})
 	requireEqual(t, s.SeatsVersion("vip"), v1, "reading changes nothing")
+	requireEqual(t, r.Stamp, v1, "the copy's stamp: its rows changed with the hold")
+	requireEqual(t, s.SeatRowsStamp("vip", 1, 3), v1, "the stamp without a copy")
+	requireEqual(t, s.SeatRowsStamp("vip", 0, 1), uint64(0), "row A has not changed")
+
+	// A change stamps the rows it touches and no other.
+	mustHold(t, s, HoldRequest{Buyer: "b2", Zone: "vip", Seats: []string{"A-1"}})
+	v2 := s.SeatsVersion("vip")
+	requireEqual(t, s.SeatRowsStamp("vip", 0, 1), v2, "row A changed")
+	requireEqual(t, s.SeatRowsStamp("vip", 1, 3), v1, "rows B and C did not")
+	requireEqual(t, s.SeatRowsStamp("vip", 0, 3), v2, "the largest stamp of the range")
+	r, err = s.SeatRows("vip", 1, 3)
+	requireTrue(t, err == nil && r.Stamp == v1 && r.Version == v2, "a copy of unchanged rows keeps their stamp: %+v %v", r, err)
+	requireEqual(t, s.SeatRowsStamp("nope", 0, 0), uint64(0), "unknown zone")
 
 	empty, err := s.SeatRows("vip", 3, 3)
 	requireTrue(t, err == nil && len(empty.States) == 0, "no rows, no seats: %+v %v", empty, err)

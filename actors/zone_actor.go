@@ -76,9 +76,10 @@ func (a *zoneActor) Receive(ctx actor.Context) {
 	case *seatsCmd:
 		// A copy of a byte per seat: rendering a 1,000,000-seat map is
 		// left to the caller, so holds in this zone do not wait for it.
-		// The counts and version are read at the same moment, so that the
-		// reader's answer agrees with itself.
-		c := seatsCopy{states: a.z.AppendSeatStates(nil, m.from, m.to), version: a.zh.version.Load()}
+		// The counts, version and stamp are read at the same moment, so
+		// that the reader's answer agrees with itself.
+		c := seatsCopy{states: a.z.AppendSeatStates(nil, m.from, m.to), version: a.zh.version.Load(),
+			stamp: a.zh.rowsStamp(m.firstRow, m.lastRow)}
 		c.free, c.held, c.sold = a.z.Counts()
 		m.reply <- c
 	case tickMsg:
@@ -102,7 +103,21 @@ func (a *zoneActor) apply(ev *wal.Event) {
 	if err := a.z.Apply(ev); err != nil {
 		panic(fmt.Sprintf("zone %s/%s: validated %s event refused by the core: %v", a.s.def.ID, a.zh.def.ID, ev.Type, err))
 	}
+	a.stampRows(ev)
 	a.publish()
+}
+
+// stampRows marks the rows whose seats ev changed with the version that
+// publish is about to make, before it makes it: a reader that sees the new
+// version sees the stamps too.
+func (a *zoneActor) stampRows(ev *wal.Event) {
+	if len(a.zh.rowStamps) == 0 {
+		return
+	}
+	v := a.zh.version.Load() + 1
+	for _, seat := range a.z.AppliedSeats(ev) {
+		a.zh.rowStamps[a.z.SeatRow(seat)].Store(v)
+	}
 }
 
 // commit queues d's record, applies it and settles it; c is finished with r

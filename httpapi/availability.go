@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"fmt"
+	"io"
 	"strconv"
 	"sync"
 
@@ -29,7 +30,7 @@ const (
 // availability answers GET /v1/sales/{sale}/availability. The counts of
 // every zone are read from the zones' published atomics; a reserved zone's
 // seat list is answered from pages that the pageCache encodes once per
-// change of the zone and shares between readers.
+// change of their rows and shares between readers.
 func (s *Server) availability(ctx *fasthttp.RequestCtx, sale *actors.Sale) {
 	// Requests without an identity met the address limit in route; a
 	// buyer's are limited per buyer here, as API.md counts them, so that a
@@ -75,15 +76,81 @@ func (s *Server) availability(ctx *fasthttp.RequestCtx, sale *actors.Sale) {
 			return
 		}
 	}
-	body, err := s.pages.get(sale, zone, first, rows, s.m)
+	seatsPart, err := s.pages.get(sale, zone, first, rows, s.m)
 	if err != nil {
 		writeError(ctx, err)
 		return
 	}
+	// The counts are read after the page, so they are as new as the
+	// request too. They are the zone's, not the page's: baked into the
+	// page, they would make every page stale at every change of the zone.
+	counts, _ := sale.ZoneCounts(zone)
 	ctx.SetStatusCode(200)
 	ctx.SetContentType("application/json")
-	// The page is shared and never changed once made: no copy per reader.
-	ctx.Response.SetBodyRaw(body)
+	// The seats part is shared and never changed once made: it goes out
+	// behind this answer's own head, with no copy per reader.
+	a := &pageAnswer{head: appendPageHead(make([]byte, 0, pageHeadBytesMax), counts), seats: seatsPart}
+	ctx.SetBodyStream(a, len(a.head)+len(a.seats))
+}
+
+// pageHeadBytesMax is the size of a page's head at most: the keys, a zone
+// id of at most 64 bytes and three counts of at most 7 digits.
+const pageHeadBytesMax = 128
+
+// appendPageHead appends the head of a page answer, what comes before its
+// seats part (see encodePage): {"zones":[{"id":"vip","free":1,"held":2,"sold":3
+func appendPageHead(b []byte, c actors.ZoneCounts) []byte {
+	b = append(b, `{"zones":[{"id":"`...)
+	b = append(b, c.ID...)
+	b = append(b, `","free":`...)
+	b = strconv.AppendInt(b, int64(c.Free), 10)
+	b = append(b, `,"held":`...)
+	b = strconv.AppendInt(b, int64(c.Held), 10)
+	b = append(b, `,"sold":`...)
+	b = strconv.AppendInt(b, int64(c.Sold), 10)
+	return b
+}
+
+// pageAnswer is the body of one page answer: this answer's head, then the
+// shared seats part. Its WriteTo hands both to the connection's writer as
+// they are, which for the large seats part writes around the buffer.
+type pageAnswer struct {
+	head, seats []byte
+	off         int // bytes read so far, of head then seats
+}
+
+func (a *pageAnswer) Read(p []byte) (int, error) {
+	n := 0
+	if a.off < len(a.head) {
+		n = copy(p, a.head[a.off:])
+	}
+	if n < len(p) && a.off+n >= len(a.head) {
+		n += copy(p[n:], a.seats[a.off+n-len(a.head):])
+	}
+	a.off += n
+	if n == 0 && len(p) > 0 {
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+func (a *pageAnswer) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for a.off < len(a.head)+len(a.seats) {
+		var part []byte
+		if a.off < len(a.head) {
+			part = a.head[a.off:]
+		} else {
+			part = a.seats[a.off-len(a.head):]
+		}
+		n, err := w.Write(part)
+		a.off += n
+		total += int64(n)
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
 }
 
 // zoneRows is the rows of a zone of sale, in definition order.
@@ -128,28 +195,30 @@ type pageKey struct {
 	first      int
 }
 
-// page is one cached answer, and the encode that is remaking it.
+// page is the seats part of one cached answer, and the encode that is
+// remaking it.
 type page struct {
-	body    []byte  // the last answer encoded; shared, never changed; nil before the first
-	version uint64  // the zone version body shows
-	flight  *flight // the encode under way, nil when none
-	used    uint64  // pageCache.tick of the last read, for eviction
+	body   []byte  // the last seats part encoded; shared, never changed; nil before the first
+	stamp  uint64  // the stamp of the page's rows that body shows (Sale.SeatRowsStamp)
+	flight *flight // the encode under way, nil when none
+	used   uint64  // pageCache.tick of the last read, for eviction
 }
 
 // flight is one encode of a page; readers that need it wait on done.
 type flight struct {
-	done    chan struct{} // closed once the fields below are set
-	body    []byte
-	version uint64
-	err     *actors.Error
+	done  chan struct{} // closed once the fields below are set
+	body  []byte
+	stamp uint64
+	err   *actors.Error
 }
 
-// pageCache keeps the encoded availability pages of reserved zones. A page
-// is encoded when read after a change of its zone (lazily, so an unread
-// zone costs nothing), at most one encode of a page at a time, and every
+// pageCache keeps the encoded seats parts of the availability pages of
+// reserved zones. A page is encoded when read after a change of its rows
+// (lazily, so an unread zone costs nothing; a change in other rows of the
+// zone leaves it be), at most one encode of a page at a time, and every
 // reader that finds the page stale while it is being made waits for that
-// encode instead of making its own: the work is one encode per change
-// however many read. Owned by the Server; safe for any goroutine.
+// encode instead of making its own: the work is one encode per change of a
+// page however many read. Owned by the Server; safe for any goroutine.
 type pageCache struct {
 	mu    sync.Mutex
 	pages map[pageKey]*page // guarded by mu; at most availabilityCachePagesMax
@@ -161,12 +230,12 @@ func newPageCache() *pageCache {
 	return &pageCache{pages: make(map[pageKey]*page)}
 }
 
-// get returns the page of zone from row first on, as of the zone's version
-// now or later: a reader never gets an answer older than its request, so a
-// buyer who just held a seat sees it held.
+// get returns the seats part of the page of zone from row first on, as of
+// its rows' stamp now or later: a reader never gets an answer older than
+// its request, so a buyer who just held a seat sees it held.
 func (c *pageCache) get(sale *actors.Sale, zone string, first int, rows []actors.RowDef, m *Metrics) ([]byte, *actors.Error) {
 	k := pageKey{sale: sale.ID(), zone: zone, first: first}
-	want := sale.SeatsVersion(zone)
+	want := sale.SeatRowsStamp(zone, first, pageEnd(rows, first))
 	// At most two rounds: a flight that started before this request may be
 	// older than want; the one started after it is not.
 	for {
@@ -178,7 +247,7 @@ func (c *pageCache) get(sale *actors.Sale, zone string, first int, rows []actors
 			c.pages[k] = p
 		}
 		p.used = c.tick
-		if p.body != nil && p.version >= want {
+		if p.body != nil && p.stamp >= want {
 			c.mu.Unlock()
 			m.availabilityShared.Inc()
 			return p.body, nil
@@ -191,7 +260,7 @@ func (c *pageCache) get(sale *actors.Sale, zone string, first int, rows []actors
 			if f.err != nil {
 				return nil, f.err
 			}
-			if f.version >= want {
+			if f.stamp >= want {
 				m.availabilityShared.Inc()
 				return f.body, nil
 			}
@@ -218,7 +287,7 @@ func (c *pageCache) fly(k pageKey, p *page, f *flight, encode func() ([]byte, ui
 		c.land(k, p, f)
 		close(f.done)
 	}()
-	f.body, f.version, f.err = encode()
+	f.body, f.stamp, f.err = encode()
 }
 
 // land stores what flight f made in p, and evicts pages past the limits.
@@ -236,7 +305,7 @@ func (c *pageCache) land(k pageKey, p *page, f *flight) {
 		return
 	}
 	c.bytes += len(f.body) - len(p.body)
-	p.body, p.version = f.body, f.version
+	p.body, p.stamp = f.body, f.stamp
 	c.evict(p)
 }
 
@@ -261,12 +330,13 @@ func (c *pageCache) evict(keep *page) {
 	}
 }
 
-// encodePage copies the page's rows from the zone and writes the answer:
+// encodePage copies the page's rows from the zone and writes the seats
+// part of the answer, all that follows the head (appendPageHead) of
 // {"zones":[{"id","free","held","sold","seats":[{"id","status"},...]}]}
-// and "next_row" when rows remain. It is written by hand: encoding/json
-// would reflect over 10,000 values per page. Zone ids and row names are of
-// the forms API.md fixes (letters, digits, '.', '_', '-'), so they need no
-// escaping.
+// and "next_row" when rows remain; with the stamp of the rows copied. It is
+// written by hand: encoding/json would reflect over 10,000 values per page.
+// Zone ids and row names are of the forms API.md fixes (letters, digits,
+// '.', '_', '-'), so they need no escaping.
 func encodePage(sale *actors.Sale, zone string, rows []actors.RowDef, first int) ([]byte, uint64, *actors.Error) {
 	last := pageEnd(rows, first)
 	r, err := sale.SeatRows(zone, first, last)
@@ -275,15 +345,7 @@ func encodePage(sale *actors.Sale, zone string, rows []actors.RowDef, first int)
 	}
 	// About 34 bytes a seat ({"id":"R12-345","status":"free"},), so one
 	// allocation in the common case.
-	b := make([]byte, 0, 128+len(r.States)*36)
-	b = append(b, `{"zones":[{"id":"`...)
-	b = append(b, zone...)
-	b = append(b, `","free":`...)
-	b = strconv.AppendInt(b, int64(r.Counts.Free), 10)
-	b = append(b, `,"held":`...)
-	b = strconv.AppendInt(b, int64(r.Counts.Held), 10)
-	b = append(b, `,"sold":`...)
-	b = strconv.AppendInt(b, int64(r.Counts.Sold), 10)
+	b := make([]byte, 0, 64+len(r.States)*36)
 	b = append(b, `,"seats":[`...)
 	i := 0
 	for _, row := range r.Rows {
@@ -308,5 +370,5 @@ func encodePage(sale *actors.Sale, zone string, rows []actors.RowDef, first int)
 		b = append(b, '"')
 	}
 	b = append(b, "}\n"...)
-	return b, r.Version, nil
+	return b, r.Stamp, nil
 }

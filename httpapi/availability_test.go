@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -225,6 +227,81 @@ func TestAvailabilityFollowsChanges(t *testing.T) {
 	st, c = status("R11", "R12-5")
 	requireEqual(t, st, "sold", "a purchase shows in the next read")
 	requireEqual(t, c.Sold, 1)
+}
+
+// TestAvailabilityRebuildsChangedPages: a change re-encodes the pages whose
+// rows it touched and no other, while every page's counts follow the zone.
+func TestAvailabilityRebuildsChangedPages(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	seats := make([]int, 30)
+	for i := range seats {
+		seats[i] = 1000
+	}
+	ts.createSale(t, hallSpec("s", seats)) // pages from R1, R11 and R21
+	tok := ts.admit(t, "s", "b1")
+	const encoded = "onsale_availability_pages_encoded_total"
+	// readAll reads every page and returns the encodes it cost and the
+	// status of the named seats.
+	readAll := func(held int, names ...string) (float64, map[string]string) {
+		t.Helper()
+		before := ts.metricValue(t, encoded)
+		st := map[string]string{}
+		for i, p := range ts.allPages(t, "s", "hall") {
+			requireEqual(t, p.Zones[0].ZoneCounts, actors.ZoneCounts{ID: "hall", Free: 30_000 - held, Held: held},
+				"page %d: the zone's counts, whichever page changed", i)
+			for _, seat := range p.Zones[0].Seats {
+				if slices.Contains(names, seat.ID) {
+					st[seat.ID] = seat.Status
+				}
+			}
+		}
+		return ts.metricValue(t, encoded) - before, st
+	}
+	n, _ := readAll(0)
+	requireEqual(t, n, 3.0, "every page encoded once")
+	n, _ = readAll(0)
+	requireEqual(t, n, 0.0, "nothing changed, nothing encoded")
+
+	h := ts.mustHold(t, "s", tok, map[string]any{"zone": "hall", "seats": []string{"R12-5"}})
+	n, st := readAll(1, "R12-5")
+	requireEqual(t, n, 1.0, "a hold on one page re-encodes that page only")
+	requireEqual(t, st["R12-5"], "held", "the hold shows in the next read")
+
+	requireStatus(t, ts.do(t, "DELETE", "/v1/holds/"+h.HoldID, nil, bearerHdr(tok)), 200)
+	n, st = readAll(0, "R12-5")
+	requireEqual(t, n, 1.0, "a release re-encodes its page only")
+	requireEqual(t, st["R12-5"], "free")
+
+	ts.mustHold(t, "s", tok, map[string]any{"zone": "hall", "seats": []string{"R1-1", "R30-1000"}})
+	n, st = readAll(2, "R1-1", "R30-1000")
+	requireEqual(t, n, 2.0, "a hold over two pages re-encodes both")
+	requireEqual(t, st, map[string]string{"R1-1": "held", "R30-1000": "held"})
+}
+
+// TestPageAnswerRead: the body of a page answer reads as its head then its
+// seats part, whatever the size of the reads, and writes the same.
+func TestPageAnswerRead(t *testing.T) {
+	head, seats := []byte(`{"zones":[{"id":"v","free":1`), []byte(`,"seats":[]}]}`+"\n")
+	want := string(head) + string(seats)
+	for _, size := range []int{1, 3, len(head), len(head) + 1, 1000} {
+		a := &pageAnswer{head: head, seats: seats}
+		var got []byte
+		buf := make([]byte, size)
+		for range 1000 {
+			n, err := a.Read(buf)
+			got = append(got, buf[:n]...)
+			if err == io.EOF {
+				break
+			}
+			requireNoErr(t, err, "read")
+		}
+		requireEqual(t, string(got), want, "reads of %d bytes", size)
+	}
+	var w bytes.Buffer
+	n, err := (&pageAnswer{head: head, seats: seats}).WriteTo(&w)
+	requireNoErr(t, err, "write")
+	requireEqual(t, [2]any{n, w.String()}, [2]any{int64(len(want)), want})
 }
 
 // TestAvailabilityReadersShare: many readers of a large zone at once cost

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -52,6 +54,19 @@ const sessionCookie = "onsale_session"
 type dashboard struct {
 	s      *Server
 	logins *limiter // login attempts per client address
+	frames dashFrames
+}
+
+// dashFrames is the event-stream frame of the current tick, made by the
+// first stream that asks for it and shared by all: the figures grow with
+// the sales, so they are gathered and encoded once a tick, never per open
+// dashboard. Safe for any goroutine.
+type dashFrames struct {
+	mu    sync.Mutex
+	tick  time.Time // guarded by mu; the tick frame is of (time.Now truncated to dashboardInterval)
+	frame []byte    // guarded by mu; "data: {...}\n\n"; shared, never changed; nil before the first
+	prev  dashMark  // guarded by mu; the marks at frame, for the next frame's rates
+	made  atomic.Int64
 }
 
 func newDashboard(s *Server) *dashboard {
@@ -210,6 +225,28 @@ func (d *dashboard) snapshot(load dashLoad) []byte {
 // dashboardInterval is how often the dashboard gets fresh figures.
 const dashboardInterval = time.Second
 
+// frame is the event-stream frame of the tick now falls in: the one made
+// already, or a new one whose rates run from the previous frame. Callers
+// that ask together wait for one making, not one each.
+func (d *dashboard) frame(now time.Time) []byte {
+	tick := now.Truncate(dashboardInterval)
+	f := &d.frames
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.frame != nil && !tick.After(f.tick) {
+		return f.frame
+	}
+	cur := d.mark()
+	var load dashLoad
+	if f.frame != nil {
+		load = d.load(f.prev, cur)
+	}
+	f.frame = fmt.Appendf(nil, "data: %s\n\n", d.snapshot(load))
+	f.tick, f.prev = tick, cur
+	f.made.Add(1)
+	return f.frame
+}
+
 func (d *dashboard) events(ctx *fasthttp.RequestCtx) {
 	done, closing := ctx.Done(), d.s.closing
 	ctx.SetWriteDeadline(time.Now().Add(streamLifetimeMax + time.Minute))
@@ -217,15 +254,19 @@ func (d *dashboard) events(ctx *fasthttp.RequestCtx) {
 	ctx.Response.Header.Set("Cache-Control", "no-cache")
 	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
 		end := time.Now().Add(streamLifetimeMax)
-		t := time.NewTicker(dashboardInterval)
+		// Every stream wakes on the same tick boundaries, so that the
+		// first to wake makes the tick's frame and the others share it.
+		t := time.NewTimer(dashboardInterval)
 		defer t.Stop()
-		prev := d.mark()
-		var load dashLoad
 		for time.Now().Before(end) {
-			fmt.Fprintf(w, "data: %s\n\n", d.snapshot(load))
+			now := time.Now()
+			if _, err := w.Write(d.frame(now)); err != nil {
+				return
+			}
 			if w.Flush() != nil {
 				return
 			}
+			t.Reset(now.Truncate(dashboardInterval).Add(dashboardInterval).Sub(now))
 			select {
 			case <-done:
 				return
@@ -233,8 +274,6 @@ func (d *dashboard) events(ctx *fasthttp.RequestCtx) {
 				return
 			case <-t.C:
 			}
-			cur := d.mark()
-			load, prev = d.load(prev, cur), cur
 		}
 	})
 }

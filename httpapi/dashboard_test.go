@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bufio"
 	"io"
 	"net"
 	"net/http"
@@ -69,4 +70,76 @@ func TestDashboardLoginRateLimit(t *testing.T) {
 	other := &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{
 		LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}).DialContext}}
 	requireEqual(t, form(other, testAdminToken).StatusCode, 200, "the operator at another address logs in")
+}
+
+// TestDashboardFrameOncePerTick: the frame of a tick is made once, by the
+// first caller, and the same bytes go to every later caller of that tick;
+// the next tick makes the next frame, with rates from the one before.
+func TestDashboardFrameOncePerTick(t *testing.T) {
+	s := New(Config{AdminToken: "a", SigningKey: []byte("k")})
+	d := s.dash
+	t0 := time.Now().Truncate(dashboardInterval)
+	a := d.frame(t0.Add(10 * time.Millisecond))
+	b := d.frame(t0.Add(dashboardInterval - time.Millisecond))
+	requireTrue(t, &a[0] == &b[0], "one tick, one frame shared")
+	requireEqual(t, d.frames.made.Load(), int64(1), "made once")
+	requireTrue(t, strings.HasPrefix(string(a), "data: {") && strings.HasSuffix(string(a), "}\n\n"), "an SSE event: %q", a)
+	c := d.frame(t0.Add(dashboardInterval))
+	requireTrue(t, &c[0] != &a[0], "the next tick makes a new frame")
+	requireEqual(t, d.frames.made.Load(), int64(2))
+	late := d.frame(t0.Add(time.Millisecond))
+	requireTrue(t, &late[0] == &c[0], "a caller behind the clock gets the newest frame")
+	requireEqual(t, d.frames.made.Load(), int64(2))
+}
+
+// TestDashboardStreamsShareFrames: two open dashboards get the same bytes
+// on each tick, made once for both.
+func TestDashboardStreamsShareFrames(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	ts.createSale(t, newSaleSpec("s"))
+	r := ts.do(t, "POST", "/dashboard/login", url.Values{"token": {testAdminToken}}.Encode(),
+		hdr{"Content-Type", "application/x-www-form-urlencoded"})
+	requireStatus(t, r, 200, "login")
+	cookies := (&http.Response{Header: r.Header}).Cookies()
+	requireEqual(t, len(cookies), 1, "one session cookie")
+	open := func() (*bufio.Reader, func()) {
+		req, err := http.NewRequest("GET", ts.base+"/dashboard/events", nil)
+		requireNoErr(t, err)
+		req.AddCookie(cookies[0])
+		resp, err := ts.c.Do(req)
+		requireNoErr(t, err)
+		requireEqual(t, resp.StatusCode, 200)
+		return bufio.NewReader(resp.Body), func() { requireNoErr(t, resp.Body.Close(), "close stream") }
+	}
+	made := &ts.srv.dash.frames.made
+	// Both streams open within one tick, unless the clock crosses a tick
+	// boundary meanwhile: then once more, from the start of a tick.
+	for attempt := 0; ; attempt++ {
+		requireTrue(t, attempt < 3, "the streams never opened within one tick")
+		if attempt > 0 {
+			next := time.Now().Truncate(dashboardInterval).Add(dashboardInterval)
+			time.Sleep(time.Until(next) + 20*time.Millisecond)
+		}
+		tick := time.Now().Truncate(dashboardInterval)
+		m0 := made.Load()
+		a, closeA := open()
+		b, closeB := open()
+		first := [2]string{readEvent(t, a), readEvent(t, b)}
+		if !time.Now().Truncate(dashboardInterval).Equal(tick) {
+			closeA()
+			closeB()
+			continue
+		}
+		requireEqual(t, first[0], first[1], "two streams, one tick: the same bytes")
+		// At most: streams of an earlier attempt may have made it.
+		requireTrue(t, made.Load()-m0 <= 1, "made once for both, not %d times", made.Load()-m0)
+		// Both wake at the next tick boundary and share its frame.
+		second := [2]string{readEvent(t, a), readEvent(t, b)}
+		requireEqual(t, second[0], second[1], "the next tick: the same bytes")
+		requireTrue(t, made.Load()-m0 <= 2, "a frame per tick, not per stream: %d made", made.Load()-m0)
+		closeA()
+		closeB()
+		return
+	}
 }

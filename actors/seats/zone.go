@@ -338,6 +338,26 @@ func (z *Zone) Apply(ev *wal.Event) error {
 	return fmt.Errorf("%w: %s", ErrZoneEventType, ev.Type)
 }
 
+// AppliedSeats is the seats whose state ev changed, for an event that Apply
+// has just taken: those of the hold it placed, released, expired or paid
+// for, or of the order it cancelled. Readers that keep what they made of
+// some seats (the HTTP edge's seat-map pages) learn from it what went
+// stale. The slice is the zone's own: read it, never change it. Nil for an
+// event that Apply would refuse to name.
+func (z *Zone) AppliedSeats(ev *wal.Event) []uint32 {
+	var h *Hold
+	switch ev.Type {
+	case wal.TypeHoldPlaced, wal.TypeHoldReleased, wal.TypeHoldExpired, wal.TypeOrderPaid:
+		h = z.holds[ev.Hold]
+	case wal.TypeOrderCancelled:
+		h = z.orders[ev.Order]
+	}
+	if h == nil {
+		return nil
+	}
+	return h.Seats
+}
+
 func (z *Zone) applyPlaced(ev *wal.Event) error {
 	n := len(ev.Seats)
 	switch {

@@ -88,6 +88,16 @@ func (z *Zone) seg(i uint32) int {
 	return sort.Search(len(z.segStart)-1, func(s int) bool { return z.segStart[s+1] > i })
 }
 
+// SeatRow is the index of the row of seat i in a reserved zone, in
+// definition order. i must be below Size(); a general-admission zone has no
+// rows, and asking is a bug.
+func (z *Zone) SeatRow(i uint32) int {
+	if !z.reserved || int(i) >= len(z.seats) {
+		panic(fmt.Sprintf("zone %q: no row for seat %d (reserved %v, %d seats)", z.def.ID, i, z.reserved, len(z.seats)))
+	}
+	return z.seg(i)
+}
+
 // SeatName is the seat's public id: "A-7" (row name, dash, number from 1) in
 // a reserved zone, "17" (index+1) in general admission; "" when i is out of
 // range.

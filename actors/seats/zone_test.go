@@ -675,3 +675,38 @@ func TestZoneHoldsFull(t *testing.T) {
 	requireEqual(t, free, 10)
 	requireTrue(t, z.Hold("h-one-too-many") == nil)
 }
+
+// TestZoneAppliedSeats: after every kind of record, AppliedSeats names
+// exactly the seats whose state the record changed, and SeatRow puts each
+// in the row its name says.
+func TestZoneAppliedSeats(t *testing.T) {
+	z := NewZone(testSale, reservedDef(10, 10, 10))
+	s := func(names ...string) []uint32 { return indexesOf(t, z, names...) }
+	for _, ev := range []*wal.Event{
+		placedEvent(z, "h1", s("A-1", "C-10"), 1000, 60_000),
+		placedEvent(z, "h2", s("B-3"), 1000, 10_000),
+		placedEvent(z, "h3", s("B-4", "B-5"), 1000, 60_000),
+		{Type: wal.TypeHoldReleased, Hold: "h1", At: 2000},
+		{Type: wal.TypeHoldExpired, Hold: "h2", At: 11_000},
+		{Type: wal.TypeOrderPaid, Hold: "h3", Order: "o3", At: 3000},
+		{Type: wal.TypeOrderCancelled, Order: "o3", At: 4000},
+	} {
+		before := z.AppendSeatStates(nil, 0, uint32(z.Size()))
+		mustApply(t, z, ev)
+		after := z.AppendSeatStates(nil, 0, uint32(z.Size()))
+		var changed []uint32
+		for i := range before {
+			if before[i] != after[i] {
+				changed = append(changed, uint32(i))
+			}
+		}
+		got := slices.Clone(z.AppliedSeats(ev))
+		slices.Sort(got)
+		requireEqual(t, got, changed, "%s %s%s", ev.Type, ev.Hold, ev.Order)
+		for _, i := range got {
+			row, _, _ := strings.Cut(z.SeatName(i), "-")
+			requireEqual(t, z.Def().Rows[z.SeatRow(i)].Row, row, "row of seat %s", z.SeatName(i))
+		}
+	}
+	requireTrue(t, z.AppliedSeats(&wal.Event{Type: wal.TypeHoldReleased, Hold: "nope"}) == nil, "an unknown hold changed nothing")
+}
