@@ -218,7 +218,11 @@ func (d *dashboard) snapshot(load dashLoad) []byte {
 			out.Sales = append(out.Sales, dashSale{ID: s.ID(), Name: s.Def().Name, Queue: s.Queue(), Zones: s.Counts(), Stats: s.Stats()})
 		}
 	}
-	b, _ := json.Marshal(out)
+	b, err := json.Marshal(out)
+	if err != nil {
+		// Only strings, numbers and slices of them: a failure is a bug.
+		panic(fmt.Sprintf("dashboard snapshot: %v", err))
+	}
 	return b
 }
 
