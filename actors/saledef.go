@@ -57,13 +57,29 @@ const (
 	priceCentsMax     = 100_000_000_00 // 100 million in major units: far above any ticket
 )
 
-var (
-	idPattern  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
-	rowPattern = regexp.MustCompile(`^[A-Za-z0-9]{1,8}$`)
-)
+var rowPattern = regexp.MustCompile(`^[A-Za-z0-9]{1,8}$`)
 
-// ValidID reports whether s is a client-supplied id (sale, zone, buyer).
-func ValidID(s string) bool { return idPattern.MatchString(s) }
+// idBytesMax bounds a client-supplied id (API.md).
+const idBytesMax = 64
+
+// ValidID reports whether s is a client-supplied id (sale, zone, buyer):
+// ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$, checked by hand because every join
+// checks a buyer id and the regexp cost 4% of a join's CPU.
+func ValidID(s string) bool {
+	if len(s) == 0 || len(s) > idBytesMax {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case i > 0 && (c == '.' || c == '_' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 func badField(field, format string, args ...any) *Error {
 	return &Error{Code: CodeBadRequest, Message: field + ": " + fmt.Sprintf(format, args...)}

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 
@@ -79,5 +80,30 @@ func TestNormalizeRefusesControlCharacters(t *testing.T) {
 		}
 		requireTrue(t, err != nil && err.Code == CodeBadRequest &&
 			err.Message == c.field+": must not contain control characters", "%q/%q: %v", c.sale, c.zone, err)
+	}
+}
+
+// TestValidIDMatchesPattern holds the hand-written ValidID to the pattern
+// API.md gives, on every short string over a telling alphabet.
+func TestValidIDMatchesPattern(t *testing.T) {
+	re := regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+	alphabet := []byte("aZ09._-/ é\x00")
+	var check func(prefix []byte, depth int)
+	check = func(prefix []byte, depth int) {
+		if got, want := ValidID(string(prefix)), re.MatchString(string(prefix)); got != want {
+			t.Fatalf("ValidID(%q) = %v, the pattern says %v", prefix, got, want)
+		}
+		if depth == 0 {
+			return
+		}
+		for _, c := range alphabet {
+			check(append(prefix, c), depth-1)
+		}
+	}
+	check(nil, 3)
+	for _, s := range []string{strings.Repeat("a", 64), strings.Repeat("a", 65), "a" + strings.Repeat("-", 63)} {
+		if ValidID(s) != re.MatchString(s) {
+			t.Fatalf("ValidID(%d bytes) disagrees with the pattern", len(s))
+		}
 	}
 }

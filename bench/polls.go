@@ -63,10 +63,36 @@ func runPolls(o Options, c *client) error {
 		return fmt.Errorf("only %d of %d buyers joined the line", joined.Load(), pollsLine)
 	}
 
-	// Beside the polls: a few buyers join the other sale and hold, one
-	// after the other, measuring each step.
+	// Phase 1, the ceiling: pollers in a closed loop, as fast as the server
+	// answers. Phase 2, the crowd as the server shapes it: polls at the
+	// poll budget, which poll_after_s holds the whole line to.
+	rate, j, h, fails := pollPhase(o, c, line, shop, ids, "", 0)
+	q := c.lat.quantiles("poll")
+	fmt.Fprintf(o.Out, "  queue polls over HTTP:      %.0f polls/s (p50 %s, p99 %s), %d failures\n", rate, q.P50, q.P99, fails)
+	fmt.Fprintf(o.Out, "  polls/s as a share of the no-op GET ceiling: %.0f%%\n", 100*rate/ceiling)
+	fmt.Fprintf(o.Out, "  beside them, join p50 %s p99 %s and hold p50 %s p99 %s (%d join+hold pairs)\n", j.P50, j.P99, h.P50, h.P99, h.N)
+	budget := o.Server.PollBudget
+	if budget <= 0 {
+		budget = line0PollBudget
+	}
+	rate, j, h, fails = pollPhase(o, c, line, shop, ids, "budget_", budget)
+	fmt.Fprintf(o.Out, "  at the poll budget (%.0f/s asked): %.0f polls/s, %d failures; beside them join p50 %s p99 %s and hold p50 %s p99 %s (%d pairs)\n",
+		budget, rate, fails, j.P50, j.P99, h.P50, h.P99, h.N)
+	return nil
+}
+
+// line0PollBudget is the server's default poll budget, for a --target run
+// whose flags the bench does not know.
+const line0PollBudget = 10_000
+
+// pollPhase polls the line for o.Duration (after a warm-up) from o.Conns
+// connections, as fast as answered when perS is 0, else at perS in all,
+// while four buyers join and hold in the shop sale one after the other. It
+// returns polls/s and the join and hold latencies of the phase.
+func pollPhase(o Options, c *client, line, shop string, ids []string, prefix string, perS float64) (float64, quantiles, quantiles, int64) {
 	shopper := c.sibling(8)
 	var polls, failures atomic.Int64
+	var wg sync.WaitGroup
 	measureFrom := time.Now().Add(warmup)
 	deadline := measureFrom.Add(o.Duration)
 	for w := range 4 {
@@ -75,24 +101,33 @@ func runPolls(o Options, c *client) error {
 			defer wg.Done()
 			for n := 0; time.Now().Before(deadline); n++ {
 				var t ticket
-				st, err := shopper.do("shop_join", "POST", "/v1/sales/"+shop+"/queue", "", "", []byte(`{"buyer":"s`+strconv.Itoa(w)+`-`+strconv.Itoa(n)+`"}`), &t)
+				st, err := shopper.do(prefix+"shop_join", "POST", "/v1/sales/"+shop+"/queue", "", "", []byte(`{"buyer":"`+prefix+`s`+strconv.Itoa(w)+`-`+strconv.Itoa(n)+`"}`), &t)
 				if err != nil || st != 200 || t.State != "admitted" {
 					failures.Add(1)
 					continue
 				}
-				if st, err := shopper.do("shop_hold", "POST", "/v1/sales/"+shop+"/holds", t.AccessToken, "", []byte(`{"zone":"ga","quantity":1}`), nil); err != nil || st != 201 {
+				if st, err := shopper.do(prefix+"shop_hold", "POST", "/v1/sales/"+shop+"/holds", t.AccessToken, "", []byte(`{"zone":"ga","quantity":1}`), nil); err != nil || st != 201 {
 					failures.Add(1)
 				}
 			}
 		}()
 	}
-	for range o.Conns {
+	var every time.Duration // one poller's interval when paced
+	if perS > 0 {
+		every = time.Duration(float64(o.Conns) / perS * float64(time.Second))
+	}
+	for k := range o.Conns {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			next := time.Now().Add(time.Duration(k) * every / time.Duration(o.Conns))
 			for time.Now().Before(deadline) {
+				if every > 0 {
+					time.Sleep(time.Until(next))
+					next = next.Add(every)
+				}
 				id := ids[rand.IntN(len(ids))]
-				st, err := c.do("poll", "GET", "/v1/sales/"+line+"/queue/"+id, "", "", nil, nil)
+				st, err := c.do(prefix+"poll", "GET", "/v1/sales/"+line+"/queue/"+id, "", "", nil, nil)
 				if err != nil || st != 200 {
 					failures.Add(1)
 					continue
@@ -105,11 +140,5 @@ func runPolls(o Options, c *client) error {
 	}
 	progress(o, deadline, func() string { return fmt.Sprintf("%d polls", polls.Load()) })
 	wg.Wait()
-	rate := float64(polls.Load()) / o.Duration.Seconds()
-	q := c.lat.quantiles("poll")
-	fmt.Fprintf(o.Out, "  queue polls over HTTP:      %.0f polls/s (p50 %s, p99 %s), %d failures\n", rate, q.P50, q.P99, failures.Load())
-	fmt.Fprintf(o.Out, "  polls/s as a share of the no-op GET ceiling: %.0f%%\n", 100*rate/ceiling)
-	j, h := c.lat.quantiles("shop_join"), c.lat.quantiles("shop_hold")
-	fmt.Fprintf(o.Out, "  beside them, join p50 %s p99 %s and hold p50 %s p99 %s (%d join+hold pairs)\n", j.P50, j.P99, h.P50, h.P99, h.N)
-	return nil
+	return float64(polls.Load()) / o.Duration.Seconds(), c.lat.quantiles(prefix + "shop_join"), c.lat.quantiles(prefix + "shop_hold"), failures.Load()
 }
