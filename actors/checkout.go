@@ -31,11 +31,42 @@ import "onsale/actors/seats"
 //     sale (cancelCmd, seats.Zone.DecideCancel).
 
 // Payer charges and refunds. Charge is called at most once per checkout,
-// outside every actor, and may take as long as the gateway does.
+// outside every actor, and may take as long as the gateway does. Every call
+// carries the payment's idempotency keys (Payment.ChargeKey, RefundKey), so
+// that asking again, after a timeout or a crash, never moves money twice.
 type Payer interface {
-	Charge(orderID string, amountCents int64, token string) *Error
-	Refund(orderID string, amountCents int64) *Error
+	Charge(p Payment) *Error
+	Refund(p Payment) *Error
+	// Lookup asks the provider what became of the charge made (or not)
+	// with p.ChargeKey(): recovery finishes open payments with it.
+	Lookup(p Payment) (ChargeState, *Error)
 }
+
+// Payment is one order's money as the provider sees it.
+type Payment struct {
+	Sale, HoldID, OrderID string
+	AmountCents           int64
+	Currency              string // ISO 4217, lower case; "" is the sale's default
+	Token                 string // the buyer's payment method; empty for a refund or lookup
+}
+
+// ChargeKey is the idempotency key of the payment's charge: derived from the
+// order id, which is made once per checkout, so a retry never charges twice.
+func (p Payment) ChargeKey() string { return "onsale-charge-" + p.OrderID }
+
+// RefundKey is the idempotency key of the payment's refund: one refund per
+// order, however often it is asked for.
+func (p Payment) RefundKey() string { return "onsale-refund-" + p.OrderID }
+
+// ChargeState is what the provider knows of a charge.
+type ChargeState uint8
+
+const (
+	ChargeUnknown  ChargeState = iota // the provider did not say (down, timed out)
+	ChargeNone                        // no money taken: never made, declined, or failed
+	ChargePaid                        // the money was taken
+	ChargeRefunded                    // taken and given back
+)
 
 // CheckoutRequest is a buyer's payment for a hold.
 type CheckoutRequest struct {
@@ -85,7 +116,8 @@ func (e *Engine) Checkout(r CheckoutRequest, p Payer) Result {
 	}
 	// 2. charge
 	orderID := newID('o', s.idx, zh.idx)
-	if perr := p.Charge(orderID, pr.Hold.Amount, r.PaymentToken); perr != nil {
+	pay := Payment{Sale: s.def.ID, HoldID: r.HoldID, OrderID: orderID, AmountCents: pr.Hold.Amount, Token: r.PaymentToken}
+	if perr := p.Charge(pay); perr != nil {
 		e.sys.Root.Send(zh.pid, &checkoutEndCmd{c: c, holdID: r.HoldID, began: true, fail: perr})
 		return c.wait(e.cfg.CallTimeout)
 	}
@@ -95,7 +127,7 @@ func (e *Engine) Checkout(r CheckoutRequest, p Payer) Result {
 	// 4. refund: only a charge whose order certainly was not recorded; never
 	// on a timeout, whose outcome is unknown (a retry with the key learns it).
 	if res.Err != nil && (res.Err.Code == CodeHoldExpired || res.Err.Code == CodeHoldNotActive || res.Err.notDone) {
-		if rerr := p.Refund(orderID, pr.Hold.Amount); rerr != nil {
+		if rerr := p.Refund(pay); rerr != nil {
 			e.logger.Error("refund of a charge whose hold could not be bought failed; refund it by hand",
 				"order", orderID, "hold", r.HoldID, "amount_cents", pr.Hold.Amount, "err", rerr.Message)
 		}
@@ -167,7 +199,8 @@ func (e *Engine) CancelOrder(orderID string, p Payer) Result {
 		return r
 	}
 	// 2. refund
-	if perr := p.Refund(orderID, r.Order.Amount); perr != nil {
+	s, _, _ := e.route('o', orderID)
+	if perr := p.Refund(Payment{Sale: s.def.ID, HoldID: r.Order.HoldID, OrderID: orderID, AmountCents: r.Order.Amount}); perr != nil {
 		return Result{Err: perr}
 	}
 	// 3. record

@@ -73,7 +73,8 @@ func newFakePayer() *fakePayer {
 	return &fakePayer{charges: map[string]int64{}, refunds: map[string][]int64{}}
 }
 
-func (p *fakePayer) Charge(orderID string, amount int64, token string) *Error {
+func (p *fakePayer) Charge(pay Payment) *Error {
+	orderID, amount, token := pay.OrderID, pay.AmountCents, pay.Token
 	p.mu.Lock()
 	p.attempts++
 	hook, down := p.onCharge, p.down
@@ -96,7 +97,20 @@ func (p *fakePayer) Charge(orderID string, amount int64, token string) *Error {
 	return nil
 }
 
-func (p *fakePayer) Refund(orderID string, amount int64) *Error {
+func (p *fakePayer) Lookup(pay Payment) (ChargeState, *Error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch _, charged := p.charges[pay.OrderID]; {
+	case len(p.refunds[pay.OrderID]) > 0:
+		return ChargeRefunded, nil
+	case charged:
+		return ChargePaid, nil
+	}
+	return ChargeNone, nil
+}
+
+func (p *fakePayer) Refund(pay Payment) *Error {
+	orderID, amount := pay.OrderID, pay.AmountCents
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.refunds[orderID] = append(p.refunds[orderID], amount)

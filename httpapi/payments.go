@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"onsale/actors"
@@ -17,11 +18,15 @@ import (
 
 // Gateway is a payment provider.
 type Gateway interface {
-	// Charge takes amount from the card behind token. It returns
-	// ErrDeclined or ErrGatewayDown (or another error, treated as down).
-	Charge(ctx context.Context, orderID string, amountCents int64, token string) error
-	// Refund gives an order's amount back.
-	Refund(ctx context.Context, orderID string, amountCents int64) error
+	// Charge takes p.AmountCents from the payment method p.Token, with
+	// p.ChargeKey() as its idempotency key: the same key never charges
+	// twice. It returns ErrDeclined or ErrGatewayDown (or another error,
+	// treated as down).
+	Charge(ctx context.Context, p actors.Payment) error
+	// Refund gives an order's amount back, once per p.RefundKey().
+	Refund(ctx context.Context, p actors.Payment) error
+	// Lookup says what became of the charge keyed p.ChargeKey().
+	Lookup(ctx context.Context, p actors.Payment) (actors.ChargeState, error)
 }
 
 // Gateway outcomes.
@@ -32,10 +37,39 @@ var (
 
 // Simulator is the built-in gateway: any token pays, except tok_decline
 // (always declined) and tok_error (gateway error). Latency and FailureRate
-// model a slow or flaky provider for benchmarks.
+// model a slow or flaky provider for benchmarks. Like a real provider it
+// remembers each idempotency key's outcome, so a retried charge or refund
+// moves no money twice and Lookup answers; the memory lives as long as the
+// process (a restart forgets, as a real provider would not).
 type Simulator struct {
 	Latency     time.Duration // each call takes this long
 	FailureRate float64       // share of calls that fail as gateway errors, 0..1
+
+	mu   sync.Mutex
+	keys map[string]actors.ChargeState // by charge key; bounded by simulatorKeysMax
+}
+
+// simulatorKeysMax bounds the simulator's memory of keys: far more orders
+// than a rehearsal makes; past it the oldest are not dropped but new keys
+// are simply not remembered (a retry then pays as a first call would).
+const simulatorKeysMax = 10_000_000
+
+func (s *Simulator) remember(key string, st actors.ChargeState) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.keys == nil {
+		s.keys = make(map[string]actors.ChargeState)
+	}
+	if _, ok := s.keys[key]; ok || len(s.keys) < simulatorKeysMax {
+		s.keys[key] = st
+	}
+}
+
+func (s *Simulator) state(key string) (actors.ChargeState, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, ok := s.keys[key]
+	return st, ok
 }
 
 func (s *Simulator) wait(ctx context.Context) error {
@@ -53,24 +87,44 @@ func (s *Simulator) wait(ctx context.Context) error {
 }
 
 // Charge implements Gateway.
-func (s *Simulator) Charge(ctx context.Context, _ string, _ int64, token string) error {
+func (s *Simulator) Charge(ctx context.Context, p actors.Payment) error {
 	if err := s.wait(ctx); err != nil {
 		return err
 	}
+	if st, ok := s.state(p.ChargeKey()); ok && st != actors.ChargeNone {
+		return nil // the same key: the first call's charge stands
+	}
 	switch {
-	case token == "tok_decline":
+	case p.Token == "tok_decline":
+		s.remember(p.ChargeKey(), actors.ChargeNone)
 		return ErrDeclined
-	case token == "tok_error":
+	case p.Token == "tok_error":
 		return ErrGatewayDown
 	case s.FailureRate > 0 && rand.Float64() < s.FailureRate:
 		return ErrGatewayDown
 	}
+	s.remember(p.ChargeKey(), actors.ChargePaid)
 	return nil
 }
 
 // Refund implements Gateway.
-func (s *Simulator) Refund(ctx context.Context, _ string, _ int64) error {
-	return s.wait(ctx)
+func (s *Simulator) Refund(ctx context.Context, p actors.Payment) error {
+	if err := s.wait(ctx); err != nil {
+		return err
+	}
+	s.remember(p.ChargeKey(), actors.ChargeRefunded)
+	return nil
+}
+
+// Lookup implements Gateway.
+func (s *Simulator) Lookup(ctx context.Context, p actors.Payment) (actors.ChargeState, error) {
+	if err := s.wait(ctx); err != nil {
+		return actors.ChargeUnknown, err
+	}
+	if st, ok := s.state(p.ChargeKey()); ok {
+		return st, nil
+	}
+	return actors.ChargeNone, nil
 }
 
 // gatewayTimeout bounds one gateway call, so that a stuck provider cannot
@@ -135,11 +189,22 @@ func (b *bulkhead) call(op string, f func(ctx context.Context) error) *actors.Er
 }
 
 // Charge implements actors.Payer.
-func (b *bulkhead) Charge(orderID string, amount int64, token string) *actors.Error {
-	return b.call("charge", func(ctx context.Context) error { return b.gw.Charge(ctx, orderID, amount, token) })
+func (b *bulkhead) Charge(p actors.Payment) *actors.Error {
+	return b.call("charge", func(ctx context.Context) error { return b.gw.Charge(ctx, p) })
 }
 
 // Refund implements actors.Payer.
-func (b *bulkhead) Refund(orderID string, amount int64) *actors.Error {
-	return b.call("refund", func(ctx context.Context) error { return b.gw.Refund(ctx, orderID, amount) })
+func (b *bulkhead) Refund(p actors.Payment) *actors.Error {
+	return b.call("refund", func(ctx context.Context) error { return b.gw.Refund(ctx, p) })
+}
+
+// Lookup implements actors.Payer.
+func (b *bulkhead) Lookup(p actors.Payment) (actors.ChargeState, *actors.Error) {
+	var st actors.ChargeState
+	err := b.call("lookup", func(ctx context.Context) error {
+		var err error
+		st, err = b.gw.Lookup(ctx, p)
+		return err
+	})
+	return st, err
 }
