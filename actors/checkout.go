@@ -46,7 +46,7 @@ type Payer interface {
 type Payment struct {
 	Sale, HoldID, OrderID string
 	AmountCents           int64
-	Currency              string // ISO 4217, lower case; "" is the sale's default
+	Currency              string // ISO 4217, lower case: the sale's
 	Token                 string // the buyer's payment method; empty for a refund or lookup
 }
 
@@ -116,7 +116,7 @@ func (e *Engine) Checkout(r CheckoutRequest, p Payer) Result {
 	}
 	// 2. charge
 	orderID := newID('o', s.idx, zh.idx)
-	pay := Payment{Sale: s.def.ID, HoldID: r.HoldID, OrderID: orderID, AmountCents: pr.Hold.Amount, Token: r.PaymentToken}
+	pay := Payment{Sale: s.def.ID, HoldID: r.HoldID, OrderID: orderID, AmountCents: pr.Hold.Amount, Currency: s.def.Currency, Token: r.PaymentToken}
 	if perr := p.Charge(pay); perr != nil {
 		e.sys.Root.Send(zh.pid, &checkoutEndCmd{c: c, holdID: r.HoldID, began: true, fail: perr})
 		return c.wait(e.cfg.CallTimeout)
@@ -200,7 +200,7 @@ func (e *Engine) CancelOrder(orderID string, p Payer) Result {
 	}
 	// 2. refund
 	s, _, _ := e.route('o', orderID)
-	if perr := p.Refund(Payment{Sale: s.def.ID, HoldID: r.Order.HoldID, OrderID: orderID, AmountCents: r.Order.Amount}); perr != nil {
+	if perr := p.Refund(Payment{Sale: s.def.ID, HoldID: r.Order.HoldID, OrderID: orderID, AmountCents: r.Order.Amount, Currency: r.Order.Currency}); perr != nil {
 		return Result{Err: perr}
 	}
 	// 3. record

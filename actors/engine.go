@@ -279,6 +279,9 @@ func (e *Engine) CreateSale(def SaleDef) (*Sale, *Error) {
 // newSale builds a sale's handle and fresh cores from its record.
 func (e *Engine) newSale(rec saleRecord) (*Sale, error) {
 	def := rec.Def
+	if def.Currency == "" {
+		def.Currency = CurrencyDefault // recorded before sales had a currency
+	}
 	opens, err := parseTime(def.OpensAt)
 	if err != nil {
 		return nil, fmt.Errorf("sale %q: opens_at: %w", def.ID, err)

@@ -24,7 +24,7 @@ func TestEngineCheckout(t *testing.T) {
 	o := requireOrder(t, h.e.Checkout(CheckoutRequest{HoldID: v.ID, Buyer: "b1", PaymentToken: tokOK, IdemKey: "pay-1"}, p))
 	requireTrue(t, strings.HasPrefix(o.ID, "o_"), "order id %q", o.ID)
 	requireEqual(t, *o, OrderView{ID: o.ID, HoldID: v.ID, Sale: "final", Zone: "vip", Buyer: "b1",
-		Seats: []string{"A-1", "A-2"}, Amount: 50000, State: "paid", PaidAt: now})
+		Seats: []string{"A-1", "A-2"}, Amount: 50000, Currency: "eur", State: "paid", PaidAt: now})
 	requireEqual(t, p.charged(), map[string]int64{o.ID: 50000})
 
 	g := requireHold(t, h.e.GetHold(v.ID, "b1", false))

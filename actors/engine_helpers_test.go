@@ -66,6 +66,7 @@ type fakePayer struct {
 	attempts int                // calls to Charge
 	charges  map[string]int64   // order id -> amount charged
 	refunds  map[string][]int64 // order id -> amounts refunded
+	seen     []Payment          // every charge and refund asked for, in order
 	onCharge func(orderID string)
 }
 
@@ -77,6 +78,7 @@ func (p *fakePayer) Charge(pay Payment) *Error {
 	orderID, amount, token := pay.OrderID, pay.AmountCents, pay.Token
 	p.mu.Lock()
 	p.attempts++
+	p.seen = append(p.seen, pay)
 	hook, down := p.onCharge, p.down
 	p.mu.Unlock()
 	if hook != nil {
@@ -113,6 +115,7 @@ func (p *fakePayer) Refund(pay Payment) *Error {
 	orderID, amount := pay.OrderID, pay.AmountCents
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.seen = append(p.seen, pay)
 	p.refunds[orderID] = append(p.refunds[orderID], amount)
 	return nil
 }
@@ -143,6 +146,12 @@ func (p *fakePayer) charged() map[string]int64 {
 		out[k] = v
 	}
 	return out
+}
+
+func (p *fakePayer) payments() []Payment {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.seen)
 }
 
 func (p *fakePayer) refunded(orderID string) []int64 {

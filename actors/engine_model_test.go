@@ -163,7 +163,7 @@ func (m *engineModel) view(h *mdlHoldRec) HoldView {
 
 func (m *engineModel) orderView(h *mdlHoldRec) OrderView {
 	v := OrderView{ID: h.order, HoldID: h.id, Sale: "m", Zone: "z", Buyer: h.buyer, Seats: mdlSeatNames(h.seats),
-		Amount: int64(len(h.seats)) * mdlPrice, State: "paid", PaidAt: h.paidAt}
+		Amount: int64(len(h.seats)) * mdlPrice, Currency: CurrencyDefault, State: "paid", PaidAt: h.paidAt}
 	if h.cancelled {
 		v.State, v.CancelledAt = "cancelled", h.cancelledAt
 	}

@@ -175,7 +175,7 @@ func (s *Sale) rebuildDerived() {
 				s.idem.put(idemKey{buyer: h.Buyer, scope: scopeHold, key: h.IdemKey}, h.IdemHash, h.CreatedAt, firstHoldAnswer(s.def.ID, z, h))
 			}
 			if h.PayKey != "" && now-h.PaidAt <= idemRetention.Milliseconds() {
-				s.idem.put(idemKey{buyer: h.Buyer, scope: scopeCheckout, key: h.PayKey}, h.PayHash, h.PaidAt, firstOrderAnswer(s.def.ID, z, h))
+				s.idem.put(idemKey{buyer: h.Buyer, scope: scopeCheckout, key: h.PayKey}, h.PayHash, h.PaidAt, firstOrderAnswer(&s.def, z, h))
 			}
 		})
 		for k, f := range zh.idemFails {

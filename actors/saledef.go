@@ -16,6 +16,7 @@ type SaleDef struct {
 	ID          string         `json:"id"`
 	Name        string         `json:"name"`
 	OpensAt     string         `json:"opens_at"`
+	Currency    string         `json:"currency"` // ISO 4217, lower case; "" in logs older than the field means eur
 	HoldTTLS    int            `json:"hold_ttl_s"`
 	MaxPerBuyer int            `json:"max_per_buyer"`
 	WaitingRoom WaitingRoomDef `json:"waiting_room"`
@@ -56,6 +57,26 @@ const (
 	nameBytesMax      = 200            // a display name; longer is a mistake, not a name
 	priceCentsMax     = 100_000_000_00 // 100 million in major units: far above any ticket
 )
+
+// CurrencyDefault is a sale's currency when its definition names none, and
+// the currency of every sale recorded before definitions had one.
+const CurrencyDefault = "eur"
+
+// validCurrency reports whether s has the shape of an ISO 4217 code in lower
+// case (^[a-z]{3}$). Whether the code exists is the payment provider's to
+// say: the list changes, and a sale in a currency the provider refuses fails
+// at its first checkout, not here.
+func validCurrency(s string) bool {
+	if len(s) != 3 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 'a' || s[i] > 'z' {
+			return false
+		}
+	}
+	return true
+}
 
 var rowPattern = regexp.MustCompile(`^[A-Za-z0-9]{1,8}$`)
 
@@ -106,6 +127,11 @@ func (d *SaleDef) Normalize(now time.Time) *Error {
 			return badField("opens_at", "must be an RFC 3339 time such as 2026-12-01T10:00:00.000Z")
 		}
 		d.OpensAt = FormatTime(t)
+	}
+	if d.Currency == "" {
+		d.Currency = CurrencyDefault
+	} else if !validCurrency(d.Currency) {
+		return badField("currency", "must be an ISO 4217 code in lower case, such as eur or usd")
 	}
 	if err := defaultRange("hold_ttl_s", &d.HoldTTLS, 1, holdTTLSMax, holdTTLSDefault); err != nil {
 		return err

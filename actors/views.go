@@ -25,7 +25,8 @@ type OrderView struct {
 	Buyer       string   `json:"buyer"`
 	Seats       []string `json:"seats"`
 	Amount      int64    `json:"amount_cents"`
-	State       string   `json:"state"` // paid or cancelled
+	Currency    string   `json:"currency"` // the sale's
+	State       string   `json:"state"`    // paid or cancelled
 	PaidAt      int64    `json:"paid_at"`
 	CancelledAt int64    `json:"cancelled_at,omitempty"`
 }
@@ -54,10 +55,10 @@ func holdView(sale string, z *seats.Zone, h *seats.Hold) *HoldView {
 	return v
 }
 
-func orderView(sale string, z *seats.Zone, h *seats.Hold) *OrderView {
+func orderView(sale *SaleDef, z *seats.Zone, h *seats.Hold) *OrderView {
 	v := &OrderView{
-		ID: h.OrderID, HoldID: h.ID, Sale: sale, Zone: z.Def().ID, Buyer: h.Buyer,
-		Seats: z.SeatNames(h.Seats), Amount: h.Amount, State: "paid", PaidAt: h.PaidAt,
+		ID: h.OrderID, HoldID: h.ID, Sale: sale.ID, Zone: z.Def().ID, Buyer: h.Buyer,
+		Seats: z.SeatNames(h.Seats), Amount: h.Amount, Currency: sale.Currency, State: "paid", PaidAt: h.PaidAt,
 	}
 	if h.OrderCancelled {
 		v.State, v.CancelledAt = "cancelled", h.CancelledAt
@@ -74,7 +75,7 @@ func firstHoldAnswer(sale string, z *seats.Zone, h *seats.Hold) Result {
 }
 
 // firstOrderAnswer is the answer the checkout that bought h got.
-func firstOrderAnswer(sale string, z *seats.Zone, h *seats.Hold) Result {
+func firstOrderAnswer(sale *SaleDef, z *seats.Zone, h *seats.Hold) Result {
 	v := orderView(sale, z, h)
 	v.State, v.CancelledAt = "paid", 0
 	return Result{Order: v}

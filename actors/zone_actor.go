@@ -285,7 +285,7 @@ func (a *zoneActor) carryOrder(c *call, d seats.Decision) {
 		a.refusal(c, d.Refusal)
 		return
 	}
-	a.carry(c, &d, Result{Order: orderView(a.s.def.ID, a.z, &d.Answer)})
+	a.carry(c, &d, Result{Order: orderView(&a.s.def, a.z, &d.Answer)})
 }
 
 // carry answers c with r as d says: once d's record is durable and applied,

@@ -30,6 +30,7 @@ func TestSalesCreateAndGet(t *testing.T) {
 	requireEqual(t, v.Sale.WaitingRoom, actors.WaitingRoomDef{ActiveLimit: 1000, AdmitPerS: 1000, AccessTTLS: 900})
 	requireEqual(t, v.Zones, []actors.ZoneCounts{{ID: "ga", Free: 100}, {ID: "vip", Free: 20}})
 	requireTime(t, v.Sale.OpensAt, "opens_at defaults to now")
+	requireEqual(t, v.Sale.Currency, "eur", "currency defaults to eur")
 	q := created["queue"].(map[string]any)
 	for _, k := range []string{"state", "waiting", "admitted", "admitted_total", "admit_per_s"} {
 		_, ok := q[k]
@@ -56,6 +57,7 @@ func TestSalesCreateAndGet(t *testing.T) {
 	requireEqual(t, m.Sale.MaxPerBuyer, 6)
 	requireEqual(t, m.Sale.WaitingRoom, actors.WaitingRoomDef{ActiveLimit: 1000, AdmitPerS: 0, AccessTTLS: 900})
 	requireEqual(t, ts.sale(t, "minimal").Queue.State, "pre_queue")
+	requireEqual(t, ts.createSale(t, min.with("id", "in-usd").with("currency", "usd")).Sale.Currency, "usd")
 
 	// 409 sale_exists: the second create changes nothing.
 	requireError(t, ts.do(t, "POST", "/v1/sales", spec.with("name", "Other"), adminHdr), 409, actors.CodeSaleExists)
@@ -73,6 +75,9 @@ func TestSalesCreateAndGet(t *testing.T) {
 		{spec.with("hold_ttl_s", 3601), "hold_ttl_s"},
 		{spec.with("max_per_buyer", 101), "max_per_buyer"},
 		{spec.with("opens_at", "tomorrow"), "opens_at"},
+		{spec.with("currency", "USD"), "currency"},
+		{spec.with("currency", "us"), "currency"},
+		{spec.with("currency", ""), "currency"},
 		{spec.room("active_limit", 1_000_001), "waiting_room.active_limit"},
 		{spec.room("admit_per_s", -1), "waiting_room.admit_per_s"},
 		{spec.room("admit_per_s", 100_001), "waiting_room.admit_per_s"},
@@ -474,7 +479,7 @@ func TestCheckoutAndOrders(t *testing.T) {
 
 	r := ts.checkout(t, h.HoldID, tok, "tok_visa", "c3")
 	obj := requireStatus(t, r, 201, "checkout")
-	for _, k := range []string{"order_id", "hold_id", "sale", "zone", "seats", "amount_cents", "state", "paid_at"} {
+	for _, k := range []string{"order_id", "hold_id", "sale", "zone", "seats", "amount_cents", "currency", "state", "paid_at"} {
 		_, ok := obj[k]
 		requireTrue(t, ok, "order has %s: %s", k, r)
 	}
@@ -486,6 +491,7 @@ func TestCheckoutAndOrders(t *testing.T) {
 	requireEqual(t, o.Zone, "vip")
 	requireEqual(t, o.Seats, []string{"A-1", "A-2"})
 	requireEqual(t, o.Amount, int64(50000))
+	requireEqual(t, o.Currency, "eur", "the default currency")
 	requireEqual(t, o.State, "paid")
 	requireTime(t, o.PaidAt, "paid_at")
 

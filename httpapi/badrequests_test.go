@@ -98,6 +98,10 @@ func TestBadRequests(t *testing.T) {
 		{"sale: opens_at empty", "POST", "/v1/sales", salesBody("opens_at", ""), admin, 400, actors.CodeBadRequest},
 		{"sale: opens_at month 13", "POST", "/v1/sales", salesBody("opens_at", "2026-13-01T00:00:00Z"), admin, 400, actors.CodeBadRequest},
 		{"sale: opens_at no zone", "POST", "/v1/sales", salesBody("opens_at", "2026-12-01T10:00:00"), admin, 400, actors.CodeBadRequest},
+		{"sale: currency upper case", "POST", "/v1/sales", salesBody("currency", "EUR"), admin, 400, actors.CodeBadRequest},
+		{"sale: currency four letters", "POST", "/v1/sales", salesBody("currency", "euro"), admin, 400, actors.CodeBadRequest},
+		{"sale: currency empty", "POST", "/v1/sales", salesBody("currency", ""), admin, 400, actors.CodeBadRequest},
+		{"sale: currency a number", "POST", "/v1/sales", salesBody("currency", 978), admin, 400, actors.CodeBadRequest},
 		{"sale: waiting_room a string", "POST", "/v1/sales", salesBody("waiting_room", "fast"), admin, 400, actors.CodeBadRequest},
 		{"sale: waiting_room unknown field", "POST", "/v1/sales", salesBody("waiting_room", map[string]any{"limit": 5}), admin, 400, actors.CodeBadRequest},
 		{"sale: active_limit 0", "POST", "/v1/sales", spec.room("active_limit", 0), admin, 400, actors.CodeBadRequest},
@@ -212,6 +216,8 @@ func TestBadRequests(t *testing.T) {
 		"sale: name with a C1 control":      "name: must not contain control characters",
 		"sale: zone name with a tab":        "zones[0].name: must not contain control characters",
 		"sale: zone name with a C1 control": "zones[0].name: must not contain control characters",
+		"sale: currency upper case":         "currency: must be an ISO 4217 code in lower case, such as eur or usd",
+		"sale: currency four letters":       "currency: must be an ISO 4217 code in lower case, such as eur or usd",
 	}
 	requireTrue(t, len(cases) >= 60, "at least 60 bad requests, have %d", len(cases))
 	t.Logf("%d bad requests", len(cases))

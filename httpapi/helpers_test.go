@@ -459,14 +459,15 @@ func (ts *testServer) mustHold(t testing.TB, sale, tok string, body any) holdVie
 
 // orderView is an order as the API shows it.
 type orderView struct {
-	OrderID string   `json:"order_id"`
-	HoldID  string   `json:"hold_id"`
-	Sale    string   `json:"sale"`
-	Zone    string   `json:"zone"`
-	Seats   []string `json:"seats"`
-	Amount  int64    `json:"amount_cents"`
-	State   string   `json:"state"`
-	PaidAt  string   `json:"paid_at"`
+	OrderID  string   `json:"order_id"`
+	HoldID   string   `json:"hold_id"`
+	Sale     string   `json:"sale"`
+	Zone     string   `json:"zone"`
+	Seats    []string `json:"seats"`
+	Amount   int64    `json:"amount_cents"`
+	Currency string   `json:"currency"`
+	State    string   `json:"state"`
+	PaidAt   string   `json:"paid_at"`
 }
 
 func (ts *testServer) checkout(t testing.TB, holdID, tok, payToken, key string) response {

@@ -51,6 +51,7 @@ type orderJSON struct {
 	Zone        string   `json:"zone"`
 	Seats       []string `json:"seats"`
 	Amount      int64    `json:"amount_cents"`
+	Currency    string   `json:"currency"`
 	State       string   `json:"state"`
 	PaidAt      string   `json:"paid_at"`
 	CancelledAt string   `json:"cancelled_at,omitempty"`
@@ -58,7 +59,7 @@ type orderJSON struct {
 
 func orderBody(o *actors.OrderView) orderJSON {
 	v := orderJSON{OrderID: o.ID, HoldID: o.HoldID, Sale: o.Sale, Zone: o.Zone, Seats: o.Seats,
-		Amount: o.Amount, State: o.State, PaidAt: fmtMs(o.PaidAt)}
+		Amount: o.Amount, Currency: o.Currency, State: o.State, PaidAt: fmtMs(o.PaidAt)}
 	if o.CancelledAt != 0 {
 		v.CancelledAt = fmtMs(o.CancelledAt)
 	}

@@ -15,6 +15,7 @@ type saleInput struct {
 	ID          *string     `json:"id"`
 	Name        *string     `json:"name"`
 	OpensAt     *string     `json:"opens_at"`
+	Currency    *string     `json:"currency"`
 	HoldTTLS    *int        `json:"hold_ttl_s"`
 	MaxPerBuyer *int        `json:"max_per_buyer"`
 	WaitingRoom *roomInput  `json:"waiting_room"`
@@ -75,6 +76,12 @@ func (in *saleInput) saleDef() (actors.SaleDef, *actors.Error) {
 			return d, &actors.Error{Code: actors.CodeBadRequest, Message: "opens_at: must be an RFC 3339 time"}
 		}
 		d.OpensAt = *in.OpensAt
+	}
+	if in.Currency != nil {
+		if *in.Currency == "" {
+			return d, &actors.Error{Code: actors.CodeBadRequest, Message: "currency: must be an ISO 4217 code in lower case, such as eur"}
+		}
+		d.Currency = *in.Currency
 	}
 	if d.HoldTTLS, err = positive("hold_ttl_s", in.HoldTTLS); err != nil {
 		return d, err
