@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/VictoriaMetrics/metrics v1.45.0
 	github.com/asynkron/protoactor-go v0.0.0-20240822202345-3c0e61ca19c9
+	github.com/stripe/stripe-go/v82 v82.5.1
 	github.com/tidwall/wal v1.2.1
 	github.com/valyala/fasthttp v1.78.0
 )

@@ -29,6 +29,13 @@ func startChild(o Options, dir, admin string) (*server, error) {
 	if so.NoSync {
 		args = append(args, "--unsafe-no-fsync")
 	}
+	// The Stripe key is not a flag: the child inherits STRIPE_SECRET_KEY.
+	if so.Payments != "" {
+		args = append(args, "--payments", so.Payments)
+	}
+	if so.StripeAPIBase != "" {
+		args = append(args, "--stripe-api-base", so.StripeAPIBase)
+	}
 	if o.ServerCPUProfile != "" {
 		args = append(args, "--cpuprofile", o.ServerCPUProfile)
 	}

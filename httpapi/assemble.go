@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"time"
 
 	"onsale/actors"
@@ -34,7 +35,14 @@ type Options struct {
 	PaymentLatency     time.Duration // built-in simulator: latency of each call
 	PaymentFailureRate float64       // built-in simulator: share of calls that fail
 	PaymentSlots       int           // payment calls in flight at most
-	Gateway            Gateway       // optional: a gateway other than the simulator
+	Gateway            Gateway       // optional: this gateway, whatever Payments says
+
+	// Payments names the gateway: PaymentsSimulator ("" too) or
+	// PaymentsStripe, which needs StripeKey (STRIPE_SECRET_KEY; never a
+	// flag, so that it stays out of ps and shell history).
+	Payments      string
+	StripeKey     string
+	StripeAPIBase string // "" for Stripe itself; stripe-mock in tests
 
 	NoSync bool // skip fsync: experiments only
 	// PollBudget is the polls/s a sale's whole line may cause.
@@ -53,17 +61,27 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.ConnsPerAddress, "max-conns-per-address", o.ConnsPerAddress, "open connections one client address may hold (a carrier NAT hides thousands of buyers)")
 	fs.DurationVar(&o.PaymentLatency, "payment-latency", o.PaymentLatency, "built-in payment simulator: latency of each call")
 	fs.Float64Var(&o.PaymentFailureRate, "payment-failure-rate", o.PaymentFailureRate, "built-in payment simulator: share of calls that fail as gateway errors (0..1)")
+	fs.StringVar(&o.Payments, "payments", o.Payments, "payment gateway: simulator (built in) or stripe (needs STRIPE_SECRET_KEY)")
+	fs.StringVar(&o.StripeAPIBase, "stripe-api-base", o.StripeAPIBase, "with --payments stripe: the API's base URL, e.g. a local stripe-mock (default: Stripe's)")
 	fs.IntVar(&o.PaymentSlots, "payment-slots", o.PaymentSlots, "payment calls in flight at most (the bulkhead)")
 	fs.Float64Var(&o.PollBudget, "poll-budget", o.PollBudget, "polls per second a sale's whole waiting line may cause: poll_after_s grows with the position to keep it so")
 	fs.BoolVar(&o.NoSync, "unsafe-no-fsync", o.NoSync, "skip fsync: acknowledged writes can be lost on a crash; for experiments only")
 }
 
-// DefaultOptions are serve's defaults.
+// Payment gateways that --payments names.
+const (
+	PaymentsSimulator = "simulator"
+	PaymentsStripe    = "stripe"
+)
+
+// DefaultOptions are serve's defaults, with the Stripe key from the
+// environment.
 func DefaultOptions() Options {
 	return Options{
 		Addr: ":8080", Dir: "./data",
 		BuyerRate: BuyerRateDefault, AddressRate: AddressRateDefault, PaymentSlots: GatewaySlotsDefault,
 		ConnsPerAddress: ConnsPerAddressDefault, PollBudget: line.PollBudgetDefault,
+		Payments: PaymentsSimulator, StripeKey: os.Getenv("STRIPE_SECRET_KEY"),
 	}
 }
 
@@ -77,6 +95,18 @@ func (o *Options) Check() error {
 	}
 	if o.PaymentLatency < 0 {
 		return errors.New("--payment-latency must not be negative")
+	}
+	switch o.Payments {
+	case "", PaymentsSimulator:
+	case PaymentsStripe:
+		if o.Gateway == nil && o.StripeKey == "" {
+			return errors.New("--payments stripe needs the secret key in STRIPE_SECRET_KEY (sk_test_… for tests)")
+		}
+	default:
+		return fmt.Errorf("--payments must be %s or %s, not %q", PaymentsSimulator, PaymentsStripe, o.Payments)
+	}
+	if o.StripeAPIBase != "" && o.Payments != PaymentsStripe {
+		return errors.New("--stripe-api-base is for --payments stripe")
 	}
 	if o.BuyerRate < 0 || o.AddressRate < 0 || o.PaymentSlots < 0 || o.ConnsPerAddress < 0 {
 		return errors.New("--buyer-rate, --address-rate, --payment-slots and --max-conns-per-address must not be negative")
@@ -117,7 +147,15 @@ func Start(o Options) (*Running, error) {
 		}
 	}
 	gw := o.Gateway
-	if gw == nil {
+	switch {
+	case gw != nil:
+	case o.Payments == PaymentsStripe:
+		sg, err := NewStripe(StripeConfig{Key: o.StripeKey, APIBase: o.StripeAPIBase, Logger: o.Logger})
+		if err != nil {
+			return nil, err
+		}
+		gw = sg
+	default:
 		gw = &Simulator{Latency: o.PaymentLatency, FailureRate: o.PaymentFailureRate}
 	}
 	m := NewMetrics()

@@ -179,6 +179,9 @@ func (b *bulkhead) call(op string, f func(ctx context.Context) error) *actors.Er
 	switch {
 	case err == nil:
 		return nil
+	case errors.Is(err, ErrAuthRequired):
+		b.m.paymentDeclines.Inc()
+		return &actors.Error{Code: actors.CodePaymentDecline, Message: "the card requires authentication (3-D Secure), which this checkout cannot complete; use another card, your hold stays until it expires"}
 	case errors.Is(err, ErrDeclined):
 		b.m.paymentDeclines.Inc()
 		return &actors.Error{Code: actors.CodePaymentDecline, Message: "the payment was declined; try another card, your hold stays until it expires"}
