@@ -93,3 +93,25 @@ func TestDiskFailure(t *testing.T) {
 		})
 	}
 }
+
+// TestFsyncErrorStops: an fsync that fails is not retried; the engine stops
+// with an error that says so, the write answers 503 and /readyz says the
+// engine stopped. A restart recovers from the disk (the crash tests).
+func TestFsyncErrorStops(t *testing.T) {
+	t.Parallel()
+	fs := wal.NewFaultFS(nil)
+	fatal := make(chan error, 1)
+	ts := startServer(t, withLogFS(fs), func(o *Options) { o.OnFatal = func(err error) { fatal <- err } })
+	ts.createSale(t, newSaleSpec("s"))
+	tok := ts.admit(t, "s", "b1")
+	fs.FailSyncs(1, syscall.EIO)
+	requireError(t, ts.hold(t, "s", tok, map[string]any{"zone": "ga", "quantity": 1}), 503, actors.CodeUnavailable)
+	select {
+	case err := <-fatal:
+		requireTrue(t, strings.Contains(err.Error(), "not retried"), "fatal error %q says the fsync is not retried", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no fatal error after a failed fsync")
+	}
+	requireError(t, ts.do(t, "GET", "/readyz", nil), 503, actors.CodeUnavailable)
+	requireStatus(t, ts.do(t, "GET", "/v1/sales/s", nil), 200, "reads after the engine stopped")
+}
