@@ -70,7 +70,9 @@ func TestDiskFailure(t *testing.T) {
 			k := ts.ticket(t, "s", waiting.QueueID)
 			requireTrue(t, k.QueueID == waiting.QueueID, "queue poll %+v", k)
 			requireStatus(t, ts.do(t, "GET", "/healthz", nil), 200)
-			requireStatus(t, ts.do(t, "GET", "/metrics", nil), 200)
+			m := ts.do(t, "GET", "/metrics", nil)
+			requireStatus(t, m, 200)
+			requireTrue(t, strings.Contains(string(m.Body), "\nonsale_storage_unavailable 1\n"), "the storage gauge is 1")
 			requireTrue(t, ts.eng.Err() == nil, "the engine stopped: %v", ts.eng.Err())
 
 			// The disk recovers: the waiting hold is made, writes resume.
@@ -86,6 +88,8 @@ func TestDiskFailure(t *testing.T) {
 				return r.Status == 200, r.String()
 			})
 			ts.mustHold(t, "s", tok, map[string]any{"zone": "vip", "seats": []string{"A-1"}})
+			m = ts.do(t, "GET", "/metrics", nil)
+			requireTrue(t, strings.Contains(string(m.Body), "\nonsale_storage_unavailable 0\n"), "the storage gauge is 0")
 			after := ts.counts(t, "s")
 			requireEqual(t, after["ga"].Held, before["ga"].Held, "general admission seats held")
 			requireEqual(t, after["vip"].Held, before["vip"].Held+1, "VIP seats held")

@@ -99,6 +99,11 @@ func New(cfg Config) *Server {
 	if cfg.ConnsPerAddress <= 0 {
 		cfg.ConnsPerAddress = ConnsPerAddressDefault
 	}
+	storageDown := func() bool {
+		e := s.eng.Load()
+		return e != nil && e.StorageErr() != nil
+	}
+	s.m.storageDown.Store(&storageDown)
 	limit, conns := connectionsCap()
 	s.conns = conns
 	s.m.connectionsCap.Store(int64(conns))
