@@ -270,3 +270,23 @@ func TestTruncateFrontWithoutSpace(t *testing.T) {
 	requireNoErr(t, err)
 	requireEqual(t, len(tmp), 0, "temporary files left")
 }
+
+// TestCloseWhileDown: Close gives up on a batch the disk keeps refusing,
+// failing its records with ErrUnavailable, and leaves none of it in the log.
+func TestCloseWhileDown(t *testing.T) {
+	fs := NewFaultFS(nil)
+	opts := faultOpts(t, fs)
+	l := openLog(t, opts)
+	l.Start()
+	ok := holdEvent(0)
+	appendWait(t, l, &ok)
+	fs.FailWrites(-1, syscall.ENOSPC)
+	held := holdEvent(1)
+	heldDone := appendAsync(t, l, &held)
+	waitFor(t, 5*time.Second, "the log to report the failure", func() bool { return l.Unavailable() != nil })
+	requireErrIs(t, l.Close(), ErrUnavailable)
+	requireErrIs(t, requireOutcome(t, heldDone, "the held record"), ErrUnavailable)
+	fs.Heal()
+	_, evs := replayAll(t, Options{Dir: opts.Dir})
+	requireEqual(t, len(evs), 1, "records")
+}
