@@ -199,7 +199,7 @@ func repairTail(dir string, fs FS, logf func(string, ...any)) (tailInfo, error) 
 		if err != nil {
 			return tailInfo{}, fmt.Errorf("wal: cut torn tail of %s at offset %d: %w", seg.path, off, err)
 		}
-		logf("wal: %s: cut a torn tail of %d bytes at offset %d (record %d: %v); the last record kept is %d; damaged file kept as %s",
+		logf("wal: %s: cut a torn tail of %d bytes at offset %d (record %d: %v); the last record kept is %d; %s",
 			seg.path, len(data)-off, off, seq, cause, seq-1, broken)
 		break
 	}
@@ -229,16 +229,18 @@ func findRecord(data []byte, from int) int {
 }
 
 // cutTail keeps a copy of a damaged segment, truncates the segment to off and
-// makes both durable. It returns what became of the copy: its path, or, when
-// it did not fit on the disk, a description of the bytes cut.
+// makes both durable. It returns what became of the copy, for the notice:
+// its path, or, when it did not fit on the disk, a description of the bytes
+// cut.
 func cutTail(fs FS, path string, data []byte, off int) (string, error) {
-	kept, err := keepBroken(fs, path, data)
+	broken, err := keepBroken(fs, path, data)
 	if err != nil && !writeRetryable(err) {
 		return "", err
 	}
+	kept := "damaged file kept as " + broken
 	if err != nil {
 		cut := data[off:]
-		kept = fmt.Sprintf("nowhere (%v); the %d bytes cut have CRC-32C %08x and begin %x",
+		kept = fmt.Sprintf("no copy of the damaged file fits on the disk (%v): the %d bytes cut have CRC-32C %08x and begin %x",
 			err, len(cut), crc32.Checksum(cut, castagnoli), cut[:min(len(cut), brokenNoteBytesMax)])
 	}
 	f, err := fs.OpenAppend(path)
