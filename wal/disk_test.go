@@ -290,3 +290,30 @@ func TestCloseWhileDown(t *testing.T) {
 	_, evs := replayAll(t, Options{Dir: opts.Dir})
 	requireEqual(t, len(evs), 1, "records")
 }
+
+// TestStuckTruncateFront: a front truncation whose fsync hangs makes the log
+// unavailable like a stuck batch, and finishes once the fsync returns.
+func TestStuckTruncateFront(t *testing.T) {
+	fs := NewFaultFS(nil)
+	opts := faultOpts(t, fs)
+	l := openLog(t, opts)
+	l.Start()
+	for i := range 5 {
+		ev := holdEvent(i)
+		appendWait(t, l, &ev)
+	}
+	fs.BlockSyncs()
+	done := make(chan error, 1)
+	go func() { done <- l.TruncateFront(3) }()
+	waitFor(t, 5*time.Second, "the stall to be noticed", func() bool { return l.Unavailable() != nil })
+	requireErrIs(t, l.Unavailable(), ErrUnavailable)
+	fs.Heal()
+	requireNoErr(t, requireOutcome(t, done, "the truncation"))
+	requireEqual(t, l.Unavailable(), error(nil), "unavailable after the fsync returned")
+	ev := holdEvent(5)
+	appendWait(t, l, &ev)
+	requireNoErr(t, l.Close())
+	first, evs := replayAll(t, opts)
+	requireEqual(t, first, 3, "first sequence")
+	requireEqual(t, len(evs), 4, "records")
+}

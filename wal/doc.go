@@ -25,9 +25,10 @@
 //     refuses every new record with an error wrapping ErrUnavailable and the
 //     cause, and Unavailable reports it; both clear with the first batch
 //     written. A failed segment creation is handled the same way.
-//   - A batch whose write and fsync have not returned after StallAfter (2 s)
-//     makes the log unavailable the same way until they return; its records
-//     wait for them. If the fsync then succeeds, all goes on.
+//   - A batch whose write and fsync have not returned after StallAfter (2 s),
+//     or a front truncation stuck as long, makes the log unavailable the
+//     same way until they return; the batch's records wait for them. If the
+//     fsync then succeeds, all goes on.
 //   - A failed fsync (of a segment or of the directory), a write failing any
 //     other way, or a failed cut-back is fatal: the records not yet written
 //     are failed with the error, every later Append returns it, and nothing

@@ -314,7 +314,11 @@ func (l *Log) truncateFront(seq uint64) error {
 	if seq > last+1 {
 		return fmt.Errorf("%w: truncate front to %d, but the last record is %d", ErrOutOfRange, seq, last)
 	}
-	if fatal, err := l.dropFront(seq); err != nil {
+	// Its fsyncs can hang like a batch's, and the writer is as blocked.
+	l.watchStart()
+	fatal, err := l.dropFront(seq)
+	l.watchStop()
+	if err != nil {
 		err = fmt.Errorf("wal: truncate front to %d in %q: %w", seq, l.dir, err)
 		if fatal {
 			l.fail(err, nil)
