@@ -52,9 +52,19 @@
 //
 // So an answer is never sent for a change that is not durable. A change that
 // is applied but not yet durable can be seen by a reader (a seat shows as
-// held a millisecond early); if the log then fails, nobody was told it
-// succeeded, and the engine stops (Config.Fatal): a restart rebuilds from the
-// log, in which that change does not exist.
+// held a millisecond early); if the log then fails for good (a failed fsync),
+// nobody was told it succeeded, and the engine stops (Config.Fatal): a
+// restart rebuilds from the log, in which that change does not exist.
+//
+// A disk that is full, fails a write or hangs an fsync does not stop the
+// engine. The log never fails a record it took for that: it cuts off what it
+// half wrote and writes the same batch again once it can, so memory and log
+// stay in step, and those few requests wait (answering at their timeout if
+// it lasts). Meanwhile it refuses every new record at step 2 with
+// wal.ErrUnavailable, before anything is applied: the request answers
+// CodeStorageUnavailable and nothing changes (Engine.StorageErr says so for
+// /readyz). Reads answer from memory; one that must wait for its owner's
+// records (durable.go) waits for that batch too.
 //
 // # Reading the waiting room
 //

@@ -51,6 +51,9 @@ type Config struct {
 	// set so); 0: line.PollBudgetDefault.
 	PollBudget float64
 	OnBatch    func(records, bytes int, fsync time.Duration) // log metrics hook
+	// LogFS is the file layer of the log's writes; nil: the real one. Tests
+	// pass a wal.FaultFS to make the disk full or stuck.
+	LogFS wal.FS
 	// Fatal is called once when the engine cannot go on safely (the log failed,
 	// an invariant broke). The server exits; recovery from the log restores
 	// every acknowledged change. Default: log it.
@@ -131,7 +134,7 @@ func Open(cfg Config) (*Engine, error) {
 		sales: make(map[string]*Sale), stop: make(chan struct{}),
 	}
 	lg, err := wal.Open(wal.Options{
-		Dir: filepath.Join(cfg.Dir, "wal"), NoSync: cfg.NoSync, OnBatch: cfg.OnBatch,
+		Dir: filepath.Join(cfg.Dir, "wal"), NoSync: cfg.NoSync, OnBatch: cfg.OnBatch, FS: cfg.LogFS,
 		Logf: func(format string, args ...any) { e.logger.Warn(fmt.Sprintf(format, args...)) },
 	})
 	if err != nil {
@@ -179,7 +182,27 @@ func (e *Engine) Err() error {
 	return nil
 }
 
+// StorageErr returns why the log cannot write now (its disk is full, a
+// write failed, a write or fsync is stuck), or nil. Writes answer
+// CodeStorageUnavailable meanwhile; reads go on. It clears by itself.
+func (e *Engine) StorageErr() error {
+	if err := e.log.Unavailable(); err != nil && errors.Is(err, wal.ErrUnavailable) {
+		return err
+	}
+	return nil
+}
+
+// unavailable is the answer to a change the log refused or failed: nothing
+// was changed. A log that cannot write for now (wal.ErrUnavailable) refused
+// the record before its owner applied anything, so the engine goes on and
+// the answer says to retry once the disk recovers.
 func unavailable(err error) *Error {
+	if errors.Is(err, wal.ErrUnavailable) {
+		e := errorf(CodeStorageUnavailable, "the server cannot write to its disk for now (%v); nothing was changed: retry in a few seconds", err)
+		e.notDone = true
+		e.transient = true // a retry after the disk recovers may succeed
+		return e
+	}
 	e := errorf(CodeUnavailable, "the change could not be made durable (%v); retry later", err)
 	e.notDone = true
 	return e

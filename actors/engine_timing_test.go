@@ -204,7 +204,8 @@ func TestEngineRecovery100k(t *testing.T) {
 	e, took := openRecovered(t, dir)
 	defer func() { requireNoError(t, e.Close()) }()
 	t.Logf("recovered %d records in %s", e.LogSeq(), took)
-	requireEqual(t, e.LogSeq(), uint64(1+rounds*recoveryRoundRecs))
+	// The sale's room may have written its first tick's record already.
+	requireTrue(t, e.LogSeq() >= uint64(1+rounds*recoveryRoundRecs), "log ends at %d, before the %d records written", e.LogSeq(), 1+rounds*recoveryRoundRecs)
 	s, ok := e.Sale("rec")
 	requireTrue(t, ok, "sale recovered")
 	requireEqual(t, s.Counts(), []ZoneCounts{{ID: "ga", Free: 1_000_000 - 2*rounds, Sold: 2 * rounds}})

@@ -51,6 +51,10 @@ const (
 	CodePaymentDown    = "payment_unavailable"
 	CodeUnavailable    = "unavailable" // the engine cannot take writes (log failed, overloaded, timed out)
 	CodeLineFull       = "line_full"
+	// CodeStorageUnavailable: the log cannot write for now (disk full, an
+	// I/O error on write, a stuck fsync); nothing was changed, and writes
+	// resume by themselves once the disk recovers.
+	CodeStorageUnavailable = "storage_unavailable"
 )
 
 func errHoldNotFound() *Error { return errorf(CodeNotFound, "no such hold") }

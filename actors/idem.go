@@ -172,7 +172,7 @@ func storable(r Result) bool {
 		return true
 	}
 	switch r.Err.Code {
-	case CodeUnavailable, CodeSalePaused, CodePaymentDown:
+	case CodeUnavailable, CodeStorageUnavailable, CodeSalePaused, CodePaymentDown:
 		return false
 	}
 	return true

@@ -263,10 +263,15 @@ func (a *roomActor) append(ev *wal.Event) error { return a.log.append(ev, a.writ
 
 // refusal is the answer to a decision the log refused (line.ErrLogRefused):
 // nothing changed. A full queue is the load of the moment and the caller may
-// retry; any other refusal means the log cannot write, and stops the engine.
+// retry; so is a log that cannot write for now (a full disk, a stuck fsync),
+// which takes records again by itself. Any other refusal means the log
+// failed for good, and stops the engine.
 func (a *roomActor) refusal(err error) *Error {
-	if errors.Is(err, wal.ErrFull) {
+	switch {
+	case errors.Is(err, wal.ErrFull):
 		return errSaturated()
+	case errors.Is(err, wal.ErrUnavailable):
+		return unavailable(err)
 	}
 	a.s.e.fatal(fmt.Errorf("room of sale %q: log refused a queue event: %w", a.s.def.ID, err))
 	return unavailable(err)

@@ -11,6 +11,7 @@ import (
 
 	"onsale/actors"
 	"onsale/actors/line"
+	"onsale/wal"
 )
 
 // Options are everything a running onsale is made of: where it listens and
@@ -51,6 +52,9 @@ type Options struct {
 	Logger  *slog.Logger
 	Now     func() time.Time // tests: a fake clock for engine and server
 	OnFatal func(error)      // optional: also told of a fatal engine error
+	// LogFS is the file layer of the log's writes; nil: the real one. Tests
+	// pass a wal.FaultFS to make the disk full or stuck.
+	LogFS wal.FS
 }
 
 // AddFlags registers the options that serve and bench share, under the same
@@ -184,7 +188,7 @@ func Start(o Options) (*Running, error) {
 	r.Fatal = fatal
 	start := time.Now()
 	eng, err := actors.Open(actors.Config{
-		Dir: o.Dir, NoSync: o.NoSync, Logger: o.Logger, Now: o.Now, OnBatch: m.OnBatch, PollBudget: o.PollBudget,
+		Dir: o.Dir, NoSync: o.NoSync, Logger: o.Logger, Now: o.Now, OnBatch: m.OnBatch, PollBudget: o.PollBudget, LogFS: o.LogFS,
 		Fatal: func(err error) {
 			if o.OnFatal != nil {
 				o.OnFatal(err)

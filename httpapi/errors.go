@@ -49,7 +49,7 @@ func statusOf(code string) int {
 		return fasthttp.StatusRequestHeaderFieldsTooLarge
 	case actors.CodePaymentDown:
 		return fasthttp.StatusBadGateway
-	case actors.CodeSalePaused, actors.CodeUnavailable, codeRecovering, actors.CodeLineFull:
+	case actors.CodeSalePaused, actors.CodeUnavailable, codeRecovering, actors.CodeLineFull, actors.CodeStorageUnavailable:
 		return fasthttp.StatusServiceUnavailable
 	}
 	return fasthttp.StatusInternalServerError

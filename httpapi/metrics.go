@@ -24,6 +24,10 @@ var (
 type Metrics struct {
 	set *metrics.Set
 
+	// storageDown, set by the server, tells whether the log cannot write
+	// now: the onsale_storage_unavailable gauge to alert on.
+	storageDown atomic.Pointer[func() bool]
+
 	paymentLatency  *metrics.PrometheusHistogram
 	paymentErrors   *metrics.Counter
 	paymentDeclines *metrics.Counter
@@ -79,6 +83,12 @@ func NewMetrics() *Metrics {
 	s.NewGauge("onsale_http_connections", func() float64 { return float64(m.connections.Load()) })
 	s.NewGauge("onsale_queue_streams", func() float64 { return float64(m.streams.Load()) })
 	s.NewGauge("onsale_http_connections_max", func() float64 { return float64(m.connectionsCap.Load()) })
+	s.NewGauge("onsale_storage_unavailable", func() float64 {
+		if f := m.storageDown.Load(); f != nil && (*f)() {
+			return 1
+		}
+		return 0
+	})
 	return m
 }
 

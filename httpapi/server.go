@@ -99,6 +99,11 @@ func New(cfg Config) *Server {
 	if cfg.ConnsPerAddress <= 0 {
 		cfg.ConnsPerAddress = ConnsPerAddressDefault
 	}
+	storageDown := func() bool {
+		e := s.eng.Load()
+		return e != nil && e.StorageErr() != nil
+	}
+	s.m.storageDown.Store(&storageDown)
 	limit, conns := connectionsCap()
 	s.conns = conns
 	s.m.connectionsCap.Store(int64(conns))
@@ -250,6 +255,9 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) string {
 				fail(ctx, codeRecovering, "the server is recovering its state from the log; retry in a moment")
 			} else if err := s.eng.Load().Err(); err != nil {
 				fail(ctx, actors.CodeUnavailable, "the engine stopped: "+err.Error())
+			} else if err := s.eng.Load().StorageErr(); err != nil {
+				// Reads still work; writes answer 503 until the disk recovers.
+				fail(ctx, actors.CodeStorageUnavailable, "the server cannot write to its disk ("+err.Error()+"); reads still work, writes resume by themselves once the disk recovers")
 			} else {
 				writeJSON(ctx, 200, map[string]string{"status": "ready"})
 			}

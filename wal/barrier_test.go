@@ -46,7 +46,7 @@ func TestBarrier(t *testing.T) {
 
 func TestBarrierAfterFailure(t *testing.T) {
 	l := openLog(t, Options{Dir: t.TempDir()})
-	l.beforeBatch = func() { l.tw.Close() } // the next write fails
+	l.beforeBatch = func() { l.tail.Close() } // the next write fails
 	l.Start()
 	ev := Event{Type: TypeMarker}
 	requireNoErr(t, l.Append(&ev, func(uint64, error) {}))

@@ -1,7 +1,9 @@
 // Package wal is onsale's write-ahead log: typed events in checksummed
-// records, written in groups by one goroutine on top of
-// github.com/tidwall/wal, plus snapshot files that let the log be truncated
-// in front.
+// records, written in groups by one goroutine in github.com/tidwall/wal's
+// segment format, plus snapshot files that let the log be truncated in
+// front. tidwall opens the log (it finishes an interrupted front
+// truncation); every write after that goes through the log's own file layer
+// (FS), so that tests can make the disk full, failing or stuck (FaultFS).
 //
 // # Guarantees
 //
@@ -13,21 +15,41 @@
 //     gap, and a record's sequence is its tidwall index (the first is 1).
 //   - Append never blocks. The queue is bounded (Options.QueueMax records,
 //     queueBytesMax bytes) and refuses with ErrFull when full.
-//   - Any failed write, fsync or truncation is fatal: the records not yet
-//     written are failed with the error, every later Append returns it, and
-//     nothing is retried (after a failed fsync the page cache may claim data
-//     that the disk lost). The process should exit and recover by Open and
-//     Replay. A record failed this way may or may not be in the log after
-//     the restart; one acknowledged is always there.
+//   - A write that fails for want of space (ENOSPC, EDQUOT) or with EIO is
+//     not fatal: the writer truncates the tail segment back to its last
+//     durable record (and fsyncs that), so no part of the batch stays, and
+//     tries the same batch again every RetryEvery (1 s). Its records stay
+//     pending meanwhile: their owners applied them in memory when Append
+//     took them, so the only outcomes that keep memory and log in step are
+//     "written" or "the process ends". While the batch waits, Append
+//     refuses every new record with an error wrapping ErrUnavailable and the
+//     cause, and Unavailable reports it; both clear with the first batch
+//     written. A failed segment creation is handled the same way.
+//   - A batch whose write and fsync have not returned after StallAfter (2 s),
+//     or a front truncation stuck as long, makes the log unavailable the
+//     same way until they return; the batch's records wait for them. If the
+//     fsync then succeeds, all goes on.
+//   - A failed fsync (of a segment or of the directory), a write failing any
+//     other way, or a failed cut-back is fatal: the records not yet written
+//     are failed with the error, every later Append returns it, and nothing
+//     is retried: after a failed fsync the page cache may claim data that
+//     the disk lost, and only a restart, which reads the disk, can tell.
+//     The process should exit and recover by Open and Replay. A record
+//     failed this way may or may not be in the log after the restart; one
+//     acknowledged is always there. The error says the fsync is not retried.
+//   - Close while a batch waits fails its records with the ErrUnavailable
+//     error, which then is the log's fatal error.
+//   - A front truncation that cannot write its copy of the first kept
+//     segment (a full disk) changes nothing and returns the error; a failure
+//     after that is fatal.
 //   - Open cuts a torn tail and keeps the evidence; it never skips damage
 //     silently (see Recovery).
 //
 // # Invariants
 //
 //   - One owner: the goroutine that opened the log until Start, then the
-//     writer goroutine. Only the owner touches the tidwall log or the files;
-//     tidwall's concurrent reads of old segments are unsafe, and Replay reads
-//     the segment files itself.
+//     writer goroutine. Only the owner writes the files; Replay reads the
+//     segment files itself. The stall watch only flags the log unavailable.
 //   - Every record the writer hands to tidwall has sequence LastSeq()+1.
 //   - Append checks Event.Validate, so no record is written that the decoder
 //     would refuse on replay.
@@ -41,7 +63,9 @@
 // segment is a run of tidwall entries, each a uvarint byte count followed by
 // that many bytes: one record. tidwall has no checksum, so every record
 // carries its own frame. A segment is cut after the first record that takes
-// it to SegmentSize bytes. tidwall keeps the tail segment in memory.
+// it to SegmentSize bytes; a batch never spans two segments. A front
+// truncation writes <seq>.START (through <seq>.START.TEMP), removes the
+// segments before it and renames it to <seq>, as tidwall does.
 //
 // # Record format, version 1
 //
@@ -88,7 +112,10 @@
 //
 //   - if no valid record follows it anywhere in the file, it is a torn
 //     write: the file is copied to <segment>.broken, truncated before that
-//     entry, fsynced, and the directory fsynced; Options.Logf gets a notice;
+//     entry, fsynced, and the directory fsynced; Options.Logf gets a notice.
+//     A repair never needs free space: if the copy does not fit (ENOSPC,
+//     EDQUOT, EIO on write) what was written of it is removed and the notice
+//     gives the length, CRC-32C and first 64 bytes of what was cut instead;
 //   - if a valid record follows, it is corruption: Open fails with an
 //     ErrCorrupt that names the sequence and the file;
 //   - a valid record with the wrong sequence is corruption too.

@@ -26,6 +26,10 @@ var (
 	ErrFull       = errors.New("wal: append queue full")
 	ErrClosed     = errors.New("wal: log closed")
 	ErrOutOfRange = errors.New("wal: sequence out of range")
+	// ErrUnavailable wraps the cause (no space, an I/O error on write, a
+	// stuck fsync) while the log cannot write. Nothing of the refused record
+	// was written; the log takes records again once the cause clears.
+	ErrUnavailable = errors.New("wal: log cannot write for now")
 
 	// Snapshots. ErrSnapshotCorrupt wraps every damage; the message names
 	// the file.

@@ -40,6 +40,13 @@ const (
 	// batchBytesMax: one write(2) of 8 MiB already runs at disk speed;
 	// beyond it a batch only delays its acks.
 	batchBytesMax = 8 << 20
+	// stallAfterDefault bounds a write and fsync of one batch before the log
+	// counts as stuck and refuses new records: a healthy fsync takes
+	// milliseconds, and the callers' own 5 s timeout must not come first.
+	stallAfterDefault = 2 * time.Second
+	// retryEveryDefault spaces the attempts to write a batch that failed for
+	// want of space: each one costs a write and a truncation.
+	retryEveryDefault = time.Second
 	// bufferKeepBytesMax: a queue or batch buffer that a large record grew
 	// past this is dropped after use instead of being kept for reuse.
 	bufferKeepBytesMax = 16 << 20
@@ -61,8 +68,17 @@ type Options struct {
 	// batch with its record count, its bytes and the time of its write and
 	// fsync. It must not block.
 	OnBatch func(records, bytes int, fsync time.Duration)
-	// Logf, if set, receives notices of repairs made by Open.
+	// Logf, if set, receives notices of repairs made by Open, and of the
+	// log stopping and resuming writes.
 	Logf func(format string, args ...any)
+	// FS is the file layer of every write; default OS. Tests pass a FaultFS.
+	FS FS
+	// StallAfter: a batch whose write and fsync take longer makes the log
+	// unavailable until they return; default 2 s.
+	StallAfter time.Duration
+	// RetryEvery spaces the attempts to write a batch that failed for want
+	// of space or an I/O error on write; default 1 s.
+	RetryEvery time.Duration
 }
 
 // Log is the write-ahead log. Until Start the goroutine that opened it owns
@@ -72,10 +88,7 @@ type Log struct {
 	dir  string
 	opts Options // defaults filled in; read-only after Open
 
-	// tw is owned by the caller until Start, then by the writer goroutine.
-	// It is never read concurrently: tidwall's concurrent reads of old
-	// segments are unsafe, and Replay reads the files itself.
-	tw *twal.Log
+	fs FS // opts.FS
 
 	// first and last are the first kept and last durable sequences. The owner
 	// writes them; anyone may read them.
@@ -93,17 +106,27 @@ type Log struct {
 	started  bool
 	closed   bool
 	err      error // the fatal error; once set, never cleared
+	// down is set while a batch cannot be written (no space, an I/O error
+	// on write) and the writer retries it; stuck while a write or fsync has
+	// taken longer than StallAfter. Either makes Append refuse with it.
+	down, stuck error
+	inCommit    bool // the writer is inside a write and fsync
 
 	signal  chan struct{} // capacity 1: the queue became non-empty
 	ctl     chan truncateReq
 	stop    chan struct{} // closed by Close
 	stopped chan struct{} // closed when the writer goroutine returns
 
+	// watch fires when a batch's write and fsync take over StallAfter.
+	watch *time.Timer
+
 	// Owned by the writer (the caller before Start).
 	spareQueue []pending
 	spareArena []byte
-	batch      twal.Batch
-	tailBytes  int64 // bytes in tidwall's tail segment, to see when it rotates
+	buf        []byte // the entries of the batch being written
+	tail       File   // the tail segment, open for appending
+	tailPath   string
+	tailBytes  int64 // bytes in the tail segment file
 
 	// beforeBatch, if set by a test, runs on the writer before each write.
 	beforeBatch func()
@@ -142,15 +165,18 @@ func Open(opts Options) (*Log, error) {
 	if err := ensureDir(dir); err != nil {
 		return nil, fmt.Errorf("wal: open %q: %w", dir, err)
 	}
-	tail, err := repairTail(dir, opts.Logf)
+	tail, err := repairTail(dir, opts.FS, opts.Logf)
 	if err != nil {
 		return nil, err
 	}
+	// tidwall finishes an interrupted front truncation and creates the first
+	// segment of a new log; from then on the log writes the files itself,
+	// through opts.FS, in tidwall's format.
 	tw, err := twal.Open(dir, &twal.Options{
 		NoSync:           opts.NoSync,
 		SegmentSize:      opts.SegmentSize,
 		LogFormat:        twal.Binary,
-		SegmentCacheSize: 1, // we never read through tidwall after Open
+		SegmentCacheSize: 1,
 		NoCopy:           true,
 		AllowEmpty:       true, // TruncateFront may drop every record, and a repair may empty the log
 		DirPerms:         dirPerms,
@@ -159,44 +185,59 @@ func Open(opts Options) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("wal: open %q: %w", dir, err)
 	}
+	first, ferr := tw.FirstIndex()
+	last, lerr := tw.LastIndex()
+	if err := errors.Join(ferr, lerr, tw.Close()); err != nil {
+		return nil, fmt.Errorf("wal: open %q: %w", dir, err)
+	}
 	l := &Log{
 		dir:     dir,
 		opts:    opts,
-		tw:      tw,
+		fs:      opts.FS,
 		signal:  make(chan struct{}, 1),
 		ctl:     make(chan truncateReq),
 		stop:    make(chan struct{}),
 		stopped: make(chan struct{}),
 	}
-	if err := l.load(tail); err != nil {
-		return nil, errors.Join(err, tw.Close())
+	l.watch = time.AfterFunc(time.Hour, l.stalled)
+	l.watch.Stop()
+	if err := l.load(tail, first, last); err != nil {
+		if l.tail != nil {
+			err = errors.Join(err, l.tail.Close())
+		}
+		return nil, err
 	}
 	return l, nil
 }
 
-// load reads the sequences from tidwall, checks them against what the tail
-// repair found, and makes the directory durable.
-func (l *Log) load(tail tailInfo) error {
-	first, err := l.tw.FirstIndex()
-	if err != nil {
-		return fmt.Errorf("wal: open %q: %w", l.dir, err)
-	}
-	last, err := l.tw.LastIndex()
-	if err != nil {
-		return fmt.Errorf("wal: open %q: %w", l.dir, err)
-	}
+// load checks the sequences tidwall found against what the tail repair
+// found, opens the tail segment for appending and makes the directory
+// durable.
+func (l *Log) load(tail tailInfo, first, last uint64) error {
 	if tail.path != "" && last != tail.first+uint64(tail.records)-1 {
 		return fmt.Errorf("%w: %s holds records %d..%d but the log ends at %d", ErrCorrupt,
 			tail.path, tail.first, tail.first+uint64(tail.records)-1, last)
 	}
 	l.first.Store(first)
 	l.last.Store(last)
+	segs, err := listSegments(l.dir)
+	if err != nil {
+		return err
+	}
+	if len(segs) == 0 {
+		return fmt.Errorf("wal: open %q: no segment file after tidwall opened it", l.dir)
+	}
+	seg := segs[len(segs)-1]
 	if l.tailBytes, err = tailSize(l.dir); err != nil {
 		return err
 	}
+	if l.tail, err = l.fs.OpenAppend(seg.path); err != nil {
+		return fmt.Errorf("wal: open %q: %w", l.dir, err)
+	}
+	l.tailPath = seg.path
 	// tidwall creates files and finishes interrupted truncations by renames
 	// without syncing the directory.
-	return syncDir(l.dir)
+	return l.fs.SyncDir(l.dir)
 }
 
 func fillOptions(o *Options) error {
@@ -211,6 +252,15 @@ func fillOptions(o *Options) error {
 	}
 	if o.BatchMax == 0 {
 		o.BatchMax = batchMaxDefault
+	}
+	if o.FS == nil {
+		o.FS = OS
+	}
+	if o.StallAfter <= 0 {
+		o.StallAfter = stallAfterDefault
+	}
+	if o.RetryEvery <= 0 {
+		o.RetryEvery = retryEveryDefault
 	}
 	if o.Logf == nil {
 		o.Logf = func(string, ...any) {}
@@ -233,12 +283,27 @@ func (l *Log) FirstSeq() uint64 { return l.first.Load() }
 // LastSeq is the sequence of the last durable record; 0 for a new log.
 func (l *Log) LastSeq() uint64 { return l.last.Load() }
 
-// Err returns the fatal error after a failed write, fsync or truncation, and
-// nil before.
+// Err returns the fatal error after a failed fsync, a write that cannot be
+// undone or a failed truncation, and nil before.
 func (l *Log) Err() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.err
+}
+
+// Unavailable returns, while the log cannot write (its disk is full, a
+// write failed, a write or fsync is stuck), an error wrapping ErrUnavailable
+// and its cause; the fatal error after one; nil when the log writes.
+func (l *Log) Unavailable() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.err != nil:
+		return l.err
+	case l.stuck != nil:
+		return l.stuck
+	}
+	return l.down
 }
 
 // Start starts the writer goroutine, which owns the log from then on.
@@ -256,7 +321,8 @@ func (l *Log) Start() {
 // the caller may reuse it. It returns an error wrapping ErrEventType,
 // ErrEventBounds or ErrRecordTooLarge for an event that cannot be written,
 // ErrFull when QueueMax records (or queueBytesMax bytes) are waiting,
-// ErrClosed after Close, and the fatal error after a failed write. When it
+// ErrClosed after Close, an error wrapping ErrUnavailable while the log
+// cannot write, and the fatal error after one. When it
 // returns nil, done (if not nil) is called exactly once, on the goroutine
 // that owns the log (the writer after Start; before Start, the one that
 // calls TruncateFront or Close): with the record's sequence and a nil error
@@ -285,6 +351,10 @@ func (l *Log) enqueue(rec []byte, done func(seq uint64, err error)) error {
 		err = ErrClosed
 	case l.err != nil:
 		err = l.err
+	case l.stuck != nil:
+		err = l.stuck
+	case l.down != nil:
+		err = l.down
 	case l.inflight >= l.opts.QueueMax:
 		err = ErrFull
 	case l.inflight > 0 && l.inBytes+len(rec) > queueBytesMax:
@@ -364,7 +434,7 @@ func (l *Log) TruncateFront(seq uint64) error {
 	case fatal != nil:
 		return fatal
 	case !started:
-		l.flush()
+		l.flush(false)
 		return l.truncateFront(seq)
 	}
 	r := truncateReq{seq: seq, reply: make(chan error, 1)}
@@ -393,11 +463,13 @@ func (l *Log) Close() error {
 		close(l.stop)
 		<-l.stopped
 	} else {
-		l.flush() // the caller owns the log
+		l.flush(false) // the caller owns the log
 		close(l.stopped)
 	}
+	l.watch.Stop()
+	// Every batch was fsynced when it was written.
 	var cerr error
-	if err := l.tw.Close(); err != nil {
+	if err := l.tail.Close(); err != nil {
 		cerr = fmt.Errorf("wal: close %q: %w", l.dir, err)
 	}
 	return errors.Join(l.Err(), cerr)
@@ -412,21 +484,4 @@ func ensureDir(dir string) error {
 		return err
 	}
 	return syncDir(filepath.Dir(filepath.Clean(dir)))
-}
-
-// syncDir fsyncs a directory, so that files created, renamed or removed in
-// it survive a crash.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("wal: sync directory: %w", err)
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("wal: sync directory %q: %w", dir, err)
-	}
-	return nil
 }

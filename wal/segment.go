@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -17,6 +18,10 @@ const (
 	// brokenCopiesMax bounds the .broken copies kept of one segment; more
 	// than a few means the disk keeps tearing and someone must look.
 	brokenCopiesMax = 16
+	// brokenNoteBytesMax bounds the bytes of a cut tail quoted in the repair
+	// notice when no .broken copy fits on the disk: enough to see what kind
+	// of damage it was, small enough for a log line.
+	brokenNoteBytesMax = 64
 )
 
 // segmentFile is one segment on disk.
@@ -157,9 +162,11 @@ type tailInfo struct {
 // repairTail walks the segment that tidwall will open as its tail and cuts a
 // torn tail off it: an entry cut short, zero bytes, or a record that fails
 // its checks with no valid record after it. It keeps a copy of the file as
-// <segment>.broken first. Any other damage is an ErrCorrupt naming the
-// sequence and the file.
-func repairTail(dir string, logf func(string, ...any)) (tailInfo, error) {
+// <segment>.broken first, if it fits on the disk; if not, the notice keeps
+// what was cut instead (its length, CRC and first bytes): a repair never
+// needs free space. Any other damage is an ErrCorrupt naming the sequence
+// and the file.
+func repairTail(dir string, fs FS, logf func(string, ...any)) (tailInfo, error) {
 	seg, ok, err := tailSegment(dir)
 	if err != nil || !ok {
 		return tailInfo{}, err
@@ -188,11 +195,11 @@ func repairTail(dir string, logf func(string, ...any)) (tailInfo, error) {
 			return tailInfo{}, fmt.Errorf("%w: record %d in %s at offset %d is damaged and a valid record follows at offset %d: %w",
 				ErrCorrupt, seq, seg.path, off, at, cause)
 		}
-		broken, err := cutTail(seg.path, data, off)
+		broken, err := cutTail(fs, seg.path, data, off)
 		if err != nil {
 			return tailInfo{}, fmt.Errorf("wal: cut torn tail of %s at offset %d: %w", seg.path, off, err)
 		}
-		logf("wal: %s: cut a torn tail of %d bytes at offset %d (record %d: %v); the last record kept is %d; damaged file kept as %s",
+		logf("wal: %s: cut a torn tail of %d bytes at offset %d (record %d: %v); the last record kept is %d; %s",
 			seg.path, len(data)-off, off, seq, cause, seq-1, broken)
 		break
 	}
@@ -222,17 +229,25 @@ func findRecord(data []byte, from int) int {
 }
 
 // cutTail keeps a copy of a damaged segment, truncates the segment to off and
-// makes both durable. It returns the copy's path.
-func cutTail(path string, data []byte, off int) (string, error) {
-	broken, err := keepBroken(path, data)
+// makes both durable. It returns what became of the copy, for the notice:
+// its path, or, when it did not fit on the disk, a description of the bytes
+// cut.
+func cutTail(fs FS, path string, data []byte, off int) (string, error) {
+	broken, err := keepBroken(fs, path, data)
+	if err != nil && !writeRetryable(err) {
+		return "", err
+	}
+	kept := "damaged file kept as " + broken
+	if err != nil {
+		cut := data[off:]
+		kept = fmt.Sprintf("no copy of the damaged file fits on the disk (%v): the %d bytes cut have CRC-32C %08x and begin %x",
+			err, len(cut), crc32.Checksum(cut, castagnoli), cut[:min(len(cut), brokenNoteBytesMax)])
+	}
+	f, err := fs.OpenAppend(path)
 	if err != nil {
 		return "", err
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		return "", err
-	}
-	err = f.Truncate(int64(off))
+	err = f.Truncate(int64(off)) // frees space, never needs it
 	if err == nil {
 		err = f.Sync()
 	}
@@ -242,18 +257,18 @@ func cutTail(path string, data []byte, off int) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return broken, syncDir(filepath.Dir(path))
+	return kept, fs.SyncDir(filepath.Dir(path))
 }
 
 // keepBroken writes data to the first free name of <path>.broken,
-// <path>.broken.2, ... and fsyncs it.
-func keepBroken(path string, data []byte) (string, error) {
+// <path>.broken.2, ... and fsyncs it. A copy that fails part way is removed.
+func keepBroken(fs FS, path string, data []byte) (string, error) {
 	for i := 1; i <= brokenCopiesMax; i++ {
 		name := path + ".broken"
 		if i > 1 {
 			name += "." + strconv.Itoa(i)
 		}
-		f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, filePerms)
+		f, err := fs.CreateNew(name)
 		if errors.Is(err, os.ErrExist) {
 			continue
 		}
@@ -267,7 +282,16 @@ func keepBroken(path string, data []byte) (string, error) {
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
-		return name, err
+		if err == nil {
+			err = fs.SyncDir(filepath.Dir(path))
+		}
+		if err != nil {
+			if rerr := fs.Remove(name); rerr != nil {
+				err = errors.Join(err, rerr)
+			}
+			return "", err
+		}
+		return name, nil
 	}
 	return "", fmt.Errorf("%d broken copies of %s already exist", brokenCopiesMax, path)
 }
