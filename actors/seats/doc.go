@@ -14,8 +14,7 @@
 //
 // # Invariants
 //
-// Decisions do not change seats or holds (DecideCheckoutBegin sets an
-// in-memory checkout mark, nothing more). Apply is the only mutator of seats
+// Decisions do not change seats, holds, payments or cancels. Apply is the only mutator of seats
 // and holds, and runs the same way live and in recovery replay, so a zone
 // rebuilt from the log equals the zone that wrote the log. Every check runs before the first write: an event that does
 // not fit changes nothing. After every Apply:
