@@ -35,6 +35,14 @@ type Options struct {
 	PaymentFailureRate float64       // built-in simulator: share of calls that fail
 	PaymentSlots       int           // payment calls in flight at most
 	Gateway            Gateway       // optional: a gateway other than the simulator
+	// PaymentJournal: the built-in simulator keeps every charge and refund
+	// in this file (JSON lines, fsynced) and reads it back at start, so it
+	// remembers keys across restarts as a real provider does; the crash
+	// tests read it as the provider's own record. "" for none.
+	PaymentJournal string
+	// AtStep is called at each step of a checkout and a cancel (see
+	// actors.Config.AtStep): the crash tests stop the process there.
+	AtStep func(step string)
 
 	NoSync bool // skip fsync: experiments only
 	// PollBudget is the polls/s a sale's whole line may cause.
@@ -53,6 +61,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.ConnsPerAddress, "max-conns-per-address", o.ConnsPerAddress, "open connections one client address may hold (a carrier NAT hides thousands of buyers)")
 	fs.DurationVar(&o.PaymentLatency, "payment-latency", o.PaymentLatency, "built-in payment simulator: latency of each call")
 	fs.Float64Var(&o.PaymentFailureRate, "payment-failure-rate", o.PaymentFailureRate, "built-in payment simulator: share of calls that fail as gateway errors (0..1)")
+	fs.StringVar(&o.PaymentJournal, "payment-journal", o.PaymentJournal, "built-in payment simulator: keep every charge and refund in this file and remember them across restarts (tests, rehearsals)")
 	fs.IntVar(&o.PaymentSlots, "payment-slots", o.PaymentSlots, "payment calls in flight at most (the bulkhead)")
 	fs.Float64Var(&o.PollBudget, "poll-budget", o.PollBudget, "polls per second a sale's whole waiting line may cause: poll_after_s grows with the position to keep it so")
 	fs.BoolVar(&o.NoSync, "unsafe-no-fsync", o.NoSync, "skip fsync: acknowledged writes can be lost on a crash; for experiments only")
@@ -118,7 +127,13 @@ func Start(o Options) (*Running, error) {
 	}
 	gw := o.Gateway
 	if gw == nil {
-		gw = &Simulator{Latency: o.PaymentLatency, FailureRate: o.PaymentFailureRate}
+		sim := &Simulator{Latency: o.PaymentLatency, FailureRate: o.PaymentFailureRate}
+		if o.PaymentJournal != "" {
+			if err := sim.OpenJournal(o.PaymentJournal); err != nil {
+				return nil, err
+			}
+		}
+		gw = sim
 	}
 	m := NewMetrics()
 	srv := New(Config{
@@ -147,6 +162,9 @@ func Start(o Options) (*Running, error) {
 	start := time.Now()
 	eng, err := actors.Open(actors.Config{
 		Dir: o.Dir, NoSync: o.NoSync, Logger: o.Logger, Now: o.Now, OnBatch: m.OnBatch, PollBudget: o.PollBudget,
+		// The server's own bulkhead: payments left open by the last run are
+		// finished through the same gateway and limits as live ones.
+		Payer: srv.pay, AtStep: o.AtStep,
 		Fatal: func(err error) {
 			if o.OnFatal != nil {
 				o.OnFatal(err)
@@ -165,6 +183,8 @@ func Start(o Options) (*Running, error) {
 		return nil, fmt.Errorf("recover from %q: %w", o.Dir, err)
 	}
 	r.Engine, r.Recovery = eng, time.Since(start)
+	owed := eng.RefundsOwed
+	m.refundsOwed.Store(&owed)
 	srv.SetEngine(eng)
 	return r, nil
 }
