@@ -33,7 +33,8 @@
 // release, checkout, order, cancel, expiry) and the Decision they return,
 // which the zone actor carries out: write Decision.Event, Apply it once the
 // log has taken it, answer once it is durable. Then zone.go (Zone, Hold,
-// Apply), zone_layout.go (seat names), zone_pick.go (best available),
+// Apply), zone_payment.go (payment attempts and cancels, recorded before
+// money moves), zone_layout.go (seat names), zone_pick.go (best available),
 // zone_expiry.go (the expiry heap) and zone_snapshot.go.
 //
 // What belongs to the sale and not to one zone comes in from the caller:
