@@ -116,9 +116,16 @@ func (e *Engine) Checkout(r CheckoutRequest, p Payer) Result {
 	// 1. begin
 	e.crashPoint("checkout.before_begin")
 	probe := newCall()
+	newOrder := newID('o', s.idx, zh.idx)
 	e.sys.Root.Send(zh.pid, &checkoutBeginCmd{c: probe, holdID: r.HoldID, buyer: r.Buyer,
-		orderID: newID('o', s.idx, zh.idx), idemKey: c.key.key, idemHash: c.hash})
+		orderID: newOrder, idemKey: c.key.key, idemHash: c.hash})
 	pr := probe.wait(e.cfg.CallTimeout)
+	if pr.Err != nil && pr.Err.Code == CodeUnavailable && !pr.Err.notDone {
+		// No answer in time: the attempt may have been recorded, under
+		// newOrder, and nothing was charged for it. The settler closes it
+		// if so, so that it does not bar the hold's next checkout.
+		e.settler.owePayment(s, zh, seats.Payment{Hold: r.HoldID, Order: newOrder}, p)
+	}
 	if pr.Err != nil {
 		if pr.Err.Code == CodeNotFound || pr.Err.Code == CodeUnavailable || pr.Err.transient {
 			// Not stored: a hold the buyer cannot see reveals nothing, an
@@ -195,12 +202,17 @@ func (e *Engine) Checkout(r CheckoutRequest, p Payer) Result {
 	res := c.wait(e.cfg.CallTimeout)
 	e.crashPoint("checkout.after_order")
 	// 4. refund: only a charge whose order certainly was not recorded; never
-	// on a timeout, whose outcome is unknown (the attempt stays open: a
-	// retry with the key, or the settler at the next start, learns it).
-	if res.Err != nil && (res.Err.Code == CodeHoldExpired || res.Err.Code == CodeHoldNotActive || res.Err.notDone) {
+	// on a timeout, whose outcome is unknown: the settler learns it (the
+	// order is there, or the hold's seats are not its own any more and the
+	// money goes back), unless a retry with the key does first.
+	switch {
+	case res.Err == nil:
+	case res.Err.Code == CodeHoldExpired || res.Err.Code == CodeHoldNotActive || res.Err.notDone:
 		if !e.refund(p, pay) || !e.endPayment(zh, att, true) {
 			e.settler.owePayment(s, zh, att, p)
 		}
+	case res.Err.Code == CodeUnavailable:
+		e.settler.owePayment(s, zh, att, p)
 	}
 	return res
 }
