@@ -182,3 +182,31 @@ func TestSettleRefundOwed(t *testing.T) {
 	requireEqual(t, p.refunded(o.ID), []int64{2 * 4500})
 	requireEqual(t, counts(h.sale(s.def.ID), "ga"), ZoneCounts{ID: "ga", Free: 20})
 }
+
+// TestSettleFromSnapshot: open attempts and cancels live in the zone's
+// snapshot, so a restart from a snapshot (the log before it truncated)
+// still finishes them.
+func TestSettleFromSnapshot(t *testing.T) {
+	h := newHarness(t)
+	p := newFakePayer()
+	h.payer = p
+	s := h.createSale(stdSaleDef())
+	v := mustHold(t, s, HoldRequest{Buyer: "b1", Zone: "ga", Quantity: 2})
+	w := mustHold(t, s, HoldRequest{Buyer: "b2", Zone: "ga", Quantity: 1})
+	o := requireOrder(t, h.e.Checkout(CheckoutRequest{HoldID: w.ID, Buyer: "b2", PaymentToken: tokOK}, p))
+	requireTrue(t, h.crashAt("checkout.after_charge", func() {
+		h.e.Checkout(CheckoutRequest{HoldID: v.ID, Buyer: "b1", PaymentToken: tokOK}, p)
+	}), "died after the charge")
+	h.payer = nil // nothing finishes them before the snapshot
+	requireTrue(t, h.crashAt("cancel.before_refund", func() { h.e.CancelOrder(o.ID, p) }), "died before the refund")
+	h.restart()
+	requireEqual(t, h.e.RefundsOwed(), int64(2))
+	requireNoError(t, h.e.Snapshot())
+	h.payer = p
+	h.restart()
+	h.settled()
+	requireEqual(t, requireHold(t, h.e.GetHold(v.ID, "b1", false)).State, "purchased")
+	requireEqual(t, requireOrder(t, h.e.GetOrder(o.ID)).State, "cancelled")
+	requireEqual(t, p.refunded(o.ID), []int64{4500})
+	requireEqual(t, counts(h.sale(s.def.ID), "ga"), ZoneCounts{ID: "ga", Free: 18, Sold: 2})
+}
