@@ -158,7 +158,13 @@ func (e *Engine) Checkout(r CheckoutRequest, p Payer) Result {
 		perr = p.Charge(pay)
 		e.crashPoint("checkout.after_charge")
 	} else {
-		perr = errorf(CodeHoldNotActive, "the hold is %s, not active; no payment is kept for it", pr.Hold.State)
+		// The answer the first try would have had: an expired hold is
+		// hold_expired, as at any other step.
+		if pr.Hold.State == "expired" {
+			perr = errorf(CodeHoldExpired, "the hold expired during payment; no payment is kept for it")
+		} else {
+			perr = errorf(CodeHoldNotActive, "the hold is %s, not active; no payment is kept for it", pr.Hold.State)
+		}
 		state = ChargeUnknown
 	}
 	if perr != nil && perr.Code != CodePaymentDecline {

@@ -210,3 +210,26 @@ func TestSettleFromSnapshot(t *testing.T) {
 	requireEqual(t, p.refunded(o.ID), []int64{4500})
 	requireEqual(t, counts(h.sale(s.def.ID), "ga"), ZoneCounts{ID: "ga", Free: 18, Sold: 2})
 }
+
+// TestSettleRetryOfExpiredHold: a retry that resumes an attempt whose hold
+// expired meanwhile charges nothing, gives the first charge back, and
+// answers hold_expired, as the first try would have.
+func TestSettleRetryOfExpiredHold(t *testing.T) {
+	h := newHarness(t)
+	p := newFakePayer()
+	s := h.createSale(stdSaleDef())
+	v := mustHold(t, s, HoldRequest{Buyer: "b1", Zone: "ga", Quantity: 2})
+	req := CheckoutRequest{HoldID: v.ID, Buyer: "b1", PaymentToken: tokOK, IdemKey: "k1"}
+	requireTrue(t, h.crashAt("checkout.after_charge", func() { h.e.Checkout(req, p) }), "died after the charge")
+	var orderID string
+	for id := range p.charged() {
+		orderID = id
+	}
+	h.clock.Advance(stdTTL)
+	h.restart() // no Payer at open: only the retry finishes it
+	requireCode(t, h.e.Checkout(req, p), CodeHoldExpired)
+	requireEqual(t, p.refunded(orderID), []int64{2 * 4500})
+	requireEqual(t, p.chargeAttempts(), 1)
+	requireCode(t, h.e.Checkout(req, p), CodeHoldExpired, "the answer is stored")
+	requireEqual(t, p.refunded(orderID), []int64{2 * 4500})
+}
