@@ -21,6 +21,10 @@ package main
 //   - no seat is in two live orders, and free + held + sold is each zone's
 //     capacity, with sold equal to the seats of the live orders.
 //
+// One more step per seed kills the server after a charge in a sale whose
+// holds last a second, and restarts it once the hold has expired: the
+// money must go back, and a retry must learn the hold expired.
+//
 // Randomized: the seed is printed; SEED=n replays its choices.
 
 import (
@@ -52,6 +56,10 @@ const (
 	moneyRetryTimeout = 15 * time.Second // a retry may wait for the settler's backoff
 	moneyRetryPoll    = 50 * time.Millisecond
 	moneyOwedTimeout  = 20 * time.Second
+
+	moneyTTLSaleID   = "crash-ttl" // holds last moneyTTLS
+	moneyTTLS        = 1
+	moneyTTLCapacity = 100
 )
 
 var moneySteps = []string{
@@ -100,6 +108,7 @@ type moneyRun struct {
 	rng     *rand.Rand
 	journal string
 	tokens  []string // admitted buyers' access tokens
+	ttlTok  string   // a buyer admitted to the short-hold sale
 
 	orders    map[string]*moneyOrder // by order id: every order the test learned of
 	holdOrder map[string]string      // hold id -> the order a checkout answered
@@ -147,8 +156,9 @@ func (m *moneyRun) died(step string) {
 func (m *moneyRun) run() {
 	m.start("")
 	m.createSale()
+	m.ttlTok = m.joinSale(moneyTTLSaleID, "money-ttl")
+	var never atomic.Bool // no kill while buyers join
 	for i := range moneyBuyers {
-		var never atomic.Bool // no kill while buyers join
 		b, err := (&crashRun{t: m.t, cl: m.cl, srv: m.srv}).join(fmt.Sprintf("money-%d", i), &never)
 		if err != nil || b == nil || b.token == "" {
 			m.t.Fatalf("join buyer %d: %v", i, err)
@@ -171,6 +181,68 @@ func (m *moneyRun) run() {
 			m.t.FailNow()
 		}
 	}
+	m.expiredStep(m.rng.IntN(2) == 0)
+	m.check("checkout.after_charge, hold expired")
+}
+
+// joinSale joins a sale's line and waits for the admission; it returns the
+// access token.
+func (m *moneyRun) joinSale(sale, name string) string {
+	m.t.Helper()
+	st, resp, err := m.cl.call("POST", "/v1/sales/"+sale+"/queue", "", "", crashJSON(map[string]string{"buyer": name}))
+	var tk crashTicketBody
+	deadline := time.Now().Add(crashAdmitTimeout)
+	for {
+		if err != nil || st != 200 || json.Unmarshal(resp, &tk) != nil {
+			m.t.Fatalf("join %s: %d %s (err %v)", sale, st, resp, err)
+		}
+		if tk.State == "admitted" && tk.AccessToken != "" {
+			return tk.AccessToken
+		}
+		if time.Now().After(deadline) {
+			m.t.Fatalf("join %s: not admitted within %v: %s", sale, crashAdmitTimeout, resp)
+		}
+		time.Sleep(crashAdmitPoll)
+		st, resp, err = m.cl.call("GET", "/v1/sales/"+sale+"/queue/"+tk.QueueID, "", "", nil)
+	}
+}
+
+// expiredStep dies after the charge of a hold that expires before the
+// restart.
+func (m *moneyRun) expiredStep(giveUp bool) {
+	const step = "checkout.after_charge"
+	m.srv.kill()
+	m.start(step)
+	st, resp, err := m.cl.call("POST", "/v1/sales/"+moneyTTLSaleID+"/holds", m.ttlTok, "", crashJSON(map[string]any{"zone": "ga", "quantity": 2}))
+	var hb crashHoldBody
+	if err != nil || st != 201 || json.Unmarshal(resp, &hb) != nil {
+		m.t.Fatalf("hold in %s: %d %s (err %v)", moneyTTLSaleID, st, resp, err)
+	}
+	expires, perr := time.Parse(time.RFC3339Nano, hb.ExpiresAt)
+	if perr != nil {
+		m.t.Fatalf("hold expires_at %q: %v", hb.ExpiresAt, perr)
+	}
+	if _, _, err := m.cl.call("POST", "/v1/holds/"+hb.HoldID+"/checkout", m.ttlTok, "pay-ttl", crashPayBody); err == nil {
+		m.t.Fatalf("%s: the checkout answered before the step was reached", step)
+	}
+	m.died(step)
+	time.Sleep(time.Until(expires) + 50*time.Millisecond) // down past the hold's expiry
+	m.start("")
+	if giveUp {
+		return
+	}
+	deadline := time.Now().Add(moneyRetryTimeout)
+	for {
+		st, resp, err := m.cl.call("POST", "/v1/holds/"+hb.HoldID+"/checkout", m.ttlTok, "pay-ttl", crashPayBody)
+		if err == nil && st == 410 && crashCode(resp) == "hold_expired" {
+			return
+		}
+		if time.Now().After(deadline) {
+			m.discrepancy("%s: retry of the checkout of expired hold %s: last %d %s (err %v); want 410 hold_expired", step, hb.HoldID, st, resp, err)
+			return
+		}
+		time.Sleep(moneyRetryPoll)
+	}
 }
 
 func (m *moneyRun) createSale() {
@@ -189,6 +261,15 @@ func (m *moneyRun) createSale() {
 	st, resp, err := m.cl.call("POST", "/v1/sales", crashAdminToken, "", crashJSON(def))
 	if err != nil || st != 201 {
 		m.t.Fatalf("create the sale: %d %s (err %v)\n%s", st, resp, err, m.srv.out.tail())
+	}
+	ttl := map[string]any{
+		"id": moneyTTLSaleID, "name": "Money crash test, short holds", "hold_ttl_s": moneyTTLS, "max_per_buyer": crashMaxPerBuyer,
+		"waiting_room": map[string]any{"active_limit": 1_000_000, "admit_per_s": 0, "access_ttl_s": 86400},
+		"zones":        []map[string]any{{"id": "ga", "name": "General admission", "price_cents": 4500, "capacity": moneyTTLCapacity}},
+	}
+	st, resp, err = m.cl.call("POST", "/v1/sales", crashAdminToken, "", crashJSON(ttl))
+	if err != nil || st != 201 {
+		m.t.Fatalf("create the sale %s: %d %s (err %v)", moneyTTLSaleID, st, resp, err)
 	}
 }
 
@@ -436,6 +517,17 @@ func (m *moneyRun) check(step string) {
 		}
 		if z.Sold != soldBy[z.ID] {
 			m.discrepancy("%s: zone %s sells %d seats; the live orders hold %d", step, z.ID, z.Sold, soldBy[z.ID])
+		}
+	}
+	// The short-hold sale never keeps an order: its one charge is refunded.
+	st, resp, err = m.cl.call("GET", "/v1/sales/"+moneyTTLSaleID+"/availability", "", "", nil)
+	stock = crashStock{}
+	if err != nil || st != 200 || json.Unmarshal(resp, &stock) != nil {
+		m.t.Fatalf("%s: availability of %s: %d %s (err %v)", step, moneyTTLSaleID, st, resp, err)
+	}
+	for _, z := range stock.Zones {
+		if z.Free+z.Held+z.Sold != moneyTTLCapacity || z.Sold != 0 {
+			m.discrepancy("%s: sale %s zone %s: free %d + held %d + sold %d; want %d, none sold", step, moneyTTLSaleID, z.ID, z.Free, z.Held, z.Sold, moneyTTLCapacity)
 		}
 	}
 }
