@@ -78,7 +78,8 @@ type Config struct {
 //
 // Outside the engine, every lock an engine method meets is a leaf too: the
 // log's queue lock (Append), the deadline slots (deadline.go, a call's
-// wait), a sale's ledger and idempotency table.
+// wait), a sale's ledger and idempotency table, the settler's list of what
+// is owed (settle.go).
 //
 // create is held while their holder waits for actors and the
 // log writer, so neither an actor's Receive nor a log callback may take
