@@ -90,7 +90,7 @@ func TestCrashMoney(t *testing.T) {
 			m := newMoneyRun(t, bin, seed)
 			defer m.srv.stop()
 			m.run()
-			t.Logf("seed %d: %d steps, %d charges, %d refunds, %d orders; %d discrepancies", seed, 2*len(moneySteps),
+			t.Logf("seed %d: %d steps, %d charges, %d refunds, %d orders; %d discrepancies", seed, 2*len(moneySteps)+1,
 				m.lastCharges, m.lastRefunds, len(m.orders), m.discrepancies)
 		})
 	}
