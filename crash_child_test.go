@@ -90,6 +90,9 @@ type crashServer struct {
 	out    *crashLog
 	base   string
 	starts int
+	// args and env are added to every start's flags and environment.
+	args []string
+	env  []string
 
 	cmd     *exec.Cmd
 	exited  chan struct{} // closed when cmd has been waited for
@@ -104,9 +107,9 @@ func (s *crashServer) start() time.Duration {
 		addr := crashFreeAddr(s.t)
 		s.starts++
 		fmt.Fprintf(s.out, "--- start %d on %s ---\n", s.starts, addr)
-		cmd := exec.Command(s.bin, "serve", "--addr", addr, "--data", s.data, "--admin-token", crashAdminToken,
-			"--buyer-rate", "0", "--address-rate", "0")
-		cmd.Env = crashChildEnv()
+		cmd := exec.Command(s.bin, append([]string{"serve", "--addr", addr, "--data", s.data, "--admin-token", crashAdminToken,
+			"--buyer-rate", "0", "--address-rate", "0"}, s.args...)...)
+		cmd.Env = append(crashChildEnv(), s.env...)
 		cmd.Stdout, cmd.Stderr = s.out, s.out
 		began := time.Now()
 		if err := cmd.Start(); err != nil {

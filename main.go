@@ -112,6 +112,18 @@ func serve(args []string) error {
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	o.Logger = logger
+	if step := os.Getenv("ONSALE_CRASH_AT"); step != "" {
+		// Crash tests only: die as kill -9 would at that step of a
+		// checkout or cancel, to test what a restart makes of it.
+		o.AtStep = func(at string) {
+			if at == step {
+				if err := syscall.Kill(os.Getpid(), syscall.SIGKILL); err != nil {
+					panic("ONSALE_CRASH_AT: " + err.Error())
+				}
+				select {} // the signal is on its way
+			}
+		}
+	}
 
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return fmt.Errorf("create data directory %q: %w (choose another with --data)", o.Dir, err)

@@ -54,6 +54,14 @@ type Config struct {
 	// LogFS is the file layer of the log's writes; nil: the real one. Tests
 	// pass a wal.FaultFS to make the disk full or stuck.
 	LogFS wal.FS
+	// Payer finishes, after a restart, the payments and cancels the last
+	// run left open (settle.go); nil leaves them open. Requests bring their
+	// own Payer.
+	Payer Payer
+	// AtStep, if set, is called at each step of a checkout and a cancel
+	// (checkout.after_charge, cancel.before_refund, ...): the crash tests
+	// stop the process there. Nil in production.
+	AtStep func(step string)
 	// Fatal is called once when the engine cannot go on safely (the log failed,
 	// an invariant broke). The server exits; recovery from the log restores
 	// every acknowledged change. Default: log it.
@@ -68,20 +76,17 @@ type Config struct {
 //	create      sale creation and Snapshot, one at a time. Held across I/O:
 //	            a creation's durable record and its actors' start, a whole
 //	            snapshot (up to snapshotWaitMax). Taken with nothing held.
-//	cancelMu    one order cancel at a time, so a refund happens once. Held
-//	            across the order's read, the refund (a gateway call) and
-//	            the cancel's record. Taken with nothing held; never held
-//	            with create.
 //	mu          leaf: sales and byIdx, for a map or slice operation.
 //	dispatchMu  leaf: dispatchers, for an append (or Close's stop).
 //
 // Outside the engine, every lock an engine method meets is a leaf too: the
 // log's queue lock (Append), the deadline slots (deadline.go, a call's
-// wait), a sale's ledger and idempotency table.
+// wait), a sale's ledger and idempotency table, the settler's list of what
+// is owed (settle.go).
 //
-// create and cancelMu are held while their holder waits for actors and the
+// create is held while their holder waits for actors and the
 // log writer, so neither an actor's Receive nor a log callback may take
-// them, or call anything that does (CreateSale, Snapshot, CancelOrder): that
+// it, or call anything that does (CreateSale, Snapshot): that
 // would deadlock. Actors take no engine lock but dispatchMu (a sale actor
 // starting its children); the sale's own locks they take (ledger,
 // idempotency table, the room's board in room_board.go) are never held
@@ -97,8 +102,8 @@ type Engine struct {
 	sales  map[string]*Sale
 	byIdx  []*Sale
 	create sync.Mutex // serializes sale creation and snapshots
-	// cancelMu serializes order cancels, so that a refund happens once.
-	cancelMu sync.Mutex
+	// settler finishes money left open; see settle.go.
+	settler *settler
 
 	// dispatchers run the zone and room mailboxes; stopped at Close.
 	dispatchMu  sync.Mutex
@@ -133,6 +138,7 @@ func Open(cfg Config) (*Engine, error) {
 		cfg: cfg, logger: cfg.Logger, snapDir: filepath.Join(cfg.Dir, "snap"),
 		sales: make(map[string]*Sale), stop: make(chan struct{}),
 	}
+	e.settler = newSettler(e)
 	lg, err := wal.Open(wal.Options{
 		Dir: filepath.Join(cfg.Dir, "wal"), NoSync: cfg.NoSync, OnBatch: cfg.OnBatch, FS: cfg.LogFS,
 		Logf: func(format string, args ...any) { e.logger.Warn(fmt.Sprintf(format, args...)) },
@@ -149,6 +155,7 @@ func Open(cfg Config) (*Engine, error) {
 	if err := e.expireOverdue(); err != nil {
 		return nil, errors.Join(err, lg.Close())
 	}
+	e.oweOpen() // before the actors take the cores
 	e.sys = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		return e.logger.With("lib", "actor")
 	}))
@@ -157,8 +164,9 @@ func Open(cfg Config) (*Engine, error) {
 			e.spawn(s)
 		}
 	}
-	e.stopped.Add(1)
+	e.stopped.Add(2)
 	go e.ticker()
+	go e.settler.run()
 	return e, nil
 }
 

@@ -68,6 +68,8 @@ type fakePayer struct {
 	refunds  map[string][]int64 // order id -> amounts refunded
 	seen     []Payment          // every charge and refund asked for, in order
 	onCharge func(orderID string)
+	// refundDown fails every refund, as a gateway that is down.
+	refundDown bool
 }
 
 func newFakePayer() *fakePayer {
@@ -116,6 +118,9 @@ func (p *fakePayer) Refund(pay Payment) *Error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.seen = append(p.seen, pay)
+	if p.refundDown {
+		return errorf(CodePaymentDown, "the payment gateway did not answer")
+	}
 	p.refunds[orderID] = append(p.refunds[orderID], amount)
 	return nil
 }
@@ -168,6 +173,10 @@ type harness struct {
 	clock *fakeClock
 	sync  bool // fsync every batch; off by default, for speed
 	e     *Engine
+	// payer finishes open payments at open (Config.Payer); atStep is
+	// Config.AtStep. Both nil unless a test sets them.
+	payer  Payer
+	atStep func(step string)
 }
 
 func newHarness(t testing.TB) *harness {
@@ -185,7 +194,7 @@ func newHarness(t testing.TB) *harness {
 
 func (h *harness) open() {
 	h.t.Helper()
-	e, err := Open(Config{Dir: h.dir, NoSync: !h.sync, Now: h.clock.Now})
+	e, err := Open(Config{Dir: h.dir, NoSync: !h.sync, Now: h.clock.Now, Payer: h.payer, AtStep: h.atStep})
 	requireNoError(h.t, err, "open engine")
 	h.e = e
 }

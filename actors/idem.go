@@ -2,6 +2,8 @@ package actors
 
 import (
 	"sync"
+
+	"onsale/actors/seats"
 	"time"
 )
 
@@ -33,6 +35,11 @@ type Result struct {
 	// replayed in that order.
 	zseq uint64
 	Err  *Error `json:"err,omitempty"`
+
+	// pay is the attempt a checkout's begin answers; cancelling tells the
+	// cancel that its begin answered to refund and record.
+	pay        *seats.Payment
+	cancelling bool
 }
 
 func newCall() *call { return &call{done: make(chan struct{})} }

@@ -47,7 +47,7 @@ func TestSeatTimesAreTheAPIs(t *testing.T) {
 	requireNoError(t, z.Apply(&wal.Event{Type: wal.TypeHoldPlaced, Hold: "h1", Buyer: "b1", Seats: []uint32{0},
 		At: at, Expires: expires, Amount: 100}))
 	requireNoError(t, z.Apply(&wal.Event{Type: wal.TypeHoldExpired, Hold: "h1", At: expires}))
-	d := z.DecideCheckoutBegin(seats.Access{HoldID: "h1", Buyer: "b1"}, expires)
+	d := z.DecideCheckoutBegin(seats.CheckoutBegin{Access: seats.Access{HoldID: "h1", Buyer: "b1"}, OrderID: "o1"}, expires)
 	requireTrue(t, d.Refusal != nil && strings.Contains(d.Refusal.Message, FormatTime(time.UnixMilli(expires))),
 		"refusal %+v", d.Refusal)
 }

@@ -17,6 +17,9 @@ const (
 	// (a crowd that held at opening and walked away) never stalls holds for
 	// long; the rest go on the next tick.
 	expiriesPerTickMax = 4096
+	// cancelWaitersMax bounds the cancels of one order that wait for the
+	// running one: operators, not crowds, cancel orders.
+	cancelWaitersMax = 64
 )
 
 // zoneActor is the thin shell around a seats.Zone: it routes messages, asks
@@ -40,6 +43,10 @@ type zoneActor struct {
 	// idemFails are the stored refusals of idempotent requests made in this
 	// zone; successes are derived from the holds. Kept for snapshots.
 	idemFails map[idemKey]idemFail
+	// cancelling marks the orders whose cancel runs in this process (its
+	// caller refunds and records): order id -> the cancels that wait for
+	// its answer. Memory only: after a restart the settler runs them.
+	cancelling map[string][]*call
 }
 
 // idemFail is a stored refusal: what it answered and to which request.
@@ -71,6 +78,12 @@ func (a *zoneActor) Receive(ctx actor.Context) {
 		a.checkoutEnd(m)
 	case *cancelCmd:
 		a.cancel(m)
+	case *cancelBeginCmd:
+		a.cancelBegin(m)
+	case *cancelDropCmd:
+		a.cancelDrop(m)
+	case *paymentEndCmd:
+		a.paymentEnd(m)
 	case *getOrderCmd:
 		a.getOrder(m)
 	case *seatsCmd:
@@ -236,6 +249,7 @@ func (a *zoneActor) refuse(c *call, e *Error) {
 func newZoneActor(s *Sale, zh *zoneHandle) *zoneActor {
 	return &zoneActor{
 		s: s, zh: zh, z: zh.core, idemFails: zh.idemFails, log: ownerLog{log: s.e.log},
+		cancelling: make(map[string][]*call),
 		terms: seats.Terms{
 			HoldTTLMs:   s.holdTTLMs,
 			MaxPerBuyer: s.def.MaxPerBuyer,

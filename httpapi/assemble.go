@@ -44,6 +44,14 @@ type Options struct {
 	Payments      string
 	StripeKey     string
 	StripeAPIBase string // "" for Stripe itself; stripe-mock in tests
+	// PaymentJournal: the built-in simulator keeps every charge and refund
+	// in this file (JSON lines, fsynced) and reads it back at start, so it
+	// remembers keys across restarts as a real provider does; the crash
+	// tests read it as the provider's own record. "" for none.
+	PaymentJournal string
+	// AtStep is called at each step of a checkout and a cancel (see
+	// actors.Config.AtStep): the crash tests stop the process there.
+	AtStep func(step string)
 
 	NoSync bool // skip fsync: experiments only
 	// PollBudget is the polls/s a sale's whole line may cause.
@@ -67,6 +75,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&o.PaymentFailureRate, "payment-failure-rate", o.PaymentFailureRate, "built-in payment simulator: share of calls that fail as gateway errors (0..1)")
 	fs.StringVar(&o.Payments, "payments", o.Payments, "payment gateway: simulator (built in) or stripe (needs STRIPE_SECRET_KEY)")
 	fs.StringVar(&o.StripeAPIBase, "stripe-api-base", o.StripeAPIBase, "with --payments stripe: the API's base URL, e.g. a local stripe-mock (default: Stripe's)")
+	fs.StringVar(&o.PaymentJournal, "payment-journal", o.PaymentJournal, "built-in payment simulator: keep every charge and refund in this file and remember them across restarts (tests, rehearsals)")
 	fs.IntVar(&o.PaymentSlots, "payment-slots", o.PaymentSlots, "payment calls in flight at most (the bulkhead)")
 	fs.Float64Var(&o.PollBudget, "poll-budget", o.PollBudget, "polls per second a sale's whole waiting line may cause: poll_after_s grows with the position to keep it so")
 	fs.BoolVar(&o.NoSync, "unsafe-no-fsync", o.NoSync, "skip fsync: acknowledged writes can be lost on a crash; for experiments only")
@@ -160,7 +169,13 @@ func Start(o Options) (*Running, error) {
 		}
 		gw = sg
 	default:
-		gw = &Simulator{Latency: o.PaymentLatency, FailureRate: o.PaymentFailureRate}
+		sim := &Simulator{Latency: o.PaymentLatency, FailureRate: o.PaymentFailureRate}
+		if o.PaymentJournal != "" {
+			if err := sim.OpenJournal(o.PaymentJournal); err != nil {
+				return nil, err
+			}
+		}
+		gw = sim
 	}
 	m := NewMetrics()
 	srv := New(Config{
@@ -189,6 +204,9 @@ func Start(o Options) (*Running, error) {
 	start := time.Now()
 	eng, err := actors.Open(actors.Config{
 		Dir: o.Dir, NoSync: o.NoSync, Logger: o.Logger, Now: o.Now, OnBatch: m.OnBatch, PollBudget: o.PollBudget, LogFS: o.LogFS,
+		// The server's own bulkhead: payments left open by the last run are
+		// finished through the same gateway and limits as live ones.
+		Payer: srv.pay, AtStep: o.AtStep,
 		Fatal: func(err error) {
 			if o.OnFatal != nil {
 				o.OnFatal(err)
@@ -207,6 +225,8 @@ func Start(o Options) (*Running, error) {
 		return nil, fmt.Errorf("recover from %q: %w", o.Dir, err)
 	}
 	r.Engine, r.Recovery = eng, time.Since(start)
+	owed := eng.RefundsOwed
+	m.refundsOwed.Store(&owed)
 	srv.SetEngine(eng)
 	return r, nil
 }

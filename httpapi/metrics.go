@@ -32,12 +32,15 @@ type Metrics struct {
 	paymentErrors   *metrics.Counter
 	paymentDeclines *metrics.Counter
 	paymentInFlight atomic.Int64
-	walBatch        *metrics.PrometheusHistogram
-	walFsync        *metrics.PrometheusHistogram
-	walRecords      *metrics.Counter
-	panics          *metrics.Counter
-	rateLimited     *metrics.Counter
-	acceptFull      *metrics.Counter // accepts that met EMFILE/ENFILE
+	// refundsOwed reads the engine's payments still owed a refund or an
+	// outcome (actors.Engine.RefundsOwed); nil until the engine is open.
+	refundsOwed atomic.Pointer[func() int64]
+	walBatch    *metrics.PrometheusHistogram
+	walFsync    *metrics.PrometheusHistogram
+	walRecords  *metrics.Counter
+	panics      *metrics.Counter
+	rateLimited *metrics.Counter
+	acceptFull  *metrics.Counter // accepts that met EMFILE/ENFILE
 	// availabilityEncodes counts seat-map pages encoded; availabilityShared
 	// counts answers given from a page another request encoded. Their ratio
 	// is how well readers share.
@@ -82,6 +85,12 @@ func NewMetrics() *Metrics {
 	s.NewGauge("onsale_payment_gateway_in_flight", func() float64 { return float64(m.paymentInFlight.Load()) })
 	s.NewGauge("onsale_http_connections", func() float64 { return float64(m.connections.Load()) })
 	s.NewGauge("onsale_queue_streams", func() float64 { return float64(m.streams.Load()) })
+	s.NewGauge("onsale_payments_owed", func() float64 {
+		if f := m.refundsOwed.Load(); f != nil {
+			return float64((*f)())
+		}
+		return 0
+	})
 	s.NewGauge("onsale_http_connections_max", func() float64 { return float64(m.connectionsCap.Load()) })
 	s.NewGauge("onsale_storage_unavailable", func() float64 {
 		if f := m.storageDown.Load(); f != nil && (*f)() {

@@ -7,9 +7,13 @@ package httpapi
 // refund, record) is in actors/checkout.go.
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"math/rand/v2"
+	"os"
 	"sync"
 	"time"
 
@@ -45,8 +49,9 @@ type Simulator struct {
 	Latency     time.Duration // each call takes this long
 	FailureRate float64       // share of calls that fail as gateway errors, 0..1
 
-	mu   sync.Mutex
-	keys map[string]actors.ChargeState // by charge key; bounded by simulatorKeysMax
+	mu      sync.Mutex
+	keys    map[string]actors.ChargeState // by charge key; bounded by simulatorKeysMax
+	journal *os.File                      // optional: see OpenJournal
 }
 
 // simulatorKeysMax bounds the simulator's memory of keys: far more orders
@@ -57,12 +62,77 @@ const simulatorKeysMax = 10_000_000
 func (s *Simulator) remember(key string, st actors.ChargeState) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.rememberLocked(key, st)
+}
+
+func (s *Simulator) rememberLocked(key string, st actors.ChargeState) {
 	if s.keys == nil {
 		s.keys = make(map[string]actors.ChargeState)
 	}
 	if _, ok := s.keys[key]; ok || len(s.keys) < simulatorKeysMax {
 		s.keys[key] = st
 	}
+}
+
+// JournalEntry is one line of the simulator's journal: money that moved.
+// Op is "charge" (the key went from nothing to paid) or "refund" (a refund
+// was asked for; Paid says whether the key was paid then, so the money
+// went back, rather than a refund of nothing).
+type JournalEntry struct {
+	Op     string `json:"op"`
+	Key    string `json:"key"` // the charge key, onsale-charge-<order>
+	Order  string `json:"order"`
+	Hold   string `json:"hold"`
+	Amount int64  `json:"amount"`
+	Paid   bool   `json:"paid,omitempty"`
+}
+
+// OpenJournal makes the simulator keep every charge and refund in path, one
+// fsynced JSON line each before the call returns, and first reads back what
+// the file holds, so that a restarted simulator remembers its keys as a real
+// provider would. A torn last line (a crash mid-write) is ignored.
+func (s *Simulator) OpenJournal(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("payment journal: %w", err)
+	}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 4096), 1<<20)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for sc.Scan() {
+		var e JournalEntry
+		if json.Unmarshal(sc.Bytes(), &e) != nil {
+			continue
+		}
+		switch e.Op {
+		case "charge":
+			s.rememberLocked(e.Key, actors.ChargePaid)
+		case "refund":
+			s.rememberLocked(e.Key, actors.ChargeRefunded)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return errors.Join(fmt.Errorf("payment journal %q: %w", path, err), f.Close())
+	}
+	s.journal = f
+	return nil
+}
+
+// record writes one journal line and syncs it; s.mu is held, so lines are
+// whole and in the order the keys changed.
+func (s *Simulator) record(e JournalEntry) error {
+	if s.journal == nil {
+		return nil
+	}
+	b, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	if _, err := s.journal.Write(append(b, '\n')); err != nil {
+		return err
+	}
+	return s.journal.Sync()
 }
 
 func (s *Simulator) state(key string) (actors.ChargeState, bool) {
@@ -103,7 +173,15 @@ func (s *Simulator) Charge(ctx context.Context, p actors.Payment) error {
 	case s.FailureRate > 0 && rand.Float64() < s.FailureRate:
 		return ErrGatewayDown
 	}
-	s.remember(p.ChargeKey(), actors.ChargePaid)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st, ok := s.keys[p.ChargeKey()]; ok && st != actors.ChargeNone {
+		return nil // a concurrent call with the same key charged
+	}
+	if err := s.record(JournalEntry{Op: "charge", Key: p.ChargeKey(), Order: p.OrderID, Hold: p.HoldID, Amount: p.AmountCents}); err != nil {
+		return fmt.Errorf("%w: journal: %v", ErrGatewayDown, err)
+	}
+	s.rememberLocked(p.ChargeKey(), actors.ChargePaid)
 	return nil
 }
 
@@ -112,7 +190,17 @@ func (s *Simulator) Refund(ctx context.Context, p actors.Payment) error {
 	if err := s.wait(ctx); err != nil {
 		return err
 	}
-	s.remember(p.ChargeKey(), actors.ChargeRefunded)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.keys[p.ChargeKey()]
+	if st == actors.ChargeRefunded {
+		return nil // the same refund key: given back once
+	}
+	if err := s.record(JournalEntry{Op: "refund", Key: p.ChargeKey(), Order: p.OrderID, Hold: p.HoldID,
+		Amount: p.AmountCents, Paid: st == actors.ChargePaid}); err != nil {
+		return fmt.Errorf("%w: journal: %v", ErrGatewayDown, err)
+	}
+	s.rememberLocked(p.ChargeKey(), actors.ChargeRefunded)
 	return nil
 }
 

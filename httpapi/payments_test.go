@@ -2,7 +2,10 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"os"
+	"strings"
 	"testing"
 
 	"onsale/actors"
@@ -32,4 +35,40 @@ func TestSimulatorKeys(t *testing.T) {
 	st, _ = s.Lookup(ctx, actors.Payment{OrderID: "never"})
 	requireEqual(t, st, actors.ChargeNone, "a key never used")
 	requireEqual(t, paid.ChargeKey() != paid.RefundKey(), true, "charge and refund keys differ")
+}
+
+// TestSimulatorJournal: with a journal the simulator remembers its keys
+// across a restart, as a real provider does, and the journal says what money
+// moved: one line per charge, one per refund, however often each is asked.
+func TestSimulatorJournal(t *testing.T) {
+	ctx := context.Background()
+	path := t.TempDir() + "/journal"
+	s := &Simulator{}
+	requireNoErr(t, s.OpenJournal(path), "open")
+	paid := actors.Payment{OrderID: "o1", HoldID: "h1", AmountCents: 100, Token: "tok_visa"}
+	requireNoErr(t, s.Charge(ctx, paid), "charge")
+	requireNoErr(t, s.Charge(ctx, paid), "the same key again")
+	kept := actors.Payment{OrderID: "o2", HoldID: "h2", AmountCents: 200, Token: "tok_visa"}
+	requireNoErr(t, s.Charge(ctx, kept), "charge")
+	requireNoErr(t, s.Refund(ctx, paid), "refund")
+	requireNoErr(t, s.Refund(ctx, paid), "the same refund again")
+
+	r := &Simulator{}
+	requireNoErr(t, r.OpenJournal(path), "reopen")
+	st, err := r.Lookup(ctx, paid)
+	requireNoErr(t, err, "lookup")
+	requireEqual(t, st, actors.ChargeRefunded, "refunded before the restart")
+	st, _ = r.Lookup(ctx, kept)
+	requireEqual(t, st, actors.ChargePaid, "paid before the restart")
+	requireNoErr(t, r.Charge(ctx, kept), "a retry after the restart")
+
+	b, err := os.ReadFile(path)
+	requireNoErr(t, err, "read")
+	var ops []string
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var e JournalEntry
+		requireNoErr(t, json.Unmarshal([]byte(line), &e), line)
+		ops = append(ops, e.Op+" "+e.Order)
+	}
+	requireEqual(t, ops, []string{"charge o1", "charge o2", "refund o1"})
 }

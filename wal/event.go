@@ -25,7 +25,15 @@ const (
 	TypeQueueDrawn     Type = 13 // Sale, At, Blob (drawn order of queue ids)
 	TypeQueueDone      Type = 14 // Sale, Hold (queue id), At: the buyer completed a checkout
 	TypeMarker         Type = 15 // no state change: a snapshot barrier
-	typeMax            Type = 15
+	// Money is recorded before it moves (DESIGN.md, Payments): an attempt
+	// is durable before the gateway is charged, and one of order_paid,
+	// payment_failed or payment_refunded closes it; a cancel's intent is
+	// durable before the refund, and order_cancelled closes it.
+	TypePaymentStarted  Type = 16 // Sale, Zone, Hold, Order, Buyer, At, Amount, IdemKey, IdemHash
+	TypePaymentFailed   Type = 17 // Sale, Zone, Hold, Order, At: no money was taken
+	TypePaymentRefunded Type = 18 // Sale, Zone, Hold, Order, At: the money was taken and given back
+	TypeCancelStarted   Type = 19 // Sale, Zone, Hold, Order, At: the order's refund may be under way
+	typeMax             Type = 19
 )
 
 func (t Type) String() string {
@@ -60,6 +68,14 @@ func (t Type) String() string {
 		return "queue_done"
 	case TypeMarker:
 		return "marker"
+	case TypePaymentStarted:
+		return "payment_started"
+	case TypePaymentFailed:
+		return "payment_failed"
+	case TypePaymentRefunded:
+		return "payment_refunded"
+	case TypeCancelStarted:
+		return "cancel_started"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }

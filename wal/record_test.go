@@ -205,3 +205,24 @@ func TestEventValidate(t *testing.T) {
 	requireNoErr(t, err)
 	requireEqual(t, len(got.Blob), eventBlobBytesMax, "blob length")
 }
+
+// The payment records carry the fields their constants list; each must come
+// back as written, or recovery would finish the wrong payment.
+func TestRecordPaymentTypes(t *testing.T) {
+	cases := map[string]Event{
+		"payment_started": {Type: TypePaymentStarted, Sale: "s1", Zone: "ga", Hold: "h1", Order: "o1", Buyer: "b1",
+			At: 1_700_000_000_000, Amount: 12_500, IdemKey: "idem-1", IdemHash: 1<<64 - 1},
+		"payment_failed":   {Type: TypePaymentFailed, Sale: "s1", Zone: "ga", Hold: "h1", Order: "o1", At: 1_700_000_000_001},
+		"payment_refunded": {Type: TypePaymentRefunded, Sale: "s1", Zone: "ga", Hold: "h1", Order: "o1", At: 1_700_000_000_002},
+		"cancel_started":   {Type: TypeCancelStarted, Sale: "s1", Zone: "ga", Hold: "h1", Order: "o1", At: 1_700_000_000_003},
+	}
+	for name, ev := range cases {
+		requireEqual(t, ev.Type.String(), name, "name")
+		requireNoErr(t, ev.Validate())
+		rec := AppendRecord(nil, 42, &ev)
+		seq, got, err := DecodeRecord(rec)
+		requireNoErr(t, err)
+		requireEqual(t, seq, uint64(42), name+": sequence")
+		requireEvent(t, &got, &ev, name)
+	}
+}

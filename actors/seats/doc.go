@@ -14,8 +14,7 @@
 //
 // # Invariants
 //
-// Decisions do not change seats or holds (DecideCheckoutBegin sets an
-// in-memory checkout mark, nothing more). Apply is the only mutator of seats
+// Decisions do not change seats, holds, payments or cancels. Apply is the only mutator of seats
 // and holds, and runs the same way live and in recovery replay, so a zone
 // rebuilt from the log equals the zone that wrote the log. Every check runs before the first write: an event that does
 // not fit changes nothing. After every Apply:
@@ -34,7 +33,8 @@
 // release, checkout, order, cancel, expiry) and the Decision they return,
 // which the zone actor carries out: write Decision.Event, Apply it once the
 // log has taken it, answer once it is durable. Then zone.go (Zone, Hold,
-// Apply), zone_layout.go (seat names), zone_pick.go (best available),
+// Apply), zone_payment.go (payment attempts and cancels, recorded before
+// money moves), zone_layout.go (seat names), zone_pick.go (best available),
 // zone_expiry.go (the expiry heap) and zone_snapshot.go.
 //
 // What belongs to the sale and not to one zone comes in from the caller:

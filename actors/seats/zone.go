@@ -82,6 +82,9 @@ var (
 	ErrZoneOrderExists    = errors.New("zone: order id already used")
 	ErrZoneOrderUnknown   = errors.New("zone: unknown order")
 	ErrZoneOrderCancelled = errors.New("zone: order already cancelled")
+	ErrZonePaymentOpen    = errors.New("zone: a payment of the hold is open already")
+	ErrZonePaymentUnknown = errors.New("zone: no such open payment")
+	ErrZoneCancelOpen     = errors.New("zone: a cancel of the order is open already")
 	ErrZoneLayout         = errors.New("zone: invalid layout")
 	ErrZoneSnapshot       = errors.New("zone: bad snapshot")
 )
@@ -190,12 +193,11 @@ type Zone struct {
 	// stay in it until they reach the top or a compaction (lazy deletion).
 	expiry []*Hold
 
-	// checkouts marks holds whose payment is in progress: hold id -> start
-	// (ms). Memory only, never a record: a restart forgets the marks along
-	// with the calls they guarded. DecideCheckoutBegin sets a mark,
-	// EndCheckout and the hold's end (release, expiry) drop it, so there is
-	// at most one per active hold.
-	checkouts map[string]int64
+	// payments are the open payment attempts by hold id (at most one per
+	// hold), and cancels the open cancels by order id -> start (ms): both
+	// durable, changed by Apply only; see zone_payment.go.
+	payments map[string]*Payment
+	cancels  map[string]int64
 }
 
 // NewZone makes a zone of sale with every seat free. The caller has
@@ -210,12 +212,13 @@ func NewZone(sale string, def ZoneDef) *Zone {
 func newZone(sale string, def ZoneDef) *Zone {
 	def.Rows = slices.Clone(def.Rows) // the zone's copy; the caller's slice may change
 	z := &Zone{
-		sale:      sale,
-		def:       def,
-		reserved:  len(def.Rows) > 0,
-		holds:     make(map[string]*Hold),
-		orders:    make(map[string]*Hold),
-		checkouts: make(map[string]int64),
+		sale:     sale,
+		def:      def,
+		reserved: len(def.Rows) > 0,
+		holds:    make(map[string]*Hold),
+		orders:   make(map[string]*Hold),
+		payments: make(map[string]*Payment),
+		cancels:  make(map[string]int64),
 	}
 	if z.reserved {
 		z.rowIndex = make(map[string]int, len(def.Rows))
@@ -316,7 +319,15 @@ func (z *Zone) ForEachHold(fn func(h *Hold)) {
 //     zero, must be the hold's. At is not compared with ExpiresAt: whether a
 //     checkout was in time is the actor's decision, made when it starts.
 //   - OrderCancelled (Order, At; Hold optional): a paid order is cancelled;
-//     its seats are free and the hold keeps State purchased.
+//     its seats are free and the hold keeps State purchased. It closes the
+//     order's open cancel, if any.
+//   - PaymentStarted (Hold, Order, Buyer, At, Amount, IdemKey, IdemHash): an
+//     active hold with no open attempt opens one under an unused order id.
+//     OrderPaid closes it (its Order must then be the attempt's).
+//   - PaymentFailed, PaymentRefunded (Hold, Order, At): close the open
+//     attempt of the hold under that order; the hold is as it was.
+//   - CancelStarted (Order, At; Hold optional): a paid, not cancelled order
+//     with no cancel open opens one.
 //
 // Zone, when set, must be this zone's id. Other event types are an error.
 func (z *Zone) Apply(ev *wal.Event) error {
@@ -334,6 +345,12 @@ func (z *Zone) Apply(ev *wal.Event) error {
 		return z.applyPaid(ev)
 	case wal.TypeOrderCancelled:
 		return z.applyCancelled(ev)
+	case wal.TypePaymentStarted:
+		return z.applyPaymentStarted(ev)
+	case wal.TypePaymentFailed, wal.TypePaymentRefunded:
+		return z.applyPaymentEnded(ev)
+	case wal.TypeCancelStarted:
+		return z.applyCancelStarted(ev)
 	}
 	return fmt.Errorf("%w: %s", ErrZoneEventType, ev.Type)
 }
@@ -420,7 +437,6 @@ func (z *Zone) applyEnded(ev *wal.Event, to HoldState) error {
 		return fmt.Errorf("%w: %s %s at %d: expires at %d", ErrZoneHoldNotDue, ev.Type, h.ID, ev.At, h.ExpiresAt)
 	}
 	h.State, h.EndedAt = to, ev.At
-	delete(z.checkouts, h.ID)
 	z.give(h.Seats, SeatHeld)
 	z.held -= len(h.Seats)
 	z.ended()
@@ -443,7 +459,10 @@ func (z *Zone) applyPaid(ev *wal.Event) error {
 		return fmt.Errorf("%w: order_paid %s: amount %d, the hold's is %d", ErrZoneEventInvalid, h.ID, ev.Amount, h.Amount)
 	case z.orders[ev.Order] != nil:
 		return fmt.Errorf("%w: order_paid %s: order %s", ErrZoneOrderExists, h.ID, ev.Order)
+	case z.payments[h.ID] != nil && z.payments[h.ID].Order != ev.Order:
+		return fmt.Errorf("%w: order_paid %s: order %s, the open payment's is %s", ErrZoneEventInvalid, h.ID, ev.Order, z.payments[h.ID].Order)
 	}
+	delete(z.payments, h.ID)
 	h.State, h.EndedAt = HoldPurchased, ev.At
 	h.OrderID, h.PaidAt = ev.Order, ev.At
 	h.PayKey, h.PayHash = ev.IdemKey, ev.IdemHash
@@ -468,6 +487,7 @@ func (z *Zone) applyCancelled(ev *wal.Event) error {
 		return fmt.Errorf("%w: order_cancelled %s", ErrZoneOrderCancelled, ev.Order)
 	}
 	h.OrderCancelled, h.CancelledAt = true, ev.At
+	delete(z.cancels, ev.Order)
 	z.give(h.Seats, SeatSold)
 	z.sold -= len(h.Seats)
 	return nil

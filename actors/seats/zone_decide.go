@@ -30,10 +30,6 @@ const (
 
 // Limits of the decisions.
 const (
-	// checkoutStaleMs is how long a checkout may be in progress before another
-	// may start: a gateway call is bounded well below it, so an older mark is
-	// left over from a request that timed out at the edge.
-	checkoutStaleMs = 60_000
 	// alternativesMax is how many alternatives a seats_taken answer offers.
 	alternativesMax = 3
 )
@@ -92,6 +88,9 @@ type Decision struct {
 	// Reserved is how many seats DecideHold took from the buyer's allowance
 	// for Event.
 	Reserved int
+	// Payment is set by DecideCheckoutBegin: the attempt the checkout goes
+	// on with, new (Event opens it) or resumed (nothing to write).
+	Payment *Payment
 }
 
 // Writes reports whether the decision has a record to write.
@@ -296,32 +295,6 @@ func (z *Zone) DecideRelease(r Access, now int64) Decision {
 	return Decision{Event: ev, Answer: a, Returned: len(h.Seats)}
 }
 
-// DecideCheckoutBegin checks that the buyer's hold can be bought and marks
-// a checkout of it in progress, so that two checkouts of one hold never
-// both reach the payment gateway; a mark older than checkoutStaleMs is left
-// over and does not count. The answer is the hold, to charge its amount.
-func (z *Zone) DecideCheckoutBegin(r Access, now int64) Decision {
-	h := z.Owned(r)
-	switch {
-	case h == nil:
-		return holdNotFound()
-	case h.State == HoldExpired:
-		return refused(refusalf(CodeHoldExpired, "the hold expired at %s; hold the seats again", formatMs(h.ExpiresAt)))
-	case h.State != HoldActive:
-		return refused(refusalf(CodeHoldNotActive, "the hold is %s, not active", h.State))
-	}
-	if t, ok := z.checkouts[h.ID]; ok && now-t < checkoutStaleMs {
-		ref := refusalf(CodeHoldNotActive, "a checkout of this hold is already in progress; retry in a few seconds")
-		ref.Transient = true
-		return refused(ref)
-	}
-	z.checkouts[h.ID] = now
-	return Decision{Answer: *h}
-}
-
-// EndCheckout drops the in-progress mark of a checkout that began.
-func (z *Zone) EndCheckout(holdID string) { delete(z.checkouts, holdID) }
-
 // OrderRequest turns a paid hold into an order.
 type OrderRequest struct {
 	HoldID   string
@@ -331,13 +304,22 @@ type OrderRequest struct {
 }
 
 // DecideOrder records a payment: the hold becomes an order under
-// r.OrderID. A hold that expired during the payment, or is due to, or
-// ended otherwise, is refused durably (the payment is then refunded).
+// r.OrderID. A hold already bought under r.OrderID answers as it is (the
+// same payment finished twice, by a retry and by recovery). A hold that
+// expired during the payment, or is due to, or ended otherwise, is refused
+// durably (the payment is then refunded).
 func (z *Zone) DecideOrder(r OrderRequest, now int64) Decision {
 	h := z.holds[r.HoldID]
 	switch {
 	case h == nil:
 		return holdNotFound()
+	case h.State == HoldPurchased && h.OrderID == r.OrderID:
+		return Decision{Answer: *h}
+	case z.payments[h.ID] != nil && z.payments[h.ID].Order != r.OrderID:
+		// Another attempt is open: this payment is not the hold's.
+		ref := refusalf(CodeHoldNotActive, "another payment of the hold is in progress; the payment is refunded")
+		ref.Durable = true
+		return refused(ref)
 	case h.State == HoldExpired || (h.State == HoldActive && now >= h.ExpiresAt):
 		// The second form: due, but its expiry could not be queued yet.
 		ref := refusalf(CodeHoldExpired, "the hold expired at %s during payment; the payment is refunded", formatMs(h.ExpiresAt))

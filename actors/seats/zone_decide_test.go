@@ -193,19 +193,26 @@ func TestDecideReleaseAndExpiry(t *testing.T) {
 func TestDecideCheckout(t *testing.T) {
 	h := newDecideHarness(t, gaDef(10))
 	a := h.hold(HoldRequest{Buyer: "b1", Quantity: 2}, 1_000).Answer
-	mine := Access{HoldID: a.ID, Buyer: "b1"}
+	mine := CheckoutBegin{Access: Access{HoldID: a.ID, Buyer: "b1"}, OrderID: "o1", IdemKey: "pk", IdemHash: 5}
 
-	requireRefusal(t, h.z.DecideCheckoutBegin(Access{HoldID: a.ID, Buyer: "b2"}, 2_000), CodeNotFound, false)
-	d := h.z.DecideCheckoutBegin(mine, 2_000)
-	requireTrue(t, !d.Writes() && d.Refusal == nil, "begin %+v", d)
+	requireRefusal(t, h.z.DecideCheckoutBegin(CheckoutBegin{Access: Access{HoldID: a.ID, Buyer: "b2"}, OrderID: "o9"}, 2_000), CodeNotFound, false)
+	// The attempt is a record, written before the gateway is called.
+	d := h.carry(h.z.DecideCheckoutBegin(mine, 2_000))
+	requireEqual(t, d.Event, wal.Event{Type: wal.TypePaymentStarted, Sale: testSale, Zone: "ga", Hold: a.ID, Order: "o1",
+		Buyer: "b1", At: 2_000, Amount: 2 * testPrice, IdemKey: "pk", IdemHash: 5})
 	requireEqual(t, d.Answer.Amount, int64(2*testPrice))
-	// A second checkout while the first is in progress: transient.
-	r := requireRefusal(t, h.z.DecideCheckoutBegin(mine, 2_000+checkoutStaleMs-1), CodeHoldNotActive, false)
+	requireEqual(t, *d.Payment, Payment{Hold: a.ID, Order: "o1", Buyer: "b1", Amount: 2 * testPrice, IdemKey: "pk", IdemHash: 5, StartedAt: 2_000})
+	// Another checkout while it is open: transient.
+	other := mine
+	other.OrderID, other.IdemKey = "o2", "other"
+	r := requireRefusal(t, h.z.DecideCheckoutBegin(other, 2_500), CodeHoldNotActive, false)
 	requireTrue(t, r.Transient)
-	// A stale mark does not count; nor one that ended.
-	requireTrue(t, h.z.DecideCheckoutBegin(mine, 2_000+checkoutStaleMs).Refusal == nil)
-	h.z.EndCheckout(a.ID)
-	requireTrue(t, h.z.DecideCheckoutBegin(mine, 3_000).Refusal == nil)
+	// The same request again resumes it: same order, nothing written.
+	again := mine
+	again.OrderID = "o-new"
+	d = h.z.DecideCheckoutBegin(again, 3_000)
+	requireTrue(t, !d.Writes() && d.Refusal == nil, "resume %+v", d)
+	requireEqual(t, d.Payment.Order, "o1")
 
 	d = h.carry(h.z.DecideOrder(OrderRequest{HoldID: a.ID, OrderID: "o1", IdemKey: "pk", IdemHash: 5}, 4_000))
 	requireEqual(t, d.Event, wal.Event{Type: wal.TypeOrderPaid, Sale: testSale, Zone: "ga", Hold: a.ID, Order: "o1",
@@ -214,8 +221,15 @@ func TestDecideCheckout(t *testing.T) {
 	requireEqual(t, d.Answer.OrderID, "o1")
 	requireEqual(t, d.Answer.PaidAt, int64(4_000))
 	requireEqual(t, h.allow.counts["b1"], 2, "bought seats still count")
+	requireEqual(t, len(h.z.OpenPayments()), 0, "the order closes the attempt")
+	// The same payment finished twice answers the order.
+	d = h.z.DecideOrder(OrderRequest{HoldID: a.ID, OrderID: "o1"}, 4_500)
+	requireTrue(t, !d.Writes() && d.Refusal == nil && d.Answer.OrderID == "o1", "again %+v", d)
+	// The same request after its order: the purchased hold, no attempt.
+	d = h.z.DecideCheckoutBegin(mine, 5_000)
+	requireTrue(t, !d.Writes() && d.Refusal == nil && d.Payment == nil && d.Answer.OrderID == "o1", "after %+v", d)
 
-	r = requireRefusal(t, h.z.DecideCheckoutBegin(mine, 5_000), CodeHoldNotActive, false)
+	r = requireRefusal(t, h.z.DecideCheckoutBegin(other, 5_000), CodeHoldNotActive, false)
 	requireEqual(t, r.Message, "the hold is purchased, not active")
 	r = requireRefusal(t, h.z.DecideOrder(OrderRequest{HoldID: a.ID, OrderID: "o2"}, 5_000), CodeHoldNotActive, true)
 	requireEqual(t, r.Message, "the hold is purchased, not active; the payment is refunded")
@@ -225,7 +239,7 @@ func TestDecideCheckout(t *testing.T) {
 func TestDecideCheckoutOfExpiredHold(t *testing.T) {
 	h := newDecideHarness(t, gaDef(10))
 	a := h.hold(HoldRequest{Buyer: "b1", Quantity: 2}, 1_000).Answer
-	mine := Access{HoldID: a.ID, Buyer: "b1"}
+	mine := CheckoutBegin{Access: Access{HoldID: a.ID, Buyer: "b1"}, OrderID: "o1"}
 	// Due but not yet expired (its expiry could not be queued): a payment
 	// that ends now is refused, durably.
 	r := requireRefusal(t, h.z.DecideOrder(OrderRequest{HoldID: a.ID, OrderID: "o1"}, a.ExpiresAt), CodeHoldExpired, true)
@@ -237,12 +251,62 @@ func TestDecideCheckoutOfExpiredHold(t *testing.T) {
 	requireRefusal(t, h.z.DecideOrder(OrderRequest{HoldID: a.ID, OrderID: "o1"}, a.ExpiresAt), CodeHoldExpired, true)
 }
 
-func TestDecideCheckoutMarkEndsWithTheHold(t *testing.T) {
+// TestDecidePaymentOutlivesTheHold: an attempt stays open when its hold
+// ends, until its outcome is recorded: the money may have been taken.
+func TestDecidePaymentOutlivesTheHold(t *testing.T) {
 	h := newDecideHarness(t, gaDef(10))
 	a := h.hold(HoldRequest{Buyer: "b1", Quantity: 1}, 1_000).Answer
-	requireTrue(t, h.z.DecideCheckoutBegin(Access{HoldID: a.ID, Buyer: "b1"}, 2_000).Refusal == nil)
+	h.carry(h.z.DecideCheckoutBegin(CheckoutBegin{Access: Access{HoldID: a.ID, Buyer: "b1"}, OrderID: "o1", IdemKey: "k"}, 2_000))
 	h.carry(h.z.DecideRelease(Access{HoldID: a.ID, Buyer: "b1"}, 3_000))
-	requireEqual(t, len(h.z.checkouts), 0)
+	requireEqual(t, len(h.z.OpenPayments()), 1)
+	// The same request resumes it, to learn the outcome.
+	d := h.z.DecideCheckoutBegin(CheckoutBegin{Access: Access{HoldID: a.ID, Buyer: "b1"}, OrderID: "o2", IdemKey: "k"}, 3_500)
+	requireTrue(t, d.Refusal == nil && d.Payment != nil && d.Payment.Order == "o1", "resume %+v", d)
+	requireRefusal(t, h.z.DecideOrder(OrderRequest{HoldID: a.ID, OrderID: "o1"}, 4_000), CodeHoldNotActive, true)
+	_, ok := h.z.DecidePaymentEnd(a.ID, "o-other", true, 4_000)
+	requireTrue(t, !ok, "another order's outcome closes nothing")
+	d, ok = h.z.DecidePaymentEnd(a.ID, "o1", true, 4_000)
+	requireTrue(t, ok, "open")
+	h.carry(d)
+	requireEqual(t, d.Event, wal.Event{Type: wal.TypePaymentRefunded, Sale: testSale, Zone: "ga", Hold: a.ID, Order: "o1", At: 4_000})
+	requireEqual(t, len(h.z.OpenPayments()), 0)
+	_, ok = h.z.DecidePaymentEnd(a.ID, "o1", true, 5_000)
+	requireTrue(t, !ok, "closed once")
+}
+
+func TestDecidePaymentFailed(t *testing.T) {
+	h := newDecideHarness(t, gaDef(10))
+	a := h.hold(HoldRequest{Buyer: "b1", Quantity: 1}, 1_000).Answer
+	begin := CheckoutBegin{Access: Access{HoldID: a.ID, Buyer: "b1"}, OrderID: "o1"}
+	h.carry(h.z.DecideCheckoutBegin(begin, 2_000))
+	// Without a key nothing can resume it: a second checkout waits.
+	requireRefusal(t, h.z.DecideCheckoutBegin(begin, 2_100), CodeHoldNotActive, false)
+	d, ok := h.z.DecidePaymentEnd(a.ID, "o1", false, 3_000)
+	requireTrue(t, ok, "open")
+	h.carry(d)
+	requireEqual(t, d.Event.Type, wal.TypePaymentFailed)
+	requireEqual(t, h.z.Hold(a.ID).State, HoldActive, "the hold stays")
+	begin.OrderID = "o2"
+	d = h.carry(h.z.DecideCheckoutBegin(begin, 4_000))
+	requireEqual(t, d.Payment.Order, "o2", "a new attempt, a new order id")
+}
+
+func TestDecideCancelBegin(t *testing.T) {
+	h := newDecideHarness(t, gaDef(10))
+	a := h.hold(HoldRequest{Buyer: "b1", Quantity: 2}, 1_000).Answer
+	h.carry(h.z.DecideOrder(OrderRequest{HoldID: a.ID, OrderID: "o1"}, 2_000))
+	requireRefusal(t, h.z.DecideCancelBegin("nope", 3_000), CodeNotFound, false)
+	d := h.carry(h.z.DecideCancelBegin("o1", 3_000))
+	requireEqual(t, d.Event, wal.Event{Type: wal.TypeCancelStarted, Sale: testSale, Zone: "ga", Hold: a.ID, Order: "o1", At: 3_000})
+	requireEqual(t, h.z.OpenCancels(), []string{"o1"})
+	free, _, _ := h.z.Counts()
+	requireEqual(t, free, 8, "the intent frees nothing")
+	d = h.z.DecideCancelBegin("o1", 3_500)
+	requireTrue(t, !d.Writes() && d.Refusal == nil && !d.Answer.OrderCancelled, "open already %+v", d)
+	h.carry(h.z.DecideCancel("o1", 4_000))
+	requireEqual(t, len(h.z.OpenCancels()), 0, "the cancel closes the intent")
+	d = h.z.DecideCancelBegin("o1", 5_000)
+	requireTrue(t, !d.Writes() && d.Answer.OrderCancelled, "after %+v", d)
 }
 
 func TestDecideCancel(t *testing.T) {

@@ -7,7 +7,8 @@ import (
 	"onsale/wal"
 )
 
-// Zone snapshot format, version 1. Numbers are uvarints unless said
+// Zone snapshot format, version 2 (version 1 is read too: it ends after the
+// holds, with no payments or cancels). Numbers are uvarints unless said
 // otherwise; "varint" is a zigzag varint; a string is a uvarint length then
 // its bytes.
 //
@@ -23,13 +24,29 @@ import (
 //	  created, expires, amount, ended, paid, cancelled   varint each
 //	  order id, hold idempotency key, checkout idempotency key   string
 //	  hold key hash, checkout key hash   uvarint
+//	payments  count, then each open payment attempt by hold id:
+//	  hold, order, buyer   string
+//	  amount, started      varint each
+//	  idempotency key      string
+//	  key hash             uvarint
+//	cancels   count, then each open cancel by order id:
+//	  order     string
+//	  started   varint
 //
 // Seat states are not stored: they follow from the holds (active: held;
 // purchased and not cancelled: sold; else free), so a snapshot cannot hold a
 // seat that no hold explains. The record around it carries the checksum.
 
 const (
-	zoneSnapVersion = 1
+	zoneSnapVersion = 2
+	// zoneSnapVersionNoMoney is the version before payments and cancels
+	// were recorded: still read.
+	zoneSnapVersionNoMoney = 1
+	// zoneSnapPaymentBytesMin and zoneSnapCancelBytesMin are the fewest
+	// bytes an open payment (three one-byte ids, two numbers, an empty key,
+	// a hash) and an open cancel take.
+	zoneSnapPaymentBytesMin = 9
+	zoneSnapCancelBytesMin  = 3
 	// zoneSnapHoldBytesMin is the fewest bytes one hold takes (two one-byte
 	// ids, state, flags, one seat, six times, three empty strings, two
 	// hashes): a count that the rest of the input cannot fill is refused
@@ -76,6 +93,23 @@ func (z *Zone) AppendSnapshot(dst []byte) []byte {
 		dst = binary.AppendUvarint(dst, h.IdemHash)
 		dst = binary.AppendUvarint(dst, h.PayHash)
 	}
+	pays := z.OpenPayments()
+	dst = binary.AppendUvarint(dst, uint64(len(pays)))
+	for _, p := range pays {
+		dst = wal.AppendString(dst, p.Hold)
+		dst = wal.AppendString(dst, p.Order)
+		dst = wal.AppendString(dst, p.Buyer)
+		dst = binary.AppendVarint(dst, p.Amount)
+		dst = binary.AppendVarint(dst, p.StartedAt)
+		dst = wal.AppendString(dst, p.IdemKey)
+		dst = binary.AppendUvarint(dst, p.IdemHash)
+	}
+	cancels := z.OpenCancels()
+	dst = binary.AppendUvarint(dst, uint64(len(cancels)))
+	for _, o := range cancels {
+		dst = wal.AppendString(dst, o)
+		dst = binary.AppendVarint(dst, z.cancels[o])
+	}
 	return dst
 }
 
@@ -90,7 +124,8 @@ func RestoreZone(sale string, def ZoneDef, data []byte) (*Zone, error) {
 	}
 	z := newZone(sale, def)
 	d := wal.NewFieldReader(data)
-	if v := d.Byte(); d.Err() == nil && v != zoneSnapVersion {
+	v := d.Byte()
+	if d.Err() == nil && v != zoneSnapVersion && v != zoneSnapVersionNoMoney {
 		return nil, fmt.Errorf("%w: version %d, want %d", ErrZoneSnapshot, v, zoneSnapVersion)
 	}
 	if id := d.String(zoneKeyBytesMax); d.Err() == nil && id != def.ID {
@@ -116,6 +151,11 @@ func RestoreZone(sale string, def ZoneDef, data []byte) (*Zone, error) {
 		}
 		if err := z.restoreHold(h); err != nil {
 			return nil, fmt.Errorf("%w: hold %d of %d (%q): %w", ErrZoneSnapshot, i+1, count, h.ID, err)
+		}
+	}
+	if v == zoneSnapVersion {
+		if err := z.restoreMoney(&d); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrZoneSnapshot, err)
 		}
 	}
 	if d.Len() != 0 {
@@ -250,4 +290,53 @@ func readHold(d *wal.FieldReader) *Hold {
 	h.PayKey = d.String(zoneKeyBytesMax)
 	h.IdemHash, h.PayHash = d.Uvarint(), d.Uvarint()
 	return h
+}
+
+// restoreMoney reads the open payments and cancels of a version 2 snapshot
+// and checks each as Apply would have made it.
+func (z *Zone) restoreMoney(d *wal.FieldReader) error {
+	n := d.Uvarint()
+	if d.Err() == nil && n > uint64(d.Len()/zoneSnapPaymentBytesMin) {
+		return fmt.Errorf("%d payments in %d bytes", n, d.Len())
+	}
+	for i := range n {
+		p := &Payment{Hold: d.String(zoneKeyBytesMax), Order: d.String(zoneKeyBytesMax), Buyer: d.String(zoneKeyBytesMax)}
+		p.Amount, p.StartedAt = d.Varint(), d.Varint()
+		p.IdemKey = d.String(zoneKeyBytesMax)
+		p.IdemHash = d.Uvarint()
+		if err := d.Err(); err != nil {
+			return fmt.Errorf("payment %d of %d: %w", i+1, n, err)
+		}
+		h := z.holds[p.Hold]
+		switch {
+		case h == nil:
+			return fmt.Errorf("payment %d of %d: unknown hold %q", i+1, n, p.Hold)
+		case p.Order == "" || z.orders[p.Order] != nil:
+			return fmt.Errorf("payment %d of %d: order id %q empty or used", i+1, n, p.Order)
+		case p.Buyer != h.Buyer || p.Amount != h.Amount:
+			return fmt.Errorf("payment %d of %d: buyer or amount not the hold's", i+1, n)
+		case z.payments[p.Hold] != nil:
+			return fmt.Errorf("payment %d of %d: hold %q has two", i+1, n, p.Hold)
+		}
+		z.payments[p.Hold] = p
+	}
+	n = d.Uvarint()
+	if d.Err() == nil && n > uint64(d.Len()/zoneSnapCancelBytesMin) {
+		return fmt.Errorf("%d cancels in %d bytes", n, d.Len())
+	}
+	for i := range n {
+		o, at := d.String(zoneKeyBytesMax), d.Varint()
+		if err := d.Err(); err != nil {
+			return fmt.Errorf("cancel %d of %d: %w", i+1, n, err)
+		}
+		h := z.orders[o]
+		switch {
+		case h == nil || h.OrderCancelled:
+			return fmt.Errorf("cancel %d of %d: order %q unknown or cancelled", i+1, n, o)
+		case at <= 0 || z.cancels[o] != 0:
+			return fmt.Errorf("cancel %d of %d: order %q started at %d, or twice", i+1, n, o, at)
+		}
+		z.cancels[o] = at
+	}
+	return d.Err()
 }

@@ -96,7 +96,7 @@ func TestRestoreZoneRejects(t *testing.T) {
 		})
 	}
 	corrupt("empty", true, func(b []byte) []byte { return nil })
-	corrupt("version", true, func(b []byte) []byte { b[0] = 2; return b })
+	corrupt("version", true, func(b []byte) []byte { b[0] = 9; return b })
 	corrupt("trailing byte", true, func(b []byte) []byte { return append(b, 0) })
 	for cut := 1; cut < len(good); cut++ {
 		corrupt(fmt.Sprintf("truncated to %d", cut), true, func(b []byte) []byte { return b[:cut] })
