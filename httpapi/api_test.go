@@ -672,6 +672,7 @@ func TestDashboard(t *testing.T) {
 	for i := 0; i < 2; i++ {
 		ev := readEvent(t, br)
 		requireTrue(t, strings.Contains(ev, `"id":"s"`), "event %d has the sale: %s", i, ev)
+		requireTrue(t, strings.Contains(ev, `"payments_owed":0`), "event %d says no payment is owed: %s", i, ev)
 	}
 }
 

@@ -167,8 +167,11 @@ type dashLoad struct {
 	ServerErrorsPerS float64 `json:"server_errors_per_s"`
 	PaymentMs        float64 `json:"payment_ms"` // mean gateway call
 	PaymentsInFlight int64   `json:"payments_in_flight"`
-	FsyncMs          float64 `json:"fsync_ms"` // mean log write and fsync
-	BatchesPerS      float64 `json:"batches_per_s"`
+	// PaymentsOwed counts payments whose outcome or refund is still to be
+	// settled with the provider (retried in the background until done).
+	PaymentsOwed int64   `json:"payments_owed"`
+	FsyncMs      float64 `json:"fsync_ms"` // mean log write and fsync
+	BatchesPerS  float64 `json:"batches_per_s"`
 }
 
 // dashMark is what a stream saw last, to turn totals into rates.
@@ -186,6 +189,9 @@ func (d *dashboard) mark() dashMark {
 // load is the rates between two marks.
 func (d *dashboard) load(prev, cur dashMark) dashLoad {
 	l := dashLoad{PaymentsInFlight: d.s.m.paymentInFlight.Load()}
+	if f := d.s.m.refundsOwed.Load(); f != nil {
+		l.PaymentsOwed = (*f)()
+	}
 	secs := cur.at.Sub(prev.at).Seconds()
 	if secs <= 0 {
 		return l
