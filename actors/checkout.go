@@ -65,6 +65,9 @@ type Payment struct {
 	AmountCents           int64
 	Currency              string // ISO 4217, lower case; "" is the sale's default
 	Token                 string // the buyer's payment method; empty for a refund or lookup
+	// StartedAt is when the attempt was recorded (unix ms): a provider whose
+	// search lags its writes trusts "no such charge" only some time after.
+	StartedAt int64
 }
 
 // ChargeKey is the idempotency key of the payment's charge: derived from the
@@ -147,14 +150,39 @@ func (e *Engine) Checkout(r CheckoutRequest, p Payer) Result {
 		return c.wait(e.cfg.CallTimeout)
 	}
 	att := *pr.pay
-	pay := Payment{Sale: s.def.ID, HoldID: att.Hold, OrderID: att.Order, AmountCents: att.Amount, Currency: s.def.Currency, Token: r.PaymentToken}
+	pay := Payment{Sale: s.def.ID, HoldID: att.Hold, OrderID: att.Order, AmountCents: att.Amount, Currency: s.def.Currency,
+		Token: r.PaymentToken, StartedAt: att.StartedAt}
 	end := &checkoutEndCmd{c: c, holdID: r.HoldID, orderID: att.Order, idemKey: c.key.key, idemHash: c.hash}
 	e.crashPoint("checkout.after_begin")
 	// 2. charge. A resumed attempt whose hold ended is not charged now: the
 	// provider says whether its first charge went through.
 	var perr *Error
 	state := ChargePaid
-	if pr.Hold.State == "active" {
+	looked := false // the provider was asked already
+	resumed := att.Order != newOrder
+	if resumed && pr.Hold.State == "active" {
+		// A retry of an attempt left open (a crash, a timeout, a refused
+		// record): the provider may have charged and even refunded it
+		// since. Ask before charging: a provider replays a charge's first
+		// answer for its key, refunded or not, so charging again could
+		// make an order of money that went back.
+		switch st, lerr := p.Lookup(pay); {
+		case lerr != nil || st == ChargeUnknown || st == ChargeRefunded:
+			// Not charged again now: an unknown outcome is the settler's to
+			// learn, a refunded attempt is closed; either way the answer is
+			// a 5xx, not stored, and a retry starts afresh once it is over.
+			state, looked = st, true
+			if lerr != nil {
+				state = ChargeUnknown
+			}
+			perr = errorf(CodePaymentDown, "the payment of order %s is being settled with the provider; retry in a few seconds with the same Idempotency-Key", att.Order)
+		case st == ChargePaid:
+			perr = nil // the first try's charge stands: make its order
+		default:
+			perr = p.Charge(pay)
+			e.crashPoint("checkout.after_charge")
+		}
+	} else if pr.Hold.State == "active" {
 		perr = p.Charge(pay)
 		e.crashPoint("checkout.after_charge")
 	} else {
@@ -167,7 +195,9 @@ func (e *Engine) Checkout(r CheckoutRequest, p Payer) Result {
 		}
 		state = ChargeUnknown
 	}
-	if perr != nil && perr.Code != CodePaymentDecline {
+	switch {
+	case looked:
+	case perr != nil && perr.Code != CodePaymentDecline:
 		// The gateway failed or was not asked: the money may or may not
 		// have moved. Ask it, under the same key.
 		st, lerr := p.Lookup(pay)
@@ -180,7 +210,7 @@ func (e *Engine) Checkout(r CheckoutRequest, p Payer) Result {
 		if state == ChargePaid && pr.Hold.State == "active" {
 			perr = nil
 		}
-	} else if perr != nil {
+	case perr != nil:
 		state = ChargeNone
 	}
 	if perr != nil {
@@ -213,11 +243,18 @@ func (e *Engine) Checkout(r CheckoutRequest, p Payer) Result {
 	// money goes back), unless a retry with the key does first.
 	switch {
 	case res.Err == nil:
-	case res.Err.Code == CodeHoldExpired || res.Err.Code == CodeHoldNotActive || res.Err.notDone:
+	case res.Err.Code == CodeHoldExpired || res.Err.Code == CodeHoldNotActive:
+		// The hold cannot be bought any more: the money goes back.
 		if !e.refund(p, pay) || !e.endPayment(zh, att, true) {
 			e.settler.owePayment(s, zh, att, p)
 		}
-	case res.Err.Code == CodeUnavailable:
+	default:
+		// The order was not recorded now (the log refused it, or its
+		// outcome is unknown), but the hold may still be the buyer's: the
+		// attempt stays open, and the settler (or a retry with the key)
+		// makes the order once the log writes, or refunds if the seats are
+		// no longer the hold's. Refunding here would let a retry turn the
+		// refunded charge into an order.
 		e.settler.owePayment(s, zh, att, p)
 	}
 	return res

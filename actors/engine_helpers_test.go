@@ -177,6 +177,7 @@ type harness struct {
 	// Config.AtStep. Both nil unless a test sets them.
 	payer  Payer
 	atStep func(step string)
+	logFS  wal.FS // the log's file layer; nil: the real one
 }
 
 func newHarness(t testing.TB) *harness {
@@ -194,7 +195,7 @@ func newHarness(t testing.TB) *harness {
 
 func (h *harness) open() {
 	h.t.Helper()
-	e, err := Open(Config{Dir: h.dir, NoSync: !h.sync, Now: h.clock.Now, Payer: h.payer, AtStep: h.atStep})
+	e, err := Open(Config{Dir: h.dir, NoSync: !h.sync, Now: h.clock.Now, Payer: h.payer, AtStep: h.atStep, LogFS: h.logFS})
 	requireNoError(h.t, err, "open engine")
 	h.e = e
 }

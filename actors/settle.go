@@ -155,7 +155,7 @@ func (t *settler) try(o *owed) bool {
 
 // finishPayment settles an open attempt as the provider says it went.
 func (e *Engine) finishPayment(s *Sale, zh *zoneHandle, att seats.Payment, p Payer) bool {
-	pay := Payment{Sale: s.def.ID, HoldID: att.Hold, OrderID: att.Order, AmountCents: att.Amount, Currency: s.def.Currency}
+	pay := Payment{Sale: s.def.ID, HoldID: att.Hold, OrderID: att.Order, AmountCents: att.Amount, Currency: s.def.Currency, StartedAt: att.StartedAt}
 	st, err := p.Lookup(pay)
 	if err != nil {
 		return false

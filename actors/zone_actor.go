@@ -173,7 +173,10 @@ func (p *zoneCommit) durable(_ uint64, err error) {
 		// here on, so the engine stops.
 		s := p.a.s
 		s.e.fatal(fmt.Errorf("zone %s/%s: write %s: %w", s.def.ID, p.a.zh.def.ID, p.typ, err))
-		p.res = Result{Err: unavailable(err)}
+		// A failed write or fsync may or may not have reached the disk: the
+		// outcome is unknown (not notDone), so a checkout does not refund
+		// an order that a restart may find.
+		p.res = Result{Err: errorf(CodeUnavailable, "the change may not be durable (%v); retry later", err)}
 	}
 	p.arrive()
 }

@@ -49,6 +49,8 @@ const (
 	// stripeSearchLag is how far Stripe's search index may lag a write in
 	// normal operation (Stripe's search documentation: "under a minute").
 	stripeSearchLag = time.Minute
+	// stripeSearchMargin is added to the lag before "not found" is trusted.
+	stripeSearchMargin = 30 * time.Second
 )
 
 // Stripe gateway outcomes besides ErrDeclined and ErrGatewayDown.
@@ -200,12 +202,17 @@ func (s *Stripe) Refund(ctx context.Context, p actors.Payment) error {
 }
 
 // Lookup implements Gateway: what the order's PaymentIntent says now. No
-// PaymentIntent means no charge was made (but see stripeSearchLag).
+// PaymentIntent means no charge was made, once the attempt is older than
+// stripeSearchLag: before that the search may not show it yet, and the
+// answer is unknown (the caller asks again later).
 func (s *Stripe) Lookup(ctx context.Context, p actors.Payment) (actors.ChargeState, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	id, err := s.intent(ctx, p)
 	if errors.Is(err, errNoIntent) {
+		if p.StartedAt == 0 || time.Since(time.UnixMilli(p.StartedAt)) < stripeSearchLag+stripeSearchMargin {
+			return actors.ChargeUnknown, fmt.Errorf("%w: lookup: no PaymentIntent found yet for order %s; Stripe's search may lag", ErrGatewayDown, p.OrderID)
+		}
 		return actors.ChargeNone, nil
 	}
 	if err != nil {
