@@ -147,8 +147,10 @@ type roomActor struct {
 	// will never be durable stops the engine. Made once, not per record.
 	written func(seq uint64, err error)
 
-	// changed are copies of the tickets changed since the last publish.
-	changed []*line.Ticket
+	// changed are copies of the tickets changed since the last publish;
+	// publishedAt is log.appended at the last publish that queued one.
+	changed     []*line.Ticket
+	publishedAt uint64
 
 	lastHolds   int64 // holds placed at the previous tick, for the hold rate
 	lastTickMs  int64
@@ -197,7 +199,12 @@ func ticketCopy(t *line.Ticket) *line.Ticket {
 // they joined finds their ticket, one told they left finds their access
 // token refused.
 func (a *roomActor) publish(now int64, then func(err error)) {
-	gen := a.rh.pub.prepare(a.r.Publish(now, a.stock()), a.changed)
+	v := a.r.Publish(now, a.stock())
+	if then == nil && len(a.changed) == 0 && a.log.appended == a.publishedAt && a.rh.pub.replaceLast(v) {
+		return // nothing new to wait for: the queued publication carries v
+	}
+	a.publishedAt = a.log.appended
+	gen := a.rh.pub.prepare(v, a.changed)
 	a.changed = nil
 	a.log.whenDurable(func(err error) {
 		if err == nil {

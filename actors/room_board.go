@@ -92,6 +92,20 @@ func (p *roomPublisher) prepare(v *line.View, tickets []*line.Ticket) uint64 {
 	return p.nextGen
 }
 
+// replaceLast puts v in the place of the newest queued publication's View,
+// when one is queued: for a change that appended no record and changed no
+// ticket, its barrier covers v just as well, and an outage (when every
+// barrier waits) does not queue a publication a tick.
+func (p *roomPublisher) replaceLast(v *line.View) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.queue) == 0 {
+		return false
+	}
+	p.queue[len(p.queue)-1].view = v
+	return true
+}
+
 // apply makes every queued publication up to gen visible, oldest first,
 // then wakes the streams they concern.
 func (p *roomPublisher) apply(gen uint64) {

@@ -317,3 +317,39 @@ func TestStuckTruncateFront(t *testing.T) {
 	requireEqual(t, first, 3, "first sequence")
 	requireEqual(t, len(evs), 4, "records")
 }
+
+// TestBarrierDuringOutage: while a batch cannot be written, a barrier that
+// would wait for it answers at once with the log's unavailability instead
+// of waiting for the outage to end (readers would pile up behind it); with
+// nothing in flight it still answers nil; after the outage it waits again.
+func TestBarrierDuringOutage(t *testing.T) {
+	fs := NewFaultFS(nil)
+	l := openLog(t, faultOpts(t, fs))
+	l.Start()
+	ev := holdEvent(0)
+	appendWait(t, l, &ev)
+	barrier := func() error {
+		got := make(chan error, 1)
+		l.Barrier(func(err error) { got <- err })
+		select {
+		case err := <-got:
+			return err
+		case <-time.After(5 * time.Second):
+			t.Fatal("the barrier did not answer")
+			return nil
+		}
+	}
+	requireEqual(t, barrier(), error(nil), "nothing in flight")
+
+	fs.FailWrites(-1, syscall.ENOSPC)
+	held := holdEvent(1)
+	heldDone := appendAsync(t, l, &held)
+	waitFor(t, 5*time.Second, "the log to report the failure", func() bool { return l.Unavailable() != nil })
+	requireErrIs(t, barrier(), ErrUnavailable)
+
+	fs.Heal()
+	requireNoErr(t, requireOutcome(t, heldDone, "the held record"))
+	waitFor(t, 5*time.Second, "the log to take records again", func() bool { return l.Unavailable() == nil })
+	requireEqual(t, barrier(), error(nil), "after the outage, nothing in flight")
+	requireNoErr(t, l.Close())
+}

@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -387,10 +388,15 @@ func (l *Log) enqueue(rec []byte, done func(seq uint64, err error)) error {
 // the answer then never reports what a crash could undo. When nothing is in
 // flight, done runs at once on the calling goroutine; otherwise on the
 // writer's. done must not block.
+//
+// While the log cannot write (down or stuck), done is called at once with
+// that error: the records it would wait for are not durable now, and
+// barriers registered for the length of an outage would pile up without a
+// bound (every read of an owner with records in flight adds one).
 func (l *Log) Barrier(done func(err error)) {
 	l.mu.Lock()
-	if l.err != nil {
-		err := l.err
+	// With nothing in flight there is nothing to wait for, outage or not.
+	if err := cmp.Or(l.err, l.stuck, l.down); l.err != nil || (err != nil && l.resolved != l.accepted) {
 		l.mu.Unlock()
 		done(err)
 		return
