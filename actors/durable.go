@@ -36,6 +36,12 @@ func (o *ownerLog) append(ev *wal.Event, done func(seq uint64, err error)) error
 // (err nil) or never will be (the log's fatal error): at once when nothing
 // is in flight, else from the log writer. Called on the owner goroutine.
 func (o *ownerLog) whenDurable(f func(err error)) {
+	// After the log's fatal error every record counts as resolved, written
+	// or not: answer with the error, not with state that may be lost.
+	if err := o.log.Err(); err != nil {
+		f(err)
+		return
+	}
 	if o.resolved.Load() == o.appended {
 		f(nil)
 		return

@@ -132,9 +132,10 @@ func (s *Server) events(ctx *fasthttp.RequestCtx, sale *actors.Sale, queueID str
 	// goroutine and pipe beside the connection's own. The response head is
 	// written here; the body ends when the connection closes.
 	closing := s.closing
-	s.m.streams.Add(1)
 	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(func(c net.Conn) {
+		// Counted here: fasthttp may drop a hijack whose connection failed.
+		s.m.streams.Add(1)
 		defer s.m.streams.Add(-1)
 		s.stream(c, closing, sale, queueID, first)
 	})
