@@ -95,6 +95,16 @@
 // own event (the hold or order carries the key and a hash of the request); a
 // refusal that API.md stores (4xx) is written as an idem_result event before
 // it is answered. 5xx answers are not stored, so a retry runs again.
+// Answers are kept idemRetention (24 hours, API.md's minimum).
+//
+// # Retention
+//
+// A released or expired hold stays readable for Config.HoldRetention after
+// it ends (the flag allows no less than idemRetention, so a hold outlives
+// the answer rebuilt from it), then the zone drops it at a tick; replay
+// drops it too, on the records' clock. A dropped hold answers not_found. Orders are never
+// dropped, nor a hold whose payment is open. Memory follows the live holds
+// and the orders, not the holds ever made.
 //
 // # Recovery and snapshots
 //

@@ -37,6 +37,22 @@ const (
 	// serializes every zone on its actor, so retrying every tick would
 	// stall holds while the cause (a full disk, say) lasts.
 	snapshotRetryAfter = 30 * time.Second
+	// HoldRetentionMin is the shortest time a released or expired hold is
+	// kept after it ends: API.md keeps Idempotency-Key answers at least 24
+	// hours across crashes, and recovery rebuilds a hold's answer from the
+	// hold, so the hold must outlive the key. The --hold-retention flag
+	// refuses less; tests of the engine may pass less.
+	HoldRetentionMin = idemRetention
+	// HoldRetentionDefault is the retention when none is configured: the
+	// least the contract allows, since memory is what it costs. At 1,000
+	// holds a second that is 86 million holds a day, more than a zone keeps
+	// (zoneHoldsMax): a zone that busy refuses holds until drops make room.
+	HoldRetentionDefault = HoldRetentionMin
+	// holdsDropPerTickMax bounds the holds one tick drops, so a mass expiry
+	// a day earlier never stalls a zone for long; at about 200 ns a drop it
+	// is 3 ms, and ten ticks a second drop 160,000 holds, more than a zone
+	// places.
+	holdsDropPerTickMax = 16_384
 )
 
 // Config configures an Engine.
@@ -47,6 +63,10 @@ type Config struct {
 	Logger          *slog.Logger
 	CallTimeout     time.Duration
 	SnapshotRecords uint64 // 0: snapshotRecordsDefault
+	// HoldRetention is how long a released or expired hold is kept after
+	// it ends, for reads and its idempotency key, before it is dropped from
+	// memory; 0: HoldRetentionDefault. Orders are always kept.
+	HoldRetention time.Duration
 	// PollBudget is the polls/s each sale's line may cause (poll_after_s is
 	// set so); 0: line.PollBudgetDefault.
 	PollBudget float64
@@ -133,6 +153,9 @@ func Open(cfg Config) (*Engine, error) {
 	}
 	if cfg.SnapshotRecords == 0 {
 		cfg.SnapshotRecords = snapshotRecordsDefault
+	}
+	if cfg.HoldRetention <= 0 {
+		cfg.HoldRetention = HoldRetentionDefault
 	}
 	e := &Engine{
 		cfg: cfg, logger: cfg.Logger, snapDir: filepath.Join(cfg.Dir, "snap"),

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"sort"
 	"strings"
@@ -155,6 +156,11 @@ func (e *Engine) replay(seq uint64, ev *wal.Event) error {
 		zh.idemFails[idemKey{buyer: f.Buyer, scope: f.Scope, key: f.Key}] = f
 		return nil
 	}
+	// Drop ended holds as the live zone did, on the records' clock (kept
+	// from going back), so that replaying a long log keeps what the live
+	// zone kept, not every hold since the snapshot.
+	zh.replayClock = max(zh.replayClock, ev.At)
+	zh.core.DropEnded(zh.replayClock-e.cfg.HoldRetention.Milliseconds(), math.MaxInt)
 	if err := zh.core.Apply(ev); err != nil {
 		return fmt.Errorf("zone %q of sale %q: %w", ev.Zone, ev.Sale, err)
 	}

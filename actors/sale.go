@@ -77,9 +77,11 @@ type zoneHandle struct {
 
 	// Recovery only, then handed to the actor: the rebuilt core, the stored
 	// refusals, and the sequence of the snapshot the core came from.
-	core      *seats.Zone
-	idemFails map[idemKey]idemFail
-	snapSeq   uint64
+	// replayClock is the latest time of a record replayed into the zone.
+	core        *seats.Zone
+	idemFails   map[idemKey]idemFail
+	snapSeq     uint64
+	replayClock int64
 }
 
 // zoneCountBits is the width of each count in zoneHandle.counts: a zone has

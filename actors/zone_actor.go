@@ -358,8 +358,9 @@ func (a *zoneActor) expireIfDue(r seats.Access, now int64) {
 	}
 }
 
-// expire releases the holds that are due. Expiry events need no answer; if
-// the log refuses one (full), the hold is retried on the next tick.
+// expire releases the holds that are due, then drops the ended holds past
+// their retention. Expiry events need no answer; if the log refuses one
+// (full), the hold is retried on the next tick.
 func (a *zoneActor) expire() {
 	now := a.s.e.nowMs()
 	retry := a.pendingExpiry
@@ -370,6 +371,7 @@ func (a *zoneActor) expire() {
 	for _, id := range a.z.TakeDue(now, expiriesPerTickMax) {
 		a.expireOne(id, now)
 	}
+	a.z.DropEnded(now-a.s.e.cfg.HoldRetention.Milliseconds(), holdsDropPerTickMax)
 }
 
 func (a *zoneActor) expireOne(id string, now int64) {

@@ -54,6 +54,10 @@ type Options struct {
 	AtStep func(step string)
 
 	NoSync bool // skip fsync: experiments only
+	// HoldRetention is how long a released or expired hold stays readable
+	// after it ends before it is dropped from memory; 0: the engine's
+	// default. At least actors.HoldRetentionMin.
+	HoldRetention time.Duration
 	// PollBudget is the polls/s a sale's whole line may cause.
 	PollBudget float64
 
@@ -78,6 +82,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.PaymentJournal, "payment-journal", o.PaymentJournal, "built-in payment simulator: keep every charge and refund in this file and remember them across restarts (tests, rehearsals)")
 	fs.IntVar(&o.PaymentSlots, "payment-slots", o.PaymentSlots, "payment calls in flight at most (the bulkhead)")
 	fs.Float64Var(&o.PollBudget, "poll-budget", o.PollBudget, "polls per second a sale's whole waiting line may cause: poll_after_s grows with the position to keep it so")
+	fs.DurationVar(&o.HoldRetention, "hold-retention", o.HoldRetention, "how long a released or expired hold stays readable (and its Idempotency-Key answer) before it is dropped from memory; orders are kept (at least 24h)")
 	fs.BoolVar(&o.NoSync, "unsafe-no-fsync", o.NoSync, "skip fsync: acknowledged writes can be lost on a crash; for experiments only")
 }
 
@@ -95,6 +100,7 @@ func DefaultOptions() Options {
 		BuyerRate: BuyerRateDefault, AddressRate: AddressRateDefault, PaymentSlots: GatewaySlotsDefault,
 		ConnsPerAddress: ConnsPerAddressDefault, PollBudget: line.PollBudgetDefault,
 		Payments: PaymentsSimulator, StripeKey: os.Getenv("STRIPE_SECRET_KEY"),
+		HoldRetention: actors.HoldRetentionDefault,
 	}
 }
 
@@ -105,6 +111,9 @@ func (o *Options) Check() error {
 	}
 	if o.PollBudget < 0 || o.PollBudget > line.PollBudgetMax {
 		return fmt.Errorf("--poll-budget must be between 1 and %d polls/s (0: %d)", line.PollBudgetMax, line.PollBudgetDefault)
+	}
+	if o.HoldRetention != 0 && o.HoldRetention < actors.HoldRetentionMin {
+		return fmt.Errorf("--hold-retention must be at least %s: Idempotency-Key answers are kept that long, and a hold's is rebuilt from the hold after a restart", actors.HoldRetentionMin)
 	}
 	if o.PaymentLatency < 0 {
 		return errors.New("--payment-latency must not be negative")
@@ -204,6 +213,7 @@ func Start(o Options) (*Running, error) {
 	start := time.Now()
 	eng, err := actors.Open(actors.Config{
 		Dir: o.Dir, NoSync: o.NoSync, Logger: o.Logger, Now: o.Now, OnBatch: m.OnBatch, PollBudget: o.PollBudget, LogFS: o.LogFS,
+		HoldRetention: o.HoldRetention,
 		// The server's own bulkhead: payments left open by the last run are
 		// finished through the same gateway and limits as live ones.
 		Payer: srv.pay, AtStep: o.AtStep,

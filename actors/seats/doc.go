@@ -22,6 +22,10 @@
 //   - a seat is held by exactly one active hold, or sold to exactly one
 //     purchased, not cancelled hold, or free;
 //   - the expiry heap holds every active hold (and, lazily, some ended ones).
+//   - the ended heap holds every released or expired hold kept, except
+//     those parked by an open payment; DropEnded drops from it (see
+//     zone_retention.go), so the holds kept are the live ones, the orders,
+//     and ended ones within the caller's retention.
 //
 // ZoneDef is part of the sale definition, written as JSON in the
 // sale_created record; the snapshot format is documented in
@@ -35,7 +39,8 @@
 // log has taken it, answer once it is durable. Then zone.go (Zone, Hold,
 // Apply), zone_payment.go (payment attempts and cancels, recorded before
 // money moves), zone_layout.go (seat names), zone_pick.go (best available),
-// zone_expiry.go (the expiry heap) and zone_snapshot.go.
+// zone_expiry.go (the expiry heap), zone_retention.go (dropping ended
+// holds) and zone_snapshot.go.
 //
 // What belongs to the sale and not to one zone comes in from the caller:
 // the buyer's max_per_buyer account (Allowance), the other zones' free

@@ -43,11 +43,22 @@ const (
 	// named) and max_per_buyer is at most 100, so no hold is larger; it
 	// also bounds Pick's work per request.
 	HoldSeatsMax = 100
-	// zoneHoldsMax bounds the hold records one zone keeps, in any state: at
-	// about 375 bytes each (TestZoneMemory1M) that is 1.6 GB under
-	// hold/release churn, and it is what a snapshot may claim before the
-	// decoder refuses it. Past it Apply refuses new holds; see HoldsFull.
+	// zoneHoldsMax bounds the hold records one zone keeps: active holds,
+	// orders, and released or expired holds not dropped yet (see
+	// zone_retention.go). At about 375 bytes each (TestZoneMemory1M) that is
+	// 1.6 GB. Ended holds leave after the retention, so it bounds what is
+	// live, not what was ever made; past it DecideHold refuses new holds
+	// (see HoldsFull) until drops make room.
 	zoneHoldsMax = 1 << 22
+	// zoneSnapHoldsMax is what a snapshot may claim before the decoder
+	// refuses it: twice zoneHoldsMax, since replay drops on the records'
+	// clock and the live zone on its ticks', so a recovered zone may keep
+	// a little more than the live one decided to.
+	zoneSnapHoldsMax = 2 * zoneHoldsMax
+	// zoneListSlack: the placement-order list is compacted once dropped
+	// holds are more than half of it plus this many; below it, compaction
+	// costs more than the pointers it frees.
+	zoneListSlack = 1024
 	// zoneKeyBytesMax bounds ids, buyer ids and idempotency keys (ids are at
 	// most 64 bytes, keys 128); 1 KiB matches the log's own bound.
 	zoneKeyBytesMax = 1 << 10
@@ -76,7 +87,6 @@ var (
 	ErrZoneHoldUnknown    = errors.New("zone: unknown hold")
 	ErrZoneHoldNotActive  = errors.New("zone: hold is not active")
 	ErrZoneHoldNotDue     = errors.New("zone: hold is not due to expire")
-	ErrZoneHoldsFull      = errors.New("zone: too many hold records")
 	ErrZoneSeatRange      = errors.New("zone: seat index out of range")
 	ErrZoneSeatTaken      = errors.New("zone: seat is not free")
 	ErrZoneOrderExists    = errors.New("zone: order id already used")
@@ -156,6 +166,12 @@ type Hold struct {
 	IdemHash       uint64
 	PayKey         string // idempotency key of the checkout ("" if none)
 	PayHash        uint64
+
+	// dropped is set when the zone drops the hold (zone_retention.go); it
+	// stays in the list until the next compaction, skipped. parked is set
+	// while the hold is due to be dropped but out of the ended heap because
+	// a payment of it is open.
+	dropped, parked bool
 }
 
 // Zone is the state of one zone; see the comment at the top of this file.
@@ -184,10 +200,22 @@ type Zone struct {
 	// without scanning them; see zone_pick.go.
 	runs []rowRuns
 
-	holds  map[string]*Hold // every hold by id, any state
+	holds  map[string]*Hold // every hold kept, by id: active, purchased, and ended but not dropped
 	orders map[string]*Hold // purchased holds by order id, cancelled ones included
-	list   []*Hold          // every hold in the order placed: snapshots and ForEachHold are deterministic
-	active int              // holds in state HoldActive
+	// list is every hold kept in the order placed, so snapshots and
+	// ForEachHold are deterministic, plus listDropped dropped ones that the
+	// next compaction removes.
+	list        []*Hold
+	listDropped int
+	active      int // holds in state HoldActive
+	// holdsMax is zoneHoldsMax; tests lower it.
+	holdsMax int
+	// holdsPeak is the most holds the map has had since it was last
+	// rebuilt: compactList rebuilds it once it keeps a quarter of that.
+	holdsPeak int
+	// ended is a min-heap of the released and expired holds not dropped
+	// yet, by (EndedAt, ID); see zone_retention.go.
+	ended []*Hold
 
 	// expiry is a min-heap of holds by (ExpiresAt, ID). Holds that ended
 	// stay in it until they reach the top or a compaction (lazy deletion).
@@ -215,6 +243,7 @@ func newZone(sale string, def ZoneDef) *Zone {
 		sale:     sale,
 		def:      def,
 		reserved: len(def.Rows) > 0,
+		holdsMax: zoneHoldsMax,
 		holds:    make(map[string]*Hold),
 		orders:   make(map[string]*Hold),
 		payments: make(map[string]*Payment),
@@ -270,9 +299,8 @@ func (z *Zone) Counts() (free, held, sold int) { return z.free, z.held, z.sold }
 func (z *Zone) ActiveHolds() int { return z.active }
 
 // HoldsFull reports whether the zone keeps zoneHoldsMax hold records, so
-// that Apply would refuse another hold_placed: the actor checks it before it
-// makes one.
-func (z *Zone) HoldsFull() bool { return len(z.list) >= zoneHoldsMax }
+// that DecideHold refuses another hold until ended ones are dropped.
+func (z *Zone) HoldsFull() bool { return len(z.holds) >= z.holdsMax }
 
 // SeatState is the state of seat i; i must be below Size().
 func (z *Zone) SeatState(i uint32) SeatState { return SeatState(z.seats[i]) }
@@ -287,19 +315,22 @@ func (z *Zone) AppendSeatStates(dst []byte, from, to uint32) []byte {
 	return append(dst, z.seats[from:to]...)
 }
 
-// Hold returns the hold with that id, in any state; nil if unknown.
+// Hold returns the hold with that id, in any state; nil if unknown or
+// dropped.
 func (z *Zone) Hold(id string) *Hold { return z.holds[id] }
 
 // Order returns the purchased hold carrying that order id, cancelled or not;
 // nil if unknown.
 func (z *Zone) Order(orderID string) *Hold { return z.orders[orderID] }
 
-// ForEachHold calls fn for every hold, in any state, in the order they were
-// placed: for rebuilding buyer ledgers and idempotency tables after recovery.
-// fn must not change the hold.
+// ForEachHold calls fn for every hold kept, in any state, in the order they
+// were placed: for rebuilding buyer ledgers and idempotency tables after
+// recovery. fn must not change the hold.
 func (z *Zone) ForEachHold(fn func(h *Hold)) {
 	for _, h := range z.list {
-		fn(h)
+		if !h.dropped {
+			fn(h)
+		}
 	}
 }
 
@@ -394,9 +425,6 @@ func (z *Zone) applyPlaced(ev *wal.Event) error {
 	if z.holds[ev.Hold] != nil {
 		return fmt.Errorf("%w: hold_placed %s", ErrZoneHoldExists, ev.Hold)
 	}
-	if len(z.list) >= zoneHoldsMax {
-		return fmt.Errorf("%w: hold_placed %s: zone %q keeps %d holds already", ErrZoneHoldsFull, ev.Hold, z.def.ID, len(z.list))
-	}
 	for _, s := range ev.Seats {
 		if int(s) >= len(z.seats) {
 			return fmt.Errorf("%w: hold_placed %s: seat index %d, zone %q has %d seats", ErrZoneSeatRange, ev.Hold, s, z.def.ID, len(z.seats))
@@ -418,6 +446,7 @@ func (z *Zone) applyPlaced(ev *wal.Event) error {
 	z.held += n
 	z.advanceCursor()
 	z.holds[h.ID] = h
+	z.holdsPeak = max(z.holdsPeak, len(z.holds))
 	z.list = append(z.list, h)
 	z.active++
 	z.expiryPush(h)
@@ -439,7 +468,8 @@ func (z *Zone) applyEnded(ev *wal.Event, to HoldState) error {
 	h.State, h.EndedAt = to, ev.At
 	z.give(h.Seats, SeatHeld)
 	z.held -= len(h.Seats)
-	z.ended()
+	z.endedActive()
+	z.endedPush(h)
 	return nil
 }
 
@@ -472,7 +502,7 @@ func (z *Zone) applyPaid(ev *wal.Event) error {
 	z.held -= len(h.Seats)
 	z.sold += len(h.Seats)
 	z.orders[h.OrderID] = h
-	z.ended()
+	z.endedActive()
 	return nil
 }
 
@@ -535,8 +565,8 @@ func (z *Zone) advanceCursor() {
 	}
 }
 
-// ended is called when an active hold stops being active.
-func (z *Zone) ended() {
+// endedActive is called when an active hold stops being active.
+func (z *Zone) endedActive() {
 	z.active--
 	if len(z.expiry) > 2*z.active+zoneExpirySlack {
 		z.compactExpiry()

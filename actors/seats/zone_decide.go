@@ -155,9 +155,11 @@ func (z *Zone) DecideHold(r HoldRequest, t *Terms, now int64) Decision {
 		return refused(refusalf(CodeSalePaused, "the sale is paused; holds resume when the organizer resumes it"))
 	}
 	if z.HoldsFull() {
-		// A zone keeps every hold it made, for reads and idempotency; past
-		// its bound it takes no more rather than grow without limit.
-		return refused(refusalf(CodeUnavailable, "zone %q has made as many holds as it can keep; no more holds can be placed in it", z.def.ID))
+		// A zone keeps its ended holds for a while, for reads and
+		// idempotency; past its bound it takes no more until some are
+		// dropped, rather than grow without limit. Not stored: a retry
+		// may well succeed.
+		return refused(refusalf(CodeUnavailable, "zone %q keeps as many holds as it can; retry once older holds have been dropped", z.def.ID))
 	}
 	var named []uint32
 	n := r.Quantity

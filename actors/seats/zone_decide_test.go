@@ -127,7 +127,7 @@ func TestDecideHold(t *testing.T) {
 	requireEqual(t, h.allow.counts["b6"], 0)
 
 	// Full: no more hold records.
-	h.z.list = make([]*Hold, zoneHoldsMax) // stand-ins: only their number matters
+	h.z.holdsMax = h.z.KeptHolds()
 	requireRefusal(t, h.z.DecideHold(HoldRequest{Buyer: "b6", Quantity: 1}, &h.terms, now), CodeUnavailable, false)
 	requireEqual(t, h.allow.counts["b6"], 0)
 }

@@ -184,6 +184,10 @@ func (z *Zone) applyPaymentEnded(ev *wal.Event) error {
 		return fmt.Errorf("%w: %s %s order %s", ErrZonePaymentUnknown, ev.Type, ev.Hold, ev.Order)
 	}
 	delete(z.payments, ev.Hold)
+	if h := z.holds[ev.Hold]; h != nil && h.parked {
+		h.parked = false
+		z.endedPush(h)
+	}
 	return nil
 }
 

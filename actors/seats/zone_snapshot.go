@@ -16,7 +16,7 @@ import (
 //	zone id   string, must equal the definition's
 //	size      number of seats, must equal the definition's
 //	free, held, sold   the counts, checked against the rebuilt seats
-//	holds     count, then each hold in the order placed:
+//	holds     count, then each hold kept (not dropped), in the order placed:
 //	  id, buyer       string
 //	  state           byte (HoldState)
 //	  flags           byte: bit 0 = order cancelled; other bits zero
@@ -67,8 +67,11 @@ func (z *Zone) AppendSnapshot(dst []byte) []byte {
 	dst = binary.AppendUvarint(dst, uint64(z.free))
 	dst = binary.AppendUvarint(dst, uint64(z.held))
 	dst = binary.AppendUvarint(dst, uint64(z.sold))
-	dst = binary.AppendUvarint(dst, uint64(len(z.list)))
+	dst = binary.AppendUvarint(dst, uint64(len(z.holds)))
 	for _, h := range z.list {
+		if h.dropped {
+			continue
+		}
 		dst = wal.AppendString(dst, h.ID)
 		dst = wal.AppendString(dst, h.Buyer)
 		var flags byte
@@ -136,7 +139,7 @@ func RestoreZone(sale string, def ZoneDef, data []byte) (*Zone, error) {
 	}
 	free, held, sold := d.Uvarint(), d.Uvarint(), d.Uvarint()
 	count := d.Uvarint()
-	if d.Err() == nil && (count > zoneHoldsMax || count > uint64(d.Len()/zoneSnapHoldBytesMin)) {
+	if d.Err() == nil && (count > zoneSnapHoldsMax || count > uint64(d.Len()/zoneSnapHoldBytesMin)) {
 		return nil, fmt.Errorf("%w: %d holds in %d bytes", ErrZoneSnapshot, count, d.Len())
 	}
 	if err := d.Err(); err != nil {
@@ -167,12 +170,14 @@ func RestoreZone(sale string, def ZoneDef, data []byte) (*Zone, error) {
 	}
 	z.advanceCursor()
 	z.expiryHeapify()
+	z.endedHeapify()
+	z.holdsPeak = len(z.holds)
 	return z, nil
 }
 
 // restoreHold checks one decoded hold against the rules Apply enforces and
-// adds it to z. Active holds go into the expiry heap (heapified once at the
-// end).
+// adds it to z. Active holds go into the expiry heap, released and expired
+// ones into the ended heap (each heapified once at the end).
 func (z *Zone) restoreHold(h *Hold) error {
 	n := len(h.Seats)
 	purchased := h.State == HoldPurchased
@@ -233,9 +238,12 @@ func (z *Zone) restoreHold(h *Hold) error {
 	if purchased {
 		z.orders[h.OrderID] = h
 	}
-	if h.State == HoldActive {
+	switch h.State {
+	case HoldActive:
 		z.active++
 		z.expiry = append(z.expiry, h)
+	case HoldReleased, HoldExpired:
+		z.ended = append(z.ended, h)
 	}
 	return nil
 }

@@ -145,10 +145,23 @@ func checkZone(z *Zone) error {
 	}
 	want := make([]uint8, z.Size())
 	active, orders := 0, 0
-	if len(z.holds) != len(z.list) {
-		return fmt.Errorf("%d holds in the map, %d in the list", len(z.holds), len(z.list))
+	if len(z.holds) != len(z.list)-z.listDropped {
+		return fmt.Errorf("%d holds in the map, %d in the list less %d dropped", len(z.holds), len(z.list), z.listDropped)
 	}
+	if z.listDropped > len(z.list)/2+zoneListSlack {
+		return fmt.Errorf("list of %d keeps %d dropped holds", len(z.list), z.listDropped)
+	}
+	endedKept := 0
 	for _, h := range z.list {
+		if h.dropped {
+			if z.holds[h.ID] != nil {
+				return fmt.Errorf("dropped hold %s still indexed", h.ID)
+			}
+			continue
+		}
+		if h.State == HoldReleased || h.State == HoldExpired {
+			endedKept++
+		}
 		if z.holds[h.ID] != h {
 			return fmt.Errorf("hold %s: list and map disagree", h.ID)
 		}
@@ -189,6 +202,29 @@ func checkZone(z *Zone) error {
 	}
 	if len(z.expiry) > 2*z.active+zoneExpirySlack {
 		return fmt.Errorf("expiry heap has %d entries for %d active holds", len(z.expiry), z.active)
+	}
+	// Every ended hold kept is in the ended heap once, or parked by an
+	// open payment.
+	inHeap := make(map[*Hold]bool, len(z.ended))
+	for i, h := range z.ended {
+		if i > 0 && endedLess(h, z.ended[(i-1)/2]) {
+			return fmt.Errorf("ended heap out of order at %d", i)
+		}
+		if inHeap[h] || h.dropped || h.parked || (h.State != HoldReleased && h.State != HoldExpired) {
+			return fmt.Errorf("ended heap: hold %s is %s, dropped %v, parked %v, or twice", h.ID, h.State, h.dropped, h.parked)
+		}
+		inHeap[h] = true
+	}
+	for _, h := range z.holds {
+		if h.parked && (inHeap[h] || z.payments[h.ID] == nil) {
+			return fmt.Errorf("hold %s parked with no open payment, or in the heap too", h.ID)
+		}
+		if h.parked {
+			endedKept--
+		}
+	}
+	if endedKept != len(z.ended) {
+		return fmt.Errorf("%d ended holds kept outside a payment, %d in the ended heap", endedKept, len(z.ended))
 	}
 	return nil
 }
@@ -662,18 +698,20 @@ func TestZoneTakeDue(t *testing.T) {
 	}
 }
 
+// TestZoneHoldsFull: the bound counts the holds kept, so dropping ended
+// ones makes room again.
 func TestZoneHoldsFull(t *testing.T) {
 	z := NewZone(testSale, gaDef(10))
+	z.holdsMax = 2
 	requireFalse(t, z.HoldsFull())
-	// Stand-ins for the records a long churn would leave; only their
-	// number matters here.
-	z.list = make([]*Hold, zoneHoldsMax)
+	mustApply(t, z, placedEvent(z, "h1", []uint32{0}, 1, 1000))
+	mustApply(t, z, placedEvent(z, "h2", []uint32{1}, 1, 1000))
 	requireTrue(t, z.HoldsFull())
-	err := z.Apply(placedEvent(z, "h-one-too-many", []uint32{0}, 1, 1000))
-	requireErrorIs(t, err, ErrZoneHoldsFull)
-	free, _, _ := z.Counts()
-	requireEqual(t, free, 10)
-	requireTrue(t, z.Hold("h-one-too-many") == nil)
+	mustApply(t, z, &wal.Event{Type: wal.TypeHoldReleased, Hold: "h1", At: 5})
+	requireTrue(t, z.HoldsFull(), "a released hold is kept until it is dropped")
+	requireEqual(t, z.DropEnded(5, 10), 1)
+	requireFalse(t, z.HoldsFull())
+	requireNoError(t, checkZone(z))
 }
 
 // TestZoneAppliedSeats: after every kind of record, AppliedSeats names

@@ -3,7 +3,11 @@ package seats
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
 	"testing"
 
 	"onsale/wal"
@@ -226,4 +230,103 @@ func TestZoneApplyAllocs(t *testing.T) {
 		t.Logf("%s: %.2f allocations per hold and release", def.ID, allocs)
 		requireTrue(t, allocs <= 4, "%.2f allocations per hold and release, budget 4", allocs)
 	}
+}
+
+// BenchmarkZoneChurn runs hold/release cycles through one zone for the
+// whole life of a long sale: churnActive holds are active at any time,
+// each cycle places one and releases the oldest, the clock moves 1 ms a
+// cycle, and ended holds are dropped after churnRetentionMs, on a tick
+// every 100 cycles. Memory must follow the holds kept, not the holds made:
+// it reports the heap in use per hold kept and the process's RSS after the
+// first 100,000 cycles and at the end. Run it long:
+//
+//	go test -run '^$' -bench ZoneChurn -benchtime 10000000x ./actors/seats/
+func BenchmarkZoneChurn(b *testing.B) {
+	const (
+		churnActive      = 50_000
+		churnRetentionMs = 10_000 // 10,000 ended holds kept at 1 ms a cycle
+		churnTick        = 100
+		churnWarm        = 100_000
+		churnLogEvery    = 2_000_000
+	)
+	z := NewZone(testSale, gaDef(GACapacityMax))
+	ring := make([]string, churnActive) // the active holds, oldest at i%churnActive
+	id := make([]byte, 0, 32)
+	var seats [2]uint32
+	// measure returns freed pages to the system first: otherwise RSS says
+	// when the scavenger last ran more than what the zone keeps.
+	measure := func() (bytesPerHold, rssMB float64) {
+		debug.FreeOSMemory()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return float64(ms.HeapInuse) / float64(z.KeptHolds()), float64(vmRSS(b)) / (1 << 20)
+	}
+	var startB, startRSS float64
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		now := int64(i)
+		if old := ring[i%churnActive]; old != "" {
+			ev := wal.Event{Type: wal.TypeHoldReleased, Hold: old, At: now}
+			if err := z.Apply(&ev); err != nil {
+				b.Fatal(err)
+			}
+		}
+		picked, ok := z.Pick(2)
+		if !ok {
+			b.Fatal("Pick failed")
+		}
+		copy(seats[:], picked)
+		id = strconv.AppendInt(append(id[:0], "h_"...), int64(i), 10)
+		ev := wal.Event{Type: wal.TypeHoldPlaced, Hold: string(id), Buyer: "buyer", Seats: seats[:],
+			At: now, Expires: now + 1<<40, Amount: 2 * testPrice}
+		if err := z.Apply(&ev); err != nil {
+			b.Fatal(err)
+		}
+		ring[i%churnActive] = ev.Hold
+		if i%churnTick == 0 {
+			z.DropEnded(now-churnRetentionMs, 1<<30)
+		}
+		i++
+		if i == churnWarm || i%churnLogEvery == 0 {
+			b.StopTimer()
+			perHold, rss := measure()
+			if i == churnWarm {
+				startB, startRSS = perHold, rss
+			}
+			b.Logf("after %9d cycles: %d holds kept, heap in use %.0f B per hold kept, RSS %.1f MB", i, z.KeptHolds(), perHold, rss)
+			b.StartTimer()
+		}
+	}
+	if i < churnWarm {
+		return // a short run: nothing to compare
+	}
+	b.StopTimer()
+	endB, endRSS := measure()
+	b.Logf("%d cycles, %d holds kept (%d active): heap in use %.0f B per hold kept after %d cycles, %.0f at the end; RSS %.1f MB then, %.1f MB at the end",
+		i, z.KeptHolds(), z.ActiveHolds(), startB, churnWarm, endB, startRSS, endRSS)
+	b.ReportMetric(startB, "B/kept-start")
+	b.ReportMetric(endB, "B/kept-end")
+	b.ReportMetric(startRSS, "RSS-MB-start")
+	b.ReportMetric(endRSS, "RSS-MB-end")
+}
+
+// vmRSS is the process's resident set in bytes, from /proc/self/status; 0
+// where there is none.
+func vmRSS(tb testing.TB) int64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		tb.Logf("no RSS: %v", err)
+		return 0
+	}
+	for line := range strings.Lines(string(data)) {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			if err != nil {
+				tb.Fatalf("VmRSS line %q: %v", line, err)
+			}
+			return kb << 10
+		}
+	}
+	return 0
 }
