@@ -53,49 +53,14 @@ func (z *Zone) expiryPush(h *Hold) {
 }
 
 func (z *Zone) expiryPop() *Hold {
-	q := z.expiry
-	h := q[0]
-	last := len(q) - 1
-	q[0] = q[last]
-	q[last] = nil // let the hold go once nothing else keeps it
-	z.expiry = q[:last]
-	if last > 0 {
-		z.expiryDown(0)
-	}
+	h, q := heapPop(z.expiry, expiryLess)
+	z.expiry = q
 	return h
 }
 
-func (z *Zone) expiryUp(i int) {
-	q := z.expiry
-	for i > 0 {
-		p := (i - 1) / 2
-		if !expiryLess(q[i], q[p]) {
-			return
-		}
-		q[i], q[p] = q[p], q[i]
-		i = p
-	}
-}
+func (z *Zone) expiryUp(i int) { siftUp(z.expiry, i, expiryLess) }
 
-func (z *Zone) expiryDown(i int) {
-	q := z.expiry
-	n := len(q)
-	for {
-		l := 2*i + 1
-		if l >= n {
-			return
-		}
-		m := l
-		if r := l + 1; r < n && expiryLess(q[r], q[l]) {
-			m = r
-		}
-		if !expiryLess(q[m], q[i]) {
-			return
-		}
-		q[i], q[m] = q[m], q[i]
-		i = m
-	}
-}
+func (z *Zone) expiryDown(i int) { siftDown(z.expiry, i, expiryLess) }
 
 // compactExpiry drops ended holds from the heap, in place. It keeps only
 // the active holds already in the heap: one taken by TakeDue and not yet
@@ -114,8 +79,4 @@ func (z *Zone) compactExpiry() {
 	z.expiryHeapify()
 }
 
-func (z *Zone) expiryHeapify() {
-	for i := len(z.expiry)/2 - 1; i >= 0; i-- {
-		z.expiryDown(i)
-	}
-}
+func (z *Zone) expiryHeapify() { heapify(z.expiry, expiryLess) }

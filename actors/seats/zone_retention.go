@@ -101,50 +101,15 @@ func endedLess(a, b *Hold) bool {
 
 func (z *Zone) endedPush(h *Hold) {
 	z.ended = append(z.ended, h)
-	q := z.ended
-	for i := len(q) - 1; i > 0; {
-		p := (i - 1) / 2
-		if !endedLess(q[i], q[p]) {
-			break
-		}
-		q[i], q[p] = q[p], q[i]
-		i = p
-	}
+	siftUp(z.ended, len(z.ended)-1, endedLess)
 }
 
 func (z *Zone) endedPop() *Hold {
-	q := z.ended
-	h := q[0]
-	last := len(q) - 1
-	q[0] = q[last]
-	q[last] = nil
-	z.ended = q[:last]
-	z.endedDown(0)
+	h, q := heapPop(z.ended, endedLess)
+	z.ended = q
 	return h
 }
 
-func (z *Zone) endedDown(i int) {
-	q := z.ended
-	n := len(q)
-	for {
-		l := 2*i + 1
-		if l >= n {
-			return
-		}
-		m := l
-		if r := l + 1; r < n && endedLess(q[r], q[l]) {
-			m = r
-		}
-		if !endedLess(q[m], q[i]) {
-			return
-		}
-		q[i], q[m] = q[m], q[i]
-		i = m
-	}
-}
+func (z *Zone) endedDown(i int) { siftDown(z.ended, i, endedLess) }
 
-func (z *Zone) endedHeapify() {
-	for i := len(z.ended)/2 - 1; i >= 0; i-- {
-		z.endedDown(i)
-	}
-}
+func (z *Zone) endedHeapify() { heapify(z.ended, endedLess) }
