@@ -216,7 +216,11 @@ func (d *dashboard) snapshot(load dashLoad) []byte {
 		Sales []dashSale `json:"sales"`
 		Log   int64      `json:"log_records"`
 		Load  dashLoad   `json:"load"`
+		// Alerts firing now, and the last transitions, oldest first.
+		Alerts  []Alert `json:"alerts"`
+		History []Alert `json:"alert_history"`
 	}{At: actors.FormatTime(d.s.cfg.Now()), Sales: []dashSale{}, Load: load}
+	out.Alerts, out.History = d.s.alerts.view()
 	if eng := d.s.eng.Load(); eng != nil {
 		out.Ready = true
 		out.Log = int64(eng.LogSeq())
@@ -230,6 +234,13 @@ func (d *dashboard) snapshot(load dashLoad) []byte {
 		panic(fmt.Sprintf("dashboard snapshot: %v", err))
 	}
 	return b
+}
+
+// invalidate makes the next frame fresh: an alert changed.
+func (d *dashboard) invalidate() {
+	d.frames.mu.Lock()
+	d.frames.tick = time.Time{}
+	d.frames.mu.Unlock()
 }
 
 // dashboardInterval is how often the dashboard gets fresh figures.
