@@ -124,9 +124,11 @@ func TestAlertRules(t *testing.T) {
 		{name: RuleFsyncP99, bad: func(_ *testing.T, ts *testServer) { ts.srv.m.OnBatch(1, 0, 400*time.Millisecond) },
 			good: func(_ *testing.T, ts *testServer) { ts.srv.m.OnBatch(1, 0, time.Millisecond) }, maxTicks: 7},
 		{name: RuleDiskFree,
-			setup: func(_ *testing.T, ts *testServer) { ts.srv.alerts.diskFree = func(string) (uint64, error) { return diskFree.Load(), nil } },
-			bad:   func(*testing.T, *testServer) { diskFree.Store(100 << 20) },
-			good:  func(*testing.T, *testServer) { diskFree.Store(100 << 30) }, maxTicks: 2},
+			setup: func(_ *testing.T, ts *testServer) {
+				ts.srv.alerts.diskFree = func(string) (uint64, error) { return diskFree.Load(), nil }
+			},
+			bad:  func(*testing.T, *testServer) { diskFree.Store(100 << 20) },
+			good: func(*testing.T, *testServer) { diskFree.Store(100 << 30) }, maxTicks: 2},
 		{name: RuleLineStuck, sale: "s",
 			setup: func(t *testing.T, ts *testServer) {
 				// One buyer shops at the active limit of one; the next waits
@@ -208,4 +210,3 @@ func TestAlertRules(t *testing.T) {
 		})
 	}
 }
-

@@ -130,6 +130,7 @@ func (w *webhook) run(closing <-chan struct{}) {
 			back = w.backMin
 			continue
 		}
+		w.m.webhookFailures.Inc()
 		w.log.Warn("alert webhook failed; retrying", "err", err, "in", back)
 		t.Reset(back)
 		select {

@@ -56,6 +56,7 @@ type Metrics struct {
 	// Latencies the alert rules take quantiles of.
 	liveHold, livePayment, liveFsync liveHist
 	webhookDropped                   *metrics.Counter
+	webhookFailures                  *metrics.Counter
 	// alerts reads the alerts firing now; nil until the server has them.
 	alerts atomic.Pointer[func() []Alert]
 }
@@ -85,6 +86,7 @@ func NewMetrics() *Metrics {
 		rateLimited:     s.NewCounter("onsale_http_rate_limited_total"),
 	}
 	m.webhookDropped = s.NewCounter("onsale_alert_webhook_dropped_total")
+	m.webhookFailures = s.NewCounter("onsale_alert_webhook_failures_total")
 	m.acceptFull = s.NewCounter("onsale_http_accept_fd_exhausted_total")
 	m.availabilityEncodes = s.NewCounter("onsale_availability_pages_encoded_total")
 	m.availabilityShared = s.NewCounter("onsale_availability_pages_shared_total")
