@@ -1,8 +1,12 @@
 package httpapi
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -209,4 +213,48 @@ func TestAlertRules(t *testing.T) {
 			requireTrue(t, !strings.Contains(m, want), "/metrics no longer has %s", want)
 		})
 	}
+}
+
+// TestAlertReachesOpenDashboard: an open dashboard is sent a fresh frame
+// when an alert fires, without waiting for its next tick.
+func TestAlertReachesOpenDashboard(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, withManualAlerts())
+	var free atomic.Uint64
+	free.Store(100 << 30)
+	ts.srv.alerts.diskFree = func(string) (uint64, error) { return free.Load(), nil }
+	r := ts.do(t, "POST", "/dashboard/login", url.Values{"token": {testAdminToken}}.Encode(),
+		hdr{"Content-Type", "application/x-www-form-urlencoded"})
+	requireStatus(t, r, 200, "login")
+	cookies := (&http.Response{Header: r.Header}).Cookies()
+	req, err := http.NewRequest("GET", ts.base+"/dashboard/events", nil)
+	requireNoErr(t, err)
+	req.AddCookie(cookies[0])
+	resp, err := ts.c.Do(req)
+	requireNoErr(t, err)
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	var snap struct {
+		Alerts  []Alert `json:"alerts"`
+		History []Alert `json:"alert_history"`
+	}
+	requireNoErr(t, json.Unmarshal([]byte(readEvent(t, br)), &snap))
+	requireEqual(t, len(snap.Alerts), 0, "quiet at first")
+
+	made := ts.srv.dash.frames.made.Load()
+	free.Store(1 << 20)
+	ts.alertTick()
+	requireTrue(t, ts.firing(RuleDiskFree, ""), "disk_free fires at once")
+	// The frame that was on its way when the alert fired may not have it;
+	// the one the alert asked for does.
+	for range 2 {
+		requireNoErr(t, json.Unmarshal([]byte(readEvent(t, br)), &snap))
+		if len(snap.Alerts) > 0 {
+			break
+		}
+	}
+	requireEqual(t, len(snap.Alerts), 1, "the dashboard shows the alert")
+	requireEqual(t, snap.Alerts[0].Rule, RuleDiskFree)
+	requireEqual(t, len(snap.History), 1)
+	requireTrue(t, ts.srv.dash.frames.made.Load() > made, "a fresh frame was made")
 }
