@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -257,4 +259,47 @@ func TestAlertReachesOpenDashboard(t *testing.T) {
 	requireEqual(t, snap.Alerts[0].Rule, RuleDiskFree)
 	requireEqual(t, len(snap.History), 1)
 	requireTrue(t, ts.srv.dash.frames.made.Load() > made, "a fresh frame was made")
+}
+
+// TestAlertFlags: the defaults hold unless a flag says otherwise, and
+// Check refuses what cannot be meant.
+func TestAlertFlags(t *testing.T) {
+	parse := func(args ...string) (Options, error) {
+		o := DefaultOptions()
+		fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		o.AddFlags(fs)
+		if err := fs.Parse(args); err != nil {
+			return o, err
+		}
+		return o, o.Check()
+	}
+	o, err := parse()
+	requireNoErr(t, err)
+	requireEqual(t, o.Alerts, AlertDefaults, "defaults")
+	o, err = parse("--alert-webhook", "https://hooks.slack.com/services/x", "--alert-payment-errors", "0.5",
+		"--alert-line-stuck", "1m", "--alert-disk-free", "-1", "--alert-hold-p99", "250ms")
+	requireNoErr(t, err)
+	requireEqual(t, o.Alerts.Webhook, "https://hooks.slack.com/services/x")
+	requireEqual(t, o.Alerts.PaymentErrors, 0.5)
+	requireEqual(t, o.Alerts.LineStuck, time.Minute)
+	requireEqual(t, o.Alerts.DiskFreeMiB, -1.0, "negative: off")
+	requireEqual(t, o.Alerts.HoldP99, 250*time.Millisecond)
+	for _, bad := range [][]string{
+		{"--alert-5xx-rate", "5"},
+		{"--alert-rate-limited", "1.5"},
+		{"--alert-webhook", "hooks.slack.com/x"},
+		{"--alert-webhook", "ftp://example/x"},
+	} {
+		_, err := parse(bad...)
+		requireTrue(t, err != nil, "%v is refused", bad)
+	}
+
+	// A rule turned off is never observed.
+	ts := startServer(t, withManualAlerts(), withAlerts(AlertOptions{DiskFreeMiB: -1}))
+	ts.srv.alerts.diskFree = func(string) (uint64, error) { return 0, nil }
+	for range 3 {
+		ts.alertTick()
+	}
+	requireTrue(t, !ts.firing(RuleDiskFree, ""), "disk_free is off")
 }

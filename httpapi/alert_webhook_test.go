@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -229,12 +230,13 @@ func TestAlertLatencyGatewayDown(t *testing.T) {
 	down := time.Now()
 	gw.down.Store(true)
 	var posted time.Time
+	var alert webhookPayload
 	eventually(t, 60*time.Second, "the webhook hears of the gateway", func() (bool, string) {
 		rc.mu.Lock()
 		defer rc.mu.Unlock()
 		for i, p := range rc.got {
 			if p.Rule == RulePaymentErrors && p.State == alertStateFiring {
-				posted = rc.at[i]
+				posted, alert = rc.at[i], p
 				return true, ""
 			}
 		}
@@ -243,4 +245,6 @@ func TestAlertLatencyGatewayDown(t *testing.T) {
 	latency := posted.Sub(down)
 	t.Logf("gateway down to webhook POST: %s", latency.Round(10*time.Millisecond))
 	requireTrue(t, latency < 10*time.Second, "alert latency %s", latency)
+	requireTrue(t, strings.HasSuffix(alert.Dashboard, "/dashboard"), "a link to the dashboard by default: %q", alert.Dashboard)
+	requireTrue(t, alert.Value > AlertDefaults.PaymentErrors && alert.Threshold == AlertDefaults.PaymentErrors, "payload %+v", alert)
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"strconv"
 	"time"
 
 	"onsale/actors"
@@ -204,6 +205,16 @@ func Start(o Options) (*Running, error) {
 		}
 		gw = sim
 	}
+	ln := o.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", o.Addr); err != nil {
+			return nil, fmt.Errorf("listen on %s: %w (is another server running? choose another with --addr)", o.Addr, err)
+		}
+	}
+	if o.Alerts.Webhook != "" && o.Alerts.DashboardURL == "" {
+		o.Alerts.DashboardURL = defaultDashboardURL(ln.Addr())
+	}
 	m := NewMetrics()
 	srv := New(Config{
 		AdminToken: sec.AdminToken, SigningKey: sec.SigningKey,
@@ -212,13 +223,6 @@ func Start(o Options) (*Running, error) {
 		Logger: o.Logger, Metrics: m, Now: o.Now,
 		Alerts: o.Alerts, DataDir: o.Dir,
 	})
-	ln := o.Listener
-	if ln == nil {
-		var err error
-		if ln, err = net.Listen("tcp", o.Addr); err != nil {
-			return nil, fmt.Errorf("listen on %s: %w (is another server running? choose another with --addr)", o.Addr, err)
-		}
-	}
 	limit, conns := connectionsCap()
 	o.Logger.Info("connection caps", "caps", describeCaps(limit, conns, srv.cfg.ConnsPerAddress))
 	r := &Running{Server: srv, Addr: ln.Addr().String(), Secrets: sec, served: make(chan struct{})}
@@ -300,4 +304,18 @@ func (a *AlertOptions) check() error {
 		}
 	}
 	return nil
+}
+
+// defaultDashboardURL is the dashboard's address as this host names itself,
+// for webhook alerts when --alert-dashboard-url is not given.
+func defaultDashboardURL(addr net.Addr) string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	port := "80"
+	if ta, ok := addr.(*net.TCPAddr); ok {
+		port = strconv.Itoa(ta.Port)
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/dashboard"
 }
