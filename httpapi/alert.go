@@ -330,11 +330,13 @@ func (a *alerter) observe() []observation {
 		marks := make(map[string]lineMark, len(sales))
 		for _, s := range sales {
 			q := s.Queue()
-			free, held, _ := s.Stock()
 			prev, ok := a.stuck[s.ID()]
 			marks[s.ID()] = lineMark{total: q.AdmittedTotal}
 			moved := !ok || q.AdmittedTotal != prev.total
-			bad := q.Waiting > 0 && !moved && q.State != "paused" && free+held > 0
+			// "queueing": people wait, and the sale is open (drawn), not
+			// paused and not sold out; a line waiting for its opening is
+			// "pre_queue" and not stuck.
+			bad := q.State == "queueing" && q.Waiting > 0 && !moved
 			v := 0.0
 			if bad {
 				v = float64(q.Waiting)

@@ -303,3 +303,22 @@ func TestAlertFlags(t *testing.T) {
 	}
 	requireTrue(t, !ts.firing(RuleDiskFree, ""), "disk_free is off")
 }
+
+// TestAlertLineWaitingForItsOpeningIsNotStuck: buyers who join before the
+// opening wait with nobody admitted, as they should.
+func TestAlertLineWaitingForItsOpeningIsNotStuck(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, withManualAlerts())
+	opens := ts.clock.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	ts.createSale(t, newSaleSpec("later").with("opens_at", opens))
+	ts.join(t, "later", "b1")
+	eventually(t, 5*time.Second, "b1 waits", func() (bool, string) {
+		q := ts.sale(t, "later").Queue
+		return q.Waiting == 1, fmt.Sprintf("%+v", q)
+	})
+	for range int(AlertDefaults.LineStuck/alertInterval) + 3 {
+		ts.alertTick()
+	}
+	requireEqual(t, ts.sale(t, "later").Queue.State, "pre_queue")
+	requireTrue(t, !ts.firing(RuleLineStuck, "later"), "not stuck before the opening")
+}
