@@ -3,10 +3,12 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
 )
@@ -145,6 +147,12 @@ func (w *webhook) run(closing <-chan struct{}) {
 func (w *webhook) post(b []byte) error {
 	resp, err := w.client.Post(w.url, "application/json", bytes.NewReader(b))
 	if err != nil {
+		// Not the url.Error itself: it quotes the URL, and a Slack
+		// webhook's URL is its secret.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			return fmt.Errorf("POST to the alert webhook: %w", ue.Err)
+		}
 		return err
 	}
 	_, cerr := io.Copy(io.Discard, io.LimitReader(resp.Body, webhookBodyMax))

@@ -248,3 +248,16 @@ func TestAlertLatencyGatewayDown(t *testing.T) {
 	requireTrue(t, strings.HasSuffix(alert.Dashboard, "/dashboard"), "a link to the dashboard by default: %q", alert.Dashboard)
 	requireTrue(t, alert.Value > AlertDefaults.PaymentErrors && alert.Threshold == AlertDefaults.PaymentErrors, "payload %+v", alert)
 }
+
+// TestAlertWebhookErrorHidesURL: the log never shows the webhook's URL,
+// which for Slack is the secret that lets anyone post.
+func TestAlertWebhookErrorHidesURL(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	requireNoErr(t, err)
+	addr := ln.Addr().String()
+	requireNoErr(t, ln.Close())
+	w := newWebhook("http://"+addr+"/services/T000/B000/SECRET", NewMetrics(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	err = w.post([]byte(`{}`))
+	requireTrue(t, err != nil, "nobody listens")
+	requireTrue(t, !strings.Contains(err.Error(), "SECRET"), "error %q quotes the URL", err)
+}

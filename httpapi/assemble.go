@@ -88,7 +88,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&o.PollBudget, "poll-budget", o.PollBudget, "polls per second a sale's whole waiting line may cause: poll_after_s grows with the position to keep it so")
 	fs.DurationVar(&o.HoldRetention, "hold-retention", o.HoldRetention, "how long a released or expired hold stays readable (and its Idempotency-Key answer) before it is dropped from memory; orders are kept (at least 24h)")
 	a := &o.Alerts
-	fs.StringVar(&a.Webhook, "alert-webhook", a.Webhook, "POST every alert transition here as JSON (a Slack incoming webhook works)")
+	fs.StringVar(&a.Webhook, "alert-webhook", a.Webhook, "POST every alert transition here as JSON (a Slack incoming webhook works); ONSALE_ALERT_WEBHOOK keeps it out of ps")
 	fs.StringVar(&a.DashboardURL, "alert-dashboard-url", a.DashboardURL, "the dashboard's public address, linked from webhook alerts (e.g. https://tickets.example/dashboard)")
 	fs.Float64Var(&a.HTTP5xxRate, "alert-5xx-rate", a.HTTP5xxRate, "alert when this share of requests is answered 5xx (0..1; negative: off)")
 	fs.DurationVar(&a.HoldP99, "alert-hold-p99", a.HoldP99, "alert when the p99 of placing a hold is over this (negative: off)")
