@@ -48,12 +48,16 @@ const (
 	RuleFsyncP99       = "log_fsync_p99"
 	RuleDiskFree       = "disk_free"
 	RuleRateLimited    = "rate_limited_share"
-	alertMinRequests   = 20 // a share of fewer requests in the window is noise
-	alertMinPayments   = 5  // likewise for gateway calls
-	holdRoute          = "/v1/sales/{sale}/holds"
-	diskFreeUnit       = 1 << 20 // --alert-disk-free is in MiB
 	alertStateFiring   = "firing"
 	alertStateResolved = "resolved"
+)
+
+// What the rules read.
+const (
+	alertMinRequests = 20 // a share of fewer requests in the window is noise
+	alertMinPayments = 5  // likewise for gateway calls
+	holdRoute        = "/v1/sales/{sale}/holds"
+	diskFreeUnit     = 1 << 20 // --alert-disk-free is in MiB
 )
 
 // AlertOptions are the thresholds; zero fields take the defaults, a
