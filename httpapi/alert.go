@@ -25,6 +25,10 @@ const (
 	// second, short enough that an alert resolves a few seconds after its
 	// cause ends.
 	alertWindowTicks = 5
+	// alertResolveTicks is the shorter window an alert that fires is
+	// judged on to resolve: the cause gone, it resolves within these ticks
+	// plus alertHoldDown, not after the whole window has forgotten it.
+	alertResolveTicks = 2
 	// alertResolveRatio: an alert above its threshold resolves below
 	// threshold×ratio; one below it (free disk) above threshold÷ratio.
 	alertResolveRatio = 0.8
@@ -185,7 +189,11 @@ type observation struct {
 	below     bool          // fires when the value is below the threshold
 	hold      time.Duration // the rule's For
 	unit      string
-	known     bool // false: too few samples to judge; counts as good
+	known     bool // false: too few samples to judge; never fires
+	// recent is the value over alertResolveTicks, which a firing alert
+	// resolves on; recentKnown as known.
+	recent      float64
+	recentKnown bool
 }
 
 // alerter evaluates the rules. Its figures and states are owned by its
@@ -301,12 +309,17 @@ func (a *alerter) observe() []observation {
 		if thr < 0 {
 			return
 		}
-		n := den.sum()
-		v := 0.0
-		if n > 0 {
-			v = float64(num.sum()) / float64(n)
+		ratio := func(ticks int) (float64, bool) {
+			n := den.sum(ticks)
+			if n == 0 {
+				return 0, false
+			}
+			return float64(num.sum(ticks)) / float64(n), n >= min
 		}
-		obs = append(obs, observation{key: alertKey{rule: rule}, value: v, threshold: thr, hold: alertFor[rule], unit: "share", known: n >= min})
+		v, known := ratio(alertWindowTicks)
+		r, rknown := ratio(alertResolveTicks)
+		obs = append(obs, observation{key: alertKey{rule: rule}, value: v, threshold: thr, hold: alertFor[rule], unit: "share", known: known,
+			recent: r, recentKnown: rknown})
 	}
 	share(RuleHTTP5xx, a.serrs, a.reqs, alertMinRequests, o.HTTP5xxRate)
 	share(RuleRateLimited, a.limited, a.reqs, alertMinRequests, o.RateLimited)
@@ -315,8 +328,10 @@ func (a *alerter) observe() []observation {
 		if thr < 0 {
 			return
 		}
-		v, n := w.quantile(0.99)
-		obs = append(obs, observation{key: alertKey{rule: rule}, value: v, threshold: thr.Seconds(), hold: alertFor[rule], unit: "s", known: n > 0})
+		v, n := w.quantile(0.99, alertWindowTicks)
+		r, rn := w.quantile(0.99, alertResolveTicks)
+		obs = append(obs, observation{key: alertKey{rule: rule}, value: v, threshold: thr.Seconds(), hold: alertFor[rule], unit: "s", known: n > 0,
+			recent: r, recentKnown: rn > 0})
 	}
 	p99(RuleHoldP99, a.holdLat, o.HoldP99)
 	p99(RulePaymentP99, a.payLat, o.PaymentP99)
@@ -326,8 +341,9 @@ func (a *alerter) observe() []observation {
 		if err != nil {
 			a.log.Warn("alerts: cannot read free disk space", "err", err)
 		}
-		obs = append(obs, observation{key: alertKey{rule: RuleDiskFree}, value: float64(free) / diskFreeUnit, threshold: o.DiskFreeMiB,
-			below: true, hold: alertFor[RuleDiskFree], unit: "MiB", known: err == nil})
+		v := float64(free) / diskFreeUnit
+		obs = append(obs, observation{key: alertKey{rule: RuleDiskFree}, value: v, threshold: o.DiskFreeMiB,
+			below: true, hold: alertFor[RuleDiskFree], unit: "MiB", known: err == nil, recent: v, recentKnown: err == nil})
 	}
 	if eng := a.s.eng.Load(); eng != nil && o.LineStuck >= 0 {
 		sales := eng.Sales()
@@ -347,7 +363,7 @@ func (a *alerter) observe() []observation {
 			}
 			// A line is stuck once nobody was admitted for LineStuck:
 			// the rule's For is the flag; value is who waits.
-			obs = append(obs, observation{key: alertKey{rule: RuleLineStuck, sale: s.ID()}, value: v, threshold: 0, hold: o.LineStuck, unit: "waiting", known: true})
+			obs = append(obs, observation{key: alertKey{rule: RuleLineStuck, sale: s.ID()}, value: v, threshold: 0, hold: o.LineStuck, unit: "waiting", known: true, recent: v, recentKnown: true})
 		}
 		a.stuck = marks
 	}
@@ -375,16 +391,30 @@ func (a *alerter) step(now time.Time, o observation) {
 		st = &alertState{}
 		a.states[o.key] = st
 	}
-	var bad, good bool
+	// bad judges the whole window; good (for a firing alert) the recent
+	// ticks, or the whole window when they have too few samples to judge
+	// (slow traffic, all failing, must not resolve); no samples at all are
+	// never bad and always good.
+	var isBad, isGood func(v float64) bool
 	switch {
-	case !o.known:
-		good = true
 	case o.key.rule == RuleLineStuck:
-		bad, good = o.value > 0, o.value == 0
+		isBad, isGood = func(v float64) bool { return v > 0 }, func(v float64) bool { return v == 0 }
 	case o.below:
-		bad, good = o.value < o.threshold, o.value >= o.threshold/alertResolveRatio
+		isBad = func(v float64) bool { return v < o.threshold }
+		isGood = func(v float64) bool { return v >= o.threshold/alertResolveRatio }
 	default:
-		bad, good = o.value > o.threshold, o.value <= o.threshold*alertResolveRatio
+		isBad = func(v float64) bool { return v > o.threshold }
+		isGood = func(v float64) bool { return v <= o.threshold*alertResolveRatio }
+	}
+	bad := o.known && isBad(o.value)
+	var good bool
+	switch {
+	case o.recentKnown:
+		good = isGood(o.recent)
+	case o.known:
+		good = isGood(o.value)
+	default:
+		good = true
 	}
 	started := st.pending
 	fired, resolved := st.step(now, bad, good, o.hold)

@@ -75,13 +75,13 @@ func TestHistWindowP99(t *testing.T) {
 	h.observe(time.Second)
 	h.observe(time.Second)
 	w.tick()
-	v, n := w.quantile(0.99)
+	v, n := w.quantile(0.99, alertWindowTicks)
 	requireEqual(t, n, uint64(100))
 	requireTrue(t, v >= 1 && v < 2.2, "p99 of 2%% at 1 s: %g", v)
 	for range alertWindowTicks {
 		w.tick()
 	}
-	_, n = w.quantile(0.99)
+	_, n = w.quantile(0.99, alertWindowTicks)
 	requireEqual(t, n, uint64(0), "the window forgets")
 }
 
@@ -200,9 +200,9 @@ func TestAlertRules(t *testing.T) {
 
 			ticks = 0
 			for ts.firing(r.name, r.sale) {
-				// The window forgets within alertWindowTicks; the hold-down
-				// takes two more.
-				requireTrue(t, ticks < alertWindowTicks+int(alertHoldDown/alertInterval)+2, "resolves within a few ticks")
+				// The resolve window forgets within alertResolveTicks; the
+				// hold-down takes two more.
+				requireTrue(t, ticks <= alertResolveTicks+int(alertHoldDown/alertInterval)+1, "resolves within a few ticks")
 				r.good(t, ts)
 				ts.alertTick()
 				ticks++
@@ -321,4 +321,23 @@ func TestAlertLineWaitingForItsOpeningIsNotStuck(t *testing.T) {
 	}
 	requireEqual(t, ts.sale(t, "later").Queue.State, "pre_queue")
 	requireTrue(t, !ts.firing(RuleLineStuck, "later"), "not stuck before the opening")
+}
+
+// TestAlertSlowFailingTrafficStaysFiring: at a few requests a second, all
+// failing, the recent ticks alone are too few to judge; the alert stays
+// firing instead of resolving and firing again.
+func TestAlertSlowFailingTrafficStaysFiring(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, withManualAlerts())
+	ts.srv.alerts.diskFree = func(string) (uint64, error) { return 1 << 50, nil }
+	perTick := alertMinRequests/alertResolveTicks - 2 // too few for the resolve window, enough for the whole
+	for range 20 {
+		for range perTick {
+			ts.srv.m.request("/v1/sales", 503, time.Millisecond)
+		}
+		ts.alertTick()
+	}
+	requireTrue(t, ts.firing(RuleHTTP5xx, ""), "fires")
+	_, hist := ts.srv.alerts.view()
+	requireEqual(t, len(hist), 1, "fired once, never resolved meanwhile: %+v", hist)
 }

@@ -64,11 +64,13 @@ func (w *histWindow) tick() {
 }
 
 // quantile is the upper bound of the bucket holding the q quantile of the
-// window, in seconds, and the number of samples; 0, 0 for none.
-func (w *histWindow) quantile(q float64) (float64, uint64) {
+// last ticks ticks (at most the ring's), in seconds, and the number of
+// samples; 0, 0 for none.
+func (w *histWindow) quantile(q float64, ticks int) (float64, uint64) {
 	var sum [liveBuckets]uint64
 	var n uint64
-	for _, d := range w.ring {
+	for k := range min(ticks, len(w.ring)) {
+		d := &w.ring[(w.next-1-k+len(w.ring))%len(w.ring)]
 		for i, c := range d {
 			sum[i] += c
 			n += c
@@ -108,10 +110,11 @@ func (w *counterWindow) tick() {
 	w.next = (w.next + 1) % len(w.ring)
 }
 
-func (w *counterWindow) sum() int64 {
+// sum is the total of the last ticks ticks, at most the ring's.
+func (w *counterWindow) sum(ticks int) int64 {
 	var s int64
-	for _, d := range w.ring {
-		s += d
+	for k := range min(ticks, len(w.ring)) {
+		s += w.ring[(w.next-1-k+len(w.ring))%len(w.ring)]
 	}
 	return s
 }
