@@ -426,7 +426,12 @@ func (a *alerter) step(now time.Time, o observation) {
 		a.mu.Lock()
 		was := a.active[o.key]
 		a.mu.Unlock()
-		was.State, was.Value, was.At, was.EndedAt = alertStateResolved, o.value, actors.FormatTime(now), actors.FormatTime(now)
+		// The value it resolved on.
+		v := o.value
+		if o.recentKnown {
+			v = o.recent
+		}
+		was.State, was.Value, was.At, was.EndedAt = alertStateResolved, v, actors.FormatTime(now), actors.FormatTime(now)
 		a.transition(was, o.key)
 	}
 }

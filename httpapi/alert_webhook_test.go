@@ -230,24 +230,46 @@ func TestAlertLatencyGatewayDown(t *testing.T) {
 	requireEqual(t, len(rc.received()), 0, "no alert while healthy")
 	down := time.Now()
 	gw.down.Store(true)
-	var posted time.Time
-	var alert webhookPayload
-	eventually(t, 60*time.Second, "the webhook hears of the gateway", func() (bool, string) {
-		rc.mu.Lock()
-		defer rc.mu.Unlock()
-		for i, p := range rc.got {
-			if p.Rule == RulePaymentErrors && p.State == alertStateFiring {
-				posted, alert = rc.at[i], p
-				return true, ""
+	heard := func(state string) (time.Time, webhookPayload) {
+		var posted time.Time
+		var alert webhookPayload
+		eventually(t, 60*time.Second, "the webhook hears the gateway alert "+state, func() (bool, string) {
+			rc.mu.Lock()
+			defer rc.mu.Unlock()
+			for i, p := range rc.got {
+				if p.Rule == RulePaymentErrors && p.State == state {
+					posted, alert = rc.at[i], p
+					return true, ""
+				}
 			}
-		}
-		return false, "nothing yet"
-	})
+			return false, "nothing yet"
+		})
+		return posted, alert
+	}
+	posted, alert := heard(alertStateFiring)
 	latency := posted.Sub(down)
 	t.Logf("gateway down to webhook POST: %s", latency.Round(10*time.Millisecond))
 	requireTrue(t, latency < 10*time.Second, "alert latency %s", latency)
 	requireTrue(t, strings.HasSuffix(alert.Dashboard, "/dashboard"), "a link to the dashboard by default: %q", alert.Dashboard)
 	requireTrue(t, alert.Value > AlertDefaults.PaymentErrors && alert.Threshold == AlertDefaults.PaymentErrors, "payload %+v", alert)
+
+	up := time.Now()
+	gw.down.Store(false)
+	resolvedAt, resolved := heard(alertStateResolved)
+	t.Logf("gateway back to webhook POST: %s", resolvedAt.Sub(up).Round(10*time.Millisecond))
+	requireTrue(t, resolvedAt.Sub(up) < 10*time.Second, "resolve latency %s", resolvedAt.Sub(up))
+	requireEqual(t, resolved.StartedAt, alert.StartedAt, "the same alert")
+	// Failed checkouts answer 502, so http_5xx_rate fires and resolves
+	// alongside; the gateway alert itself fired and resolved once.
+	var states []string
+	for _, p := range rc.received() {
+		t.Logf("transition %d: %s %s (value %.3g)", p.ID, p.Rule, p.State, p.Value)
+		if p.Rule == RulePaymentErrors {
+			states = append(states, p.State)
+		}
+	}
+	requireEqual(t, states, []string{alertStateFiring, alertStateResolved})
+	requireTrue(t, resolved.Value <= AlertDefaults.PaymentErrors*alertResolveRatio, "resolved at %g", resolved.Value)
 }
 
 // TestAlertWebhookErrorHidesURL: the log never shows the webhook's URL,
