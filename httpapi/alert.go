@@ -211,6 +211,7 @@ type alerter struct {
 	reqs, serrs, limited, pays, payErrs *counterWindow
 	holdLat, payLat, fsyncLat           *histWindow
 	stuck                               map[string]lineMark // by sale
+	diskErr                             string              // the last statfs error logged; "" after a success
 	states                              map[alertKey]*alertState
 
 	mu      sync.Mutex
@@ -338,8 +339,14 @@ func (a *alerter) observe() []observation {
 	p99(RuleFsyncP99, a.fsyncLat, o.FsyncP99)
 	if o.DiskFreeMiB >= 0 {
 		free, err := a.diskFree(a.dir)
+		// Once per error, not once a second: the rule cannot judge
+		// meanwhile, and the log must not fill the disk it watches.
+		if err != nil && err.Error() != a.diskErr {
+			a.log.Warn("alerts: cannot read free disk space; disk_free is not judged until it can", "err", err)
+		}
+		a.diskErr = ""
 		if err != nil {
-			a.log.Warn("alerts: cannot read free disk space", "err", err)
+			a.diskErr = err.Error()
 		}
 		v := float64(free) / diskFreeUnit
 		obs = append(obs, observation{key: alertKey{rule: RuleDiskFree}, value: v, threshold: o.DiskFreeMiB,
