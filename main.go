@@ -79,6 +79,9 @@ func serve(args []string) error {
 	o.AdminToken = env("ONSALE_ADMIN_TOKEN", "")
 	o.BuyerRate = envInt("ONSALE_BUYER_RATE", o.BuyerRate)
 	o.AddressRate = envInt("ONSALE_ADDRESS_RATE", o.AddressRate)
+	// A Slack webhook's URL is its secret: the environment keeps it out of
+	// ps and shell history.
+	o.Alerts.Webhook = env("ONSALE_ALERT_WEBHOOK", o.Alerts.Webhook)
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.StringVar(&o.Addr, "addr", o.Addr, "listen address (ONSALE_ADDR)")
 	fs.StringVar(&o.Dir, "data", o.Dir, "data directory: log, snapshots, keys (ONSALE_DATA)")

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
+	"strconv"
 	"time"
 
 	"onsale/actors"
@@ -67,6 +69,8 @@ type Options struct {
 	// LogFS is the file layer of the log's writes; nil: the real one. Tests
 	// pass a wal.FaultFS to make the disk full or stuck.
 	LogFS wal.FS
+	// Alerts are the alert thresholds and webhook (zero: AlertDefaults).
+	Alerts AlertOptions
 }
 
 // AddFlags registers the options that serve and bench share, under the same
@@ -83,6 +87,17 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.PaymentSlots, "payment-slots", o.PaymentSlots, "payment calls in flight at most (the bulkhead)")
 	fs.Float64Var(&o.PollBudget, "poll-budget", o.PollBudget, "polls per second a sale's whole waiting line may cause: poll_after_s grows with the position to keep it so")
 	fs.DurationVar(&o.HoldRetention, "hold-retention", o.HoldRetention, "how long a released or expired hold stays readable (and its Idempotency-Key answer) before it is dropped from memory; orders are kept (at least 24h)")
+	a := &o.Alerts
+	fs.StringVar(&a.Webhook, "alert-webhook", a.Webhook, "POST every alert transition here as JSON (a Slack incoming webhook works); ONSALE_ALERT_WEBHOOK keeps it out of ps")
+	fs.StringVar(&a.DashboardURL, "alert-dashboard-url", a.DashboardURL, "the dashboard's public address, linked from webhook alerts (e.g. https://tickets.example/dashboard)")
+	fs.Float64Var(&a.HTTP5xxRate, "alert-5xx-rate", a.HTTP5xxRate, "alert when this share of requests is answered 5xx (0..1; negative: off)")
+	fs.DurationVar(&a.HoldP99, "alert-hold-p99", a.HoldP99, "alert when the p99 of placing a hold is over this (negative: off)")
+	fs.Float64Var(&a.PaymentErrors, "alert-payment-errors", a.PaymentErrors, "alert when this share of payment gateway calls fails (0..1; negative: off)")
+	fs.DurationVar(&a.PaymentP99, "alert-payment-p99", a.PaymentP99, "alert when the p99 of a payment gateway call is over this (negative: off)")
+	fs.DurationVar(&a.LineStuck, "alert-line-stuck", a.LineStuck, "alert when people wait in a sale's line and nobody is admitted this long, the sale neither paused nor sold out (negative: off)")
+	fs.DurationVar(&a.FsyncP99, "alert-fsync-p99", a.FsyncP99, "alert when the p99 of a log write and fsync is over this (negative: off)")
+	fs.Float64Var(&a.DiskFreeMiB, "alert-disk-free", a.DiskFreeMiB, "alert when the data directory's disk has less free space than this, in MiB (negative: off)")
+	fs.Float64Var(&a.RateLimited, "alert-rate-limited", a.RateLimited, "alert when this share of requests is refused 429 (0..1; negative: off)")
 	fs.BoolVar(&o.NoSync, "unsafe-no-fsync", o.NoSync, "skip fsync: acknowledged writes can be lost on a crash; for experiments only")
 }
 
@@ -101,6 +116,7 @@ func DefaultOptions() Options {
 		ConnsPerAddress: ConnsPerAddressDefault, PollBudget: line.PollBudgetDefault,
 		Payments: PaymentsSimulator, StripeKey: os.Getenv("STRIPE_SECRET_KEY"),
 		HoldRetention: actors.HoldRetentionDefault,
+		Alerts:        AlertDefaults,
 	}
 }
 
@@ -129,6 +145,9 @@ func (o *Options) Check() error {
 	}
 	if o.StripeAPIBase != "" && o.Payments != PaymentsStripe {
 		return errors.New("--stripe-api-base is for --payments stripe")
+	}
+	if err := o.Alerts.check(); err != nil {
+		return err
 	}
 	if o.BuyerRate < 0 || o.AddressRate < 0 || o.PaymentSlots < 0 || o.ConnsPerAddress < 0 {
 		return errors.New("--buyer-rate, --address-rate, --payment-slots and --max-conns-per-address must not be negative")
@@ -186,13 +205,6 @@ func Start(o Options) (*Running, error) {
 		}
 		gw = sim
 	}
-	m := NewMetrics()
-	srv := New(Config{
-		AdminToken: sec.AdminToken, SigningKey: sec.SigningKey,
-		Gateway: gw, GatewaySlots: o.PaymentSlots,
-		BuyerRate: o.BuyerRate, AddressRate: o.AddressRate, ConnsPerAddress: o.ConnsPerAddress,
-		Logger: o.Logger, Metrics: m, Now: o.Now,
-	})
 	ln := o.Listener
 	if ln == nil {
 		var err error
@@ -200,6 +212,17 @@ func Start(o Options) (*Running, error) {
 			return nil, fmt.Errorf("listen on %s: %w (is another server running? choose another with --addr)", o.Addr, err)
 		}
 	}
+	if o.Alerts.Webhook != "" && o.Alerts.DashboardURL == "" {
+		o.Alerts.DashboardURL = defaultDashboardURL(ln.Addr())
+	}
+	m := NewMetrics()
+	srv := New(Config{
+		AdminToken: sec.AdminToken, SigningKey: sec.SigningKey,
+		Gateway: gw, GatewaySlots: o.PaymentSlots,
+		BuyerRate: o.BuyerRate, AddressRate: o.AddressRate, ConnsPerAddress: o.ConnsPerAddress,
+		Logger: o.Logger, Metrics: m, Now: o.Now,
+		Alerts: o.Alerts, DataDir: o.Dir,
+	})
 	limit, conns := connectionsCap()
 	o.Logger.Info("connection caps", "caps", describeCaps(limit, conns, srv.cfg.ConnsPerAddress))
 	r := &Running{Server: srv, Addr: ln.Addr().String(), Secrets: sec, served: make(chan struct{})}
@@ -262,4 +285,37 @@ func (r *Running) Close(timeout time.Duration) error {
 		errs = append(errs, fmt.Errorf("close log: %w", err))
 	}
 	return errors.Join(errs...)
+}
+
+// check says what is wrong with the alert options.
+func (a *AlertOptions) check() error {
+	for _, f := range []struct {
+		flag string
+		v    float64
+	}{{"--alert-5xx-rate", a.HTTP5xxRate}, {"--alert-payment-errors", a.PaymentErrors}, {"--alert-rate-limited", a.RateLimited}} {
+		if f.v > 1 {
+			return fmt.Errorf("%s is a share of requests: at most 1 (negative: off)", f.flag)
+		}
+	}
+	if a.Webhook != "" {
+		u, err := url.Parse(a.Webhook)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return errors.New("--alert-webhook must be an http:// or https:// URL")
+		}
+	}
+	return nil
+}
+
+// defaultDashboardURL is the dashboard's address as this host names itself,
+// for webhook alerts when --alert-dashboard-url is not given.
+func defaultDashboardURL(addr net.Addr) string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	port := "80"
+	if ta, ok := addr.(*net.TCPAddr); ok {
+		port = strconv.Itoa(ta.Port)
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/dashboard"
 }

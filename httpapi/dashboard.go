@@ -55,6 +55,11 @@ type dashboard struct {
 	s      *Server
 	logins *limiter // login attempts per client address
 	frames dashFrames
+
+	// changed is closed, and replaced, when an alert fires or resolves:
+	// streams then send a fresh frame at once instead of at the next tick.
+	changedMu sync.Mutex
+	changed   chan struct{} // guarded by changedMu
 }
 
 // dashFrames is the event-stream frame of the current tick, made by the
@@ -70,7 +75,7 @@ type dashFrames struct {
 }
 
 func newDashboard(s *Server) *dashboard {
-	return &dashboard{s: s, logins: newBurstLimiter(loginPerSecond, loginBurst)}
+	return &dashboard{s: s, logins: newBurstLimiter(loginPerSecond, loginBurst), changed: make(chan struct{})}
 }
 
 func (d *dashboard) session(exp int64) string {
@@ -216,7 +221,11 @@ func (d *dashboard) snapshot(load dashLoad) []byte {
 		Sales []dashSale `json:"sales"`
 		Log   int64      `json:"log_records"`
 		Load  dashLoad   `json:"load"`
+		// Alerts firing now, and the last transitions, oldest first.
+		Alerts  []Alert `json:"alerts"`
+		History []Alert `json:"alert_history"`
 	}{At: actors.FormatTime(d.s.cfg.Now()), Sales: []dashSale{}, Load: load}
+	out.Alerts, out.History = d.s.alerts.view()
 	if eng := d.s.eng.Load(); eng != nil {
 		out.Ready = true
 		out.Log = int64(eng.LogSeq())
@@ -230,6 +239,24 @@ func (d *dashboard) snapshot(load dashLoad) []byte {
 		panic(fmt.Sprintf("dashboard snapshot: %v", err))
 	}
 	return b
+}
+
+// invalidate makes the next frame fresh and wakes the streams: an alert
+// changed.
+func (d *dashboard) invalidate() {
+	d.frames.mu.Lock()
+	d.frames.tick = time.Time{}
+	d.frames.mu.Unlock()
+	d.changedMu.Lock()
+	close(d.changed)
+	d.changed = make(chan struct{})
+	d.changedMu.Unlock()
+}
+
+func (d *dashboard) changes() <-chan struct{} {
+	d.changedMu.Lock()
+	defer d.changedMu.Unlock()
+	return d.changed
 }
 
 // dashboardInterval is how often the dashboard gets fresh figures.
@@ -270,6 +297,7 @@ func (d *dashboard) events(ctx *fasthttp.RequestCtx) {
 		defer t.Stop()
 		for time.Now().Before(end) {
 			now := time.Now()
+			changed := d.changes()
 			if _, err := w.Write(d.frame(now)); err != nil {
 				return
 			}
@@ -283,6 +311,7 @@ func (d *dashboard) events(ctx *fasthttp.RequestCtx) {
 			case <-closing:
 				return
 			case <-t.C:
+			case <-changed:
 			}
 		}
 	})

@@ -16,4 +16,7 @@
 //     actor.
 //   - Payments go through a bulkhead that caps calls in flight to the
 //     gateway; a hold becomes an order only after the gateway says paid.
+//   - Alerts (alert.go) are evaluated by one goroutine from figures the hot
+//     path only adds to atomically; the webhook has its own goroutine and a
+//     bounded queue, so a dead receiver never slows a request.
 package httpapi

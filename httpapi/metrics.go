@@ -53,6 +53,12 @@ type Metrics struct {
 
 	// Totals for the dashboard, which shows rates from their differences.
 	totals totals
+	// Latencies the alert rules take quantiles of.
+	liveHold, livePayment, liveFsync liveHist
+	webhookDropped                   *metrics.Counter
+	webhookFailures                  *metrics.Counter
+	// alerts reads the alerts firing now; nil until the server has them.
+	alerts atomic.Pointer[func() []Alert]
 }
 
 // totals are running sums; the dashboard turns them into rates per second.
@@ -79,6 +85,8 @@ func NewMetrics() *Metrics {
 		panics:          s.NewCounter("onsale_http_panics_total"),
 		rateLimited:     s.NewCounter("onsale_http_rate_limited_total"),
 	}
+	m.webhookDropped = s.NewCounter("onsale_alert_webhook_dropped_total")
+	m.webhookFailures = s.NewCounter("onsale_alert_webhook_failures_total")
 	m.acceptFull = s.NewCounter("onsale_http_accept_fd_exhausted_total")
 	m.availabilityEncodes = s.NewCounter("onsale_availability_pages_encoded_total")
 	m.availabilityShared = s.NewCounter("onsale_availability_pages_shared_total")
@@ -105,6 +113,7 @@ func NewMetrics() *Metrics {
 func (m *Metrics) OnBatch(records, _ int, fsync time.Duration) {
 	m.walBatch.Update(float64(records))
 	m.walFsync.Update(fsync.Seconds())
+	m.liveFsync.observe(fsync)
 	m.totals.batches.Add(1)
 	m.totals.fsyncNanos.Add(int64(fsync))
 	m.walRecords.Add(records)
@@ -149,6 +158,9 @@ func (m *Metrics) request(route string, status int, d time.Duration) {
 	}
 	rs.requests.Inc()
 	rs.duration.Update(d.Seconds())
+	if route == holdRoute {
+		m.liveHold.observe(d)
+	}
 	if rs.errors != nil {
 		rs.errors.Inc()
 	}
@@ -203,6 +215,12 @@ func (m *Metrics) write(w io.Writer, eng *actors.Engine) {
 				fmt.Fprintf(w, "onsale_seats{sale=%q,zone=%q,state=\"sold\"} %d\n", f.id, z.ID, z.Sold)
 			}
 		})
+	}
+	fmt.Fprintf(w, "# HELP onsale_alert Alerts firing now, 1 each (rule, and sale for per-sale rules).\n# TYPE onsale_alert gauge\n")
+	if f := m.alerts.Load(); f != nil {
+		for _, a := range (*f)() {
+			fmt.Fprintf(w, "onsale_alert{rule=%q,sale=%q} 1\n", a.Rule, a.Sale)
+		}
 	}
 	metrics.WriteProcessMetrics(w)
 }

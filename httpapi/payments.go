@@ -262,6 +262,7 @@ func (b *bulkhead) call(op string, f func(ctx context.Context) error) *actors.Er
 	start := time.Now()
 	err := f(ctx)
 	b.m.paymentLatency.UpdateDuration(start)
+	b.m.livePayment.observe(time.Since(start))
 	b.m.totals.payments.Add(1)
 	b.m.totals.paymentNanos.Add(int64(time.Since(start)))
 	switch {

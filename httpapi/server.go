@@ -46,6 +46,10 @@ type Config struct {
 	Logger          *slog.Logger
 	Metrics         *Metrics
 	Now             func() time.Time
+	// Alerts are the alert thresholds and webhook; DataDir is where free
+	// disk space is watched ("" for the working directory).
+	Alerts  AlertOptions
+	DataDir string
 }
 
 // Defaults of Config.
@@ -70,6 +74,7 @@ type Server struct {
 	conns   int // connections held at once at most: the file limit's share
 	closing chan struct{}
 	dash    *dashboard
+	alerts  *alerter
 }
 
 // New makes a server. Call SetEngine once recovery is done; until then every
@@ -110,6 +115,13 @@ func New(cfg Config) *Server {
 	s.log.Debug("connection caps", "caps", describeCaps(limit, conns, cfg.ConnsPerAddress))
 	s.pay = newBulkhead(cfg.Gateway, cfg.GatewaySlots, s.m)
 	s.dash = newDashboard(s)
+	dir := cfg.DataDir
+	if dir == "" {
+		dir = "."
+	}
+	s.alerts = newAlerter(s, cfg.Alerts, dir)
+	activeAlerts := func() []Alert { a, _ := s.alerts.view(); return a }
+	s.m.alerts.Store(&activeAlerts)
 	s.srv = &fasthttp.Server{
 		Handler:                            s.handle,
 		ErrorHandler:                       s.transportError,
@@ -137,6 +149,7 @@ func (s *Server) SetEngine(e *actors.Engine) { s.eng.Store(e) }
 // Serve serves on ln until Shutdown, holding at most the connections the
 // file limit allows and waiting out EMFILE instead of exiting.
 func (s *Server) Serve(ln net.Listener) error {
+	go s.alerts.run(s.closing)
 	return s.srv.Serve(newGateListener(ln, s.conns, s.m, s.log))
 }
 
