@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"embed"
@@ -24,7 +25,7 @@ var pages embed.FS
 
 var (
 	buyerPage     = mustPage("pages/buyer.html")
-	dashboardPage = mustPage("pages/dashboard.html")
+	dashboardPage = withCharts(mustPage("pages/dashboard.html"))
 	loginPage     = mustPage("pages/login.html")
 )
 
@@ -34,6 +35,13 @@ func mustPage(name string) []byte {
 		panic("embedded page missing: " + name)
 	}
 	return b
+}
+
+// withCharts puts the embedded chart library (ChartLibrary) in the page
+// where it says <!--CHARTS-->: the page needs nothing from the network.
+func withCharts(page []byte) []byte {
+	js, css, _ := ChartLibrary()
+	return bytes.Replace(page, []byte("<!--CHARTS-->"), []byte("<style>"+css+"</style>\n<script>"+js+"</script>"), 1)
 }
 
 func servePage(ctx *fasthttp.RequestCtx, page []byte) {

@@ -143,3 +143,18 @@ func TestDashboardStreamsShareFrames(t *testing.T) {
 		return
 	}
 }
+
+// TestDashboardPageCharts: the dashboard page carries its charts' library
+// inline (nothing fetched from the network) and a container per chart.
+func TestDashboardPageCharts(t *testing.T) {
+	page := string(dashboardPage)
+	js, _, _ := ChartLibrary()
+	requireTrue(t, strings.Contains(page, js), "the page embeds uPlot")
+	requireTrue(t, !strings.Contains(page, "<!--CHARTS-->"), "the marker is replaced")
+	for _, id := range []string{"c-load", "c-pay", "c-line", "c-seats", "c-log"} {
+		requireTrue(t, strings.Contains(page, `id="`+id+`"`), "a chart %s", id)
+	}
+	for _, ext := range []string{`src="http`, `href="http`, "src='http"} {
+		requireTrue(t, !strings.Contains(page, ext), "the page loads nothing from the network (%s)", ext)
+	}
+}
