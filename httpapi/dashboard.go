@@ -105,8 +105,61 @@ func (d *dashboard) loggedIn(ctx *fasthttp.RequestCtx) bool {
 	return hmac.Equal([]byte(v), []byte(d.session(exp)))
 }
 
+// csrf is the token the dashboard's own page sends with an action, in the
+// X-CSRF-Token header: an HMAC of the session cookie, so only a page that
+// could read the session's token (GET /dashboard/csrf, same origin) can
+// act, on top of the cookie's SameSite=Strict.
+func (d *dashboard) csrf(ctx *fasthttp.RequestCtx) string {
+	m := hmac.New(sha256.New, d.s.cfg.SigningKey)
+	m.Write([]byte("dashboard-csrf:"))
+	m.Write(ctx.Request.Header.Cookie(sessionCookie))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// action pauses or resumes a sale for a logged-in operator whose request
+// carries the session's CSRF token.
+func (d *dashboard) action(ctx *fasthttp.RequestCtx, saleID, what string) {
+	if !d.loggedIn(ctx) {
+		fail(ctx, codeUnauthorized, "log in to the dashboard first")
+		return
+	}
+	if !hmac.Equal(ctx.Request.Header.Peek("X-CSRF-Token"), []byte(d.csrf(ctx))) {
+		fail(ctx, codeForbidden, "the request lacks the dashboard's CSRF token: reload the dashboard and try again")
+		return
+	}
+	eng := d.s.eng.Load()
+	if eng == nil {
+		fail(ctx, actors.CodeUnavailable, "the server is recovering; try again in a moment")
+		return
+	}
+	sale, ok := eng.Sale(saleID)
+	if !ok {
+		fail(ctx, actors.CodeNotFound, fmt.Sprintf("no sale %q", saleID))
+		return
+	}
+	r := sale.SetPaused(what == "pause")
+	if r.Err == nil {
+		d.s.log.Info("sale "+what+"d from the dashboard", "sale", saleID, "from", ctx.RemoteIP().String())
+	}
+	answer(ctx, r, 200, func() any { return saleBody(sale) })
+}
+
 func (d *dashboard) route(ctx *fasthttp.RequestCtx, parts []string) string {
 	switch {
+	case len(parts) == 1 && parts[0] == "csrf":
+		if method(ctx, "GET") {
+			if !d.loggedIn(ctx) {
+				fail(ctx, codeUnauthorized, "log in to the dashboard first")
+			} else {
+				writeJSON(ctx, 200, map[string]string{"token": d.csrf(ctx)})
+			}
+		}
+		return "/dashboard/csrf"
+	case len(parts) == 3 && parts[0] == "sales" && (parts[2] == "pause" || parts[2] == "resume"):
+		if method(ctx, "POST") {
+			d.action(ctx, parts[1], parts[2])
+		}
+		return "/dashboard/sales/{sale}/" + parts[2]
 	case len(parts) == 0:
 		if method(ctx, "GET") {
 			if d.loggedIn(ctx) {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"onsale/actors"
 )
 
 // TestDashboardLoad: rates and means come from the difference of two marks.
@@ -157,4 +159,38 @@ func TestDashboardPageCharts(t *testing.T) {
 	for _, ext := range []string{`src="http`, `href="http`, "src='http"} {
 		requireTrue(t, !strings.Contains(page, ext), "the page loads nothing from the network (%s)", ext)
 	}
+}
+
+// TestDashboardPauseResume: a logged-in operator pauses and resumes a sale
+// from the dashboard with the session's CSRF token; without the session,
+// or without (or with a wrong) token, nothing changes.
+func TestDashboardPauseResume(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	ts.createSale(t, newSaleSpec("s"))
+	login := ts.do(t, "POST", "/dashboard/login", url.Values{"token": {testAdminToken}}.Encode(),
+		hdr{"Content-Type", "application/x-www-form-urlencoded"})
+	requireStatus(t, login, 200, "login")
+	ck := (&http.Response{Header: login.Header}).Cookies()[0]
+	session := hdr{"Cookie", ck.Name + "=" + ck.Value}
+
+	requireError(t, ts.do(t, "GET", "/dashboard/csrf", nil), 401, "unauthorized", "no session, no token")
+	var tok struct {
+		Token string `json:"token"`
+	}
+	r := ts.do(t, "GET", "/dashboard/csrf", nil, session)
+	requireStatus(t, r, 200, "csrf token")
+	r.decode(t, &tok)
+	requireTrue(t, len(tok.Token) == 64, "a token: %q", tok.Token)
+
+	requireError(t, ts.do(t, "POST", "/dashboard/sales/s/pause", nil, hdr{"X-CSRF-Token", tok.Token}), 401, "unauthorized", "no session")
+	requireError(t, ts.do(t, "POST", "/dashboard/sales/s/pause", nil, session), 403, "forbidden", "no token")
+	requireError(t, ts.do(t, "POST", "/dashboard/sales/s/pause", nil, session, hdr{"X-CSRF-Token", strings.Repeat("0", 64)}), 403, "forbidden", "wrong token")
+	requireEqual(t, ts.sale(t, "s").Queue.State != "paused", true, "refused actions changed nothing")
+
+	requireStatus(t, ts.do(t, "POST", "/dashboard/sales/s/pause", nil, session, hdr{"X-CSRF-Token", tok.Token}), 200, "pause")
+	requireEqual(t, ts.sale(t, "s").Queue.State, "paused")
+	requireStatus(t, ts.do(t, "POST", "/dashboard/sales/s/resume", nil, session, hdr{"X-CSRF-Token", tok.Token}), 200, "resume")
+	requireTrue(t, ts.sale(t, "s").Queue.State != "paused", "resumed")
+	requireError(t, ts.do(t, "POST", "/dashboard/sales/nope/pause", nil, session, hdr{"X-CSRF-Token", tok.Token}), 404, actors.CodeNotFound, "unknown sale")
 }

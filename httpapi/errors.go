@@ -12,6 +12,7 @@ import (
 // Codes of the HTTP layer itself, beside the engine's (actors.Code*).
 const (
 	codeUnauthorized     = "unauthorized"
+	codeForbidden        = "forbidden" // the dashboard's actions without their CSRF token
 	codeMethodNotAllowed = "method_not_allowed"
 	codePayloadTooLarge  = "payload_too_large"
 	codeHeadersTooLarge  = "headers_too_large"
@@ -29,7 +30,7 @@ func statusOf(code string) int {
 		return fasthttp.StatusUnauthorized
 	case actors.CodePaymentDecline:
 		return fasthttp.StatusPaymentRequired
-	case actors.CodeNotAdmitted:
+	case actors.CodeNotAdmitted, codeForbidden:
 		return fasthttp.StatusForbidden
 	case actors.CodeNotFound:
 		return fasthttp.StatusNotFound
