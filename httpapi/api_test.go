@@ -688,7 +688,7 @@ func TestHTTPLayerErrors(t *testing.T) {
 
 	r := ts.do(t, "DELETE", "/v1/sales", nil, adminHdr)
 	requireError(t, r, 405, "method_not_allowed")
-	requireEqual(t, r.Header.Get("Allow"), "POST")
+	requireEqual(t, r.Header.Get("Allow"), "GET, POST")
 	requireError(t, ts.do(t, "POST", "/healthz", "{}"), 405, "method_not_allowed")
 	requireError(t, ts.do(t, "PUT", "/v1/sales/s", "{}", adminHdr), 405, "method_not_allowed")
 

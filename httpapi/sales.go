@@ -150,8 +150,12 @@ func saleBody(s *actors.Sale) any {
 
 func (s *Server) routeSales(ctx *fasthttp.RequestCtx, eng *actors.Engine, parts []string) string {
 	if len(parts) == 0 {
-		if method(ctx, "POST") {
-			s.createSale(ctx, eng)
+		if method(ctx, "GET", "POST") {
+			if ctx.IsPost() {
+				s.createSale(ctx, eng)
+			} else {
+				s.listSales(ctx, eng)
+			}
 		}
 		return "/v1/sales"
 	}

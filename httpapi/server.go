@@ -257,6 +257,13 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) string {
 			servePage(ctx, buyerPage)
 		}
 		return "/"
+	case n == 2 && parts[0] == "sales":
+		// The page of one sale, the link an organizer shares. The page reads
+		// the id from its own address and says so if the sale does not exist.
+		if method(ctx, "GET") {
+			servePage(ctx, buyerPage)
+		}
+		return "/sales/{sale}"
 	case n == 1 && parts[0] == "healthz":
 		if method(ctx, "GET") {
 			writeJSON(ctx, 200, map[string]string{"status": "ok"})
