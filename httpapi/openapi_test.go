@@ -137,3 +137,38 @@ func TestOpenAPIServed(t *testing.T) {
 	requireTrue(t, bytes.Equal(r.Body, openAPIDoc), "the served document is the embedded one")
 	requireError(t, ts.do(t, "POST", "/openapi.yaml", "{}"), 405, codeMethodNotAllowed)
 }
+
+// TestOpenAPICheckRejects makes sure the check is not vacuous: an answer
+// with an undeclared status or field, or a bad request the server accepts,
+// is refused.
+func TestOpenAPICheckRejects(t *testing.T) {
+	c, err := loadContract()
+	requireNoErr(t, err)
+	jsonHdr := http.Header{"Content-Type": {"application/json"}}
+	get := func(path string) *http.Request {
+		r, err := http.NewRequest("GET", "http://127.0.0.1"+path, nil)
+		requireNoErr(t, err)
+		return r
+	}
+	good := []byte(`{"status":"ok"}`)
+	requireNoErr(t, c.check(get("/healthz"), nil, 200, jsonHdr, good), "a declared answer")
+	for _, tc := range []struct {
+		name   string
+		status int
+		body   string
+	}{
+		{"undeclared status", 500, `{"error":{"code":"internal","message":"x"}}`},
+		{"undeclared field", 200, `{"status":"ok","extra":1}`},
+		{"missing field", 200, `{}`},
+	} {
+		requireTrue(t, c.check(get("/healthz"), nil, tc.status, jsonHdr, []byte(tc.body)) != nil, tc.name, "passed the check")
+	}
+	requireTrue(t, c.check(get("/nowhere"), nil, 200, jsonHdr, good) != nil, "a 200 to a path the document does not have passed the check")
+	requireTrue(t, c.check(get("/nowhere"), nil, 404, jsonHdr, []byte(`{"error":{"code":"not_found"}}`)) != nil, "an error body without its message passed the check")
+	post, err := http.NewRequest("POST", "http://127.0.0.1/v1/sales/s/queue", nil)
+	requireNoErr(t, err)
+	post.Header.Set("Content-Type", "application/json")
+	ticket := []byte(`{"queue_id":"q_1","state":"waiting","poll_after_s":1}`)
+	requireTrue(t, c.check(post, []byte(`{"buyer":"b","typo":1}`), 200, jsonHdr, ticket) != nil, "a request with an unknown field that the server accepted passed the check")
+	requireNoErr(t, c.check(post, []byte(`{"buyer":"b"}`), 200, jsonHdr, ticket), "a good join")
+}
