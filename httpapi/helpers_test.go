@@ -44,6 +44,10 @@ type testServer struct {
 	addr  string // 127.0.0.1:port
 	clock *testClock
 	c     *http.Client
+	// t is the test that started the server: answers that do not match
+	// openapi.yaml fail it (see contract.check).
+	t        testing.TB
+	contract *contract
 }
 
 // serverOption changes a test server's options before it starts.
@@ -77,7 +81,10 @@ func startServer(t testing.TB, opts ...serverOption) *testServer {
 		srv: run.Server, eng: run.Engine, clock: clock,
 		addr: run.Addr, base: "http://" + run.Addr,
 		c: newTestClient(256),
+		t: t,
 	}
+	ts.contract, err = loadContract()
+	requireNoErr(t, err)
 	t.Cleanup(func() {
 		ts.c.CloseIdleConnections()
 		// An engine that stopped on a fatal error reports it again at Close.
@@ -154,17 +161,21 @@ func (ts *testServer) do(t testing.TB, method, path string, body any, h ...hdr) 
 // to call from any goroutine.
 func (ts *testServer) try(method, path string, body any, h ...hdr) (response, error) {
 	var rd io.Reader
+	var sent []byte
 	switch b := body.(type) {
 	case nil:
 	case string:
+		sent = []byte(b)
 		rd = strings.NewReader(b)
 	case []byte:
+		sent = b
 		rd = bytes.NewReader(b)
 	default:
 		j, err := json.Marshal(b)
 		if err != nil {
 			return response{}, err
 		}
+		sent = j
 		rd = bytes.NewReader(j)
 	}
 	req, err := http.NewRequest(method, ts.base+path, rd)
@@ -187,6 +198,11 @@ func (ts *testServer) try(method, path string, body any, h ...hdr) (response, er
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return response{}, err
+	}
+	if ts.contract != nil {
+		if err := ts.contract.check(req, sent, resp.StatusCode, resp.Header, b); err != nil {
+			ts.t.Errorf("openapi.yaml: %v", err)
+		}
 	}
 	return response{Status: resp.StatusCode, Header: resp.Header, Body: b}, nil
 }

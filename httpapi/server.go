@@ -269,6 +269,11 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) string {
 			writeJSON(ctx, 200, map[string]string{"status": "ok"})
 		}
 		return "/healthz"
+	case n == 1 && parts[0] == "openapi.yaml":
+		if method(ctx, "GET") {
+			serveOpenAPI(ctx)
+		}
+		return "/openapi.yaml"
 	case n == 1 && parts[0] == "readyz":
 		if method(ctx, "GET") {
 			if s.eng.Load() == nil {
