@@ -30,37 +30,16 @@ func runPolls(o Options, c *client) error {
 
 	stamp := time.Now().UnixNano()
 	line, shop := fmt.Sprintf("bench-line-%d", stamp), fmt.Sprintf("bench-shop-%d", stamp)
-	for _, def := range []map[string]any{
-		{"id": line, "waiting_room": map[string]any{"active_limit": 1_000_000, "admit_per_s": pollsAdmitPerS, "access_ttl_s": 3600},
+	if err := createSales(c,
+		map[string]any{"id": line, "waiting_room": map[string]any{"active_limit": 1_000_000, "admit_per_s": pollsAdmitPerS, "access_ttl_s": 3600},
 			"zones": []any{map[string]any{"id": "ga", "capacity": 1_000_000}}},
-		{"id": shop, "max_per_buyer": 100, "waiting_room": map[string]any{"active_limit": 1_000_000, "access_ttl_s": 3600},
-			"zones": []any{map[string]any{"id": "ga", "capacity": 1_000_000}}},
-	} {
-		if st, err := c.do("create_sale", "POST", "/v1/sales", c.admin, "", def, nil); err != nil || st != 201 {
-			return fmt.Errorf("create bench sale: status %d, %v", st, err)
-		}
+		shopSale(shop)); err != nil {
+		return err
 	}
 	// The line: the first buyers are admitted at once, the rest wait.
-	ids := make([]string, pollsLine)
-	var joined atomic.Int64
-	var wg sync.WaitGroup
-	for w := range o.Conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < pollsLine; i += o.Conns {
-				var t ticket
-				st, err := c.do("line_join", "POST", "/v1/sales/"+line+"/queue", "", "", []byte(`{"buyer":"p`+strconv.Itoa(i)+`"}`), &t)
-				if err == nil && st == 200 {
-					ids[i] = t.QueueID
-					joined.Add(1)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if joined.Load() != pollsLine {
-		return fmt.Errorf("only %d of %d buyers joined the line", joined.Load(), pollsLine)
+	ids, failed := joinMany(c, o.Conns, line, "line_join", "p", pollsLine)
+	if failed > 0 {
+		return fmt.Errorf("only %d of %d buyers joined the line", pollsLine-failed, pollsLine)
 	}
 
 	// Phase 1, the ceiling: pollers in a closed loop, as fast as the server
@@ -141,4 +120,46 @@ func pollPhase(o Options, c *client, line, shop string, ids []string, prefix str
 	progress(o, deadline, func() string { return fmt.Sprintf("%d polls", polls.Load()) })
 	wg.Wait()
 	return float64(polls.Load()) / o.Duration.Seconds(), c.lat.quantiles(prefix + "shop_join"), c.lat.quantiles(prefix + "shop_hold"), failures.Load()
+}
+
+// shopSale is the definition of the sale in which a few buyers join and
+// hold beside a mode's main load: large, no line, many seats a buyer.
+func shopSale(id string) map[string]any {
+	return map[string]any{"id": id, "max_per_buyer": 100, "waiting_room": map[string]any{"active_limit": 1_000_000, "access_ttl_s": 3600},
+		"zones": []any{map[string]any{"id": "ga", "capacity": 1_000_000}}}
+}
+
+// createSales creates the bench's sales.
+func createSales(c *client, defs ...map[string]any) error {
+	for _, def := range defs {
+		if st, err := c.do("create_sale", "POST", "/v1/sales", c.admin, "", def, nil); err != nil || st != 201 {
+			return fmt.Errorf("create bench sale %v: status %d, %v", def["id"], st, err)
+		}
+	}
+	return nil
+}
+
+// joinMany joins n buyers (named prefix0, prefix1, ...) to a sale's line from
+// conns workers, and returns their queue ids and how many failed.
+func joinMany(c *client, conns int, sale, endpoint, prefix string, n int) ([]string, int) {
+	ids := make([]string, n)
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	for w := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += conns {
+				var t ticket
+				st, err := c.do(endpoint, "POST", "/v1/sales/"+sale+"/queue", "", "", []byte(`{"buyer":"`+prefix+strconv.Itoa(i)+`"}`), &t)
+				if err != nil || st != 200 {
+					failed.Add(1)
+					continue
+				}
+				ids[i] = t.QueueID
+			}
+		}()
+	}
+	wg.Wait()
+	return ids, int(failed.Load())
 }

@@ -29,37 +29,15 @@ func runStreams(o Options, c *client, srv *server) error {
 	stamp := time.Now().UnixNano()
 	line, shop := fmt.Sprintf("bench-streams-%d", stamp), fmt.Sprintf("bench-shop-%d", stamp)
 	opens := time.Now().Add(24 * time.Hour).UTC().Format(time.RFC3339)
-	for _, def := range []map[string]any{
-		{"id": line, "opens_at": opens, "waiting_room": map[string]any{"active_limit": 1_000_000, "access_ttl_s": 3600},
+	if err := createSales(c,
+		map[string]any{"id": line, "opens_at": opens, "waiting_room": map[string]any{"active_limit": 1_000_000, "access_ttl_s": 3600},
 			"zones": []any{map[string]any{"id": "ga", "capacity": 1_000_000}}},
-		{"id": shop, "max_per_buyer": 100, "waiting_room": map[string]any{"active_limit": 1_000_000, "access_ttl_s": 3600},
-			"zones": []any{map[string]any{"id": "ga", "capacity": 1_000_000}}},
-	} {
-		if st, err := c.do("create_sale", "POST", "/v1/sales", c.admin, "", def, nil); err != nil || st != 201 {
-			return fmt.Errorf("create bench sale: status %d, %v", st, err)
-		}
+		shopSale(shop)); err != nil {
+		return err
 	}
-	ids := make([]string, n)
-	var wg sync.WaitGroup
-	var failed atomic.Int64
-	for w := range o.Conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < n; i += o.Conns {
-				var t ticket
-				st, err := c.do("join", "POST", "/v1/sales/"+line+"/queue", "", "", []byte(`{"buyer":"e`+strconv.Itoa(i)+`"}`), &t)
-				if err != nil || st != 200 {
-					failed.Add(1)
-					continue
-				}
-				ids[i] = t.QueueID
-			}
-		}()
-	}
-	wg.Wait()
-	if failed.Load() > 0 {
-		return fmt.Errorf("%d of %d buyers could not join", failed.Load(), n)
+	ids, failed := joinMany(c, o.Conns, line, "join", "e", n)
+	if failed > 0 {
+		return fmt.Errorf("%d of %d buyers could not join", failed, n)
 	}
 	rss0, rssErr := rssBytes(srv.pid)
 
@@ -140,6 +118,7 @@ func runStreams(o Options, c *client, srv *server) error {
 	}
 
 	// Beside the open streams: join and hold in the other sale.
+	var wg sync.WaitGroup
 	deadline := time.Now().Add(o.Duration)
 	for w := range 4 {
 		wg.Add(1)
