@@ -6,6 +6,27 @@ import (
 	"onsale/wal"
 )
 
+// Journal is the log the engine writes its records to and recovers from:
+// the local write-ahead log (*wal.Log) on a single node, or the cluster's
+// replicated log. Append's done runs once the record is durable (on a
+// cluster: committed by a majority), in the order the records were
+// accepted; an error returned by Append means the record was refused and
+// nothing may be applied.
+type Journal interface {
+	Append(ev *wal.Event, done func(seq uint64, err error)) error
+	Barrier(done func(err error))
+	Err() error         // the fatal error, once one happened
+	Unavailable() error // why writes are refused for now, or nil
+	FirstSeq() uint64
+	LastSeq() uint64
+	TruncateFront(seq uint64) error
+	Replay(from uint64, fn func(seq uint64, ev *wal.Event) error) error
+	Start()
+	Close() error
+}
+
+var _ Journal = (*wal.Log)(nil)
+
 // ownerLog is a state owner's (a zone, room or sale actor's) view of its
 // records in the log: how many it appended and how many the log has
 // resolved. An owner applies a change in memory before its record is
@@ -13,7 +34,7 @@ import (
 // read, a duplicate release, a second join), could report what a crash would
 // undo. Such answers go through whenDurable.
 type ownerLog struct {
-	log      *wal.Log
+	log      Journal
 	appended uint64        // owner goroutine only
 	resolved atomic.Uint64 // incremented by the log writer
 }

@@ -82,6 +82,9 @@ type Config struct {
 	// (checkout.after_charge, cancel.before_refund, ...): the crash tests
 	// stop the process there. Nil in production.
 	AtStep func(step string)
+	// Journal, if set, is the log to use instead of the write-ahead log in
+	// Dir/wal: the cluster's replicated log. Engine.Close closes it.
+	Journal Journal
 	// Fatal is called once when the engine cannot go on safely (the log failed,
 	// an invariant broke). The server exits; recovery from the log restores
 	// every acknowledged change. Default: log it.
@@ -114,7 +117,7 @@ type Config struct {
 type Engine struct {
 	cfg     Config
 	sys     *actor.ActorSystem
-	log     *wal.Log
+	log     Journal
 	snapDir string
 	logger  *slog.Logger
 
@@ -162,12 +165,16 @@ func Open(cfg Config) (*Engine, error) {
 		sales: make(map[string]*Sale), stop: make(chan struct{}),
 	}
 	e.settler = newSettler(e)
-	lg, err := wal.Open(wal.Options{
-		Dir: filepath.Join(cfg.Dir, "wal"), NoSync: cfg.NoSync, OnBatch: cfg.OnBatch, FS: cfg.LogFS,
-		Logf: func(format string, args ...any) { e.logger.Warn(fmt.Sprintf(format, args...)) },
-	})
-	if err != nil {
-		return nil, fmt.Errorf("open log in %q: %w", cfg.Dir, err)
+	lg := cfg.Journal
+	if lg == nil {
+		wl, err := wal.Open(wal.Options{
+			Dir: filepath.Join(cfg.Dir, "wal"), NoSync: cfg.NoSync, OnBatch: cfg.OnBatch, FS: cfg.LogFS,
+			Logf: func(format string, args ...any) { e.logger.Warn(fmt.Sprintf(format, args...)) },
+		})
+		if err != nil {
+			return nil, fmt.Errorf("open log in %q: %w", cfg.Dir, err)
+		}
+		lg = wl
 	}
 	e.log = lg
 	if err := e.recover(); err != nil {
@@ -232,6 +239,12 @@ func unavailable(err error) *Error {
 		e := errorf(CodeStorageUnavailable, "the server cannot write to its disk for now (%v); nothing was changed: retry in a few seconds", err)
 		e.notDone = true
 		e.transient = true // a retry after the disk recovers may succeed
+		return e
+	}
+	if errors.Is(err, wal.ErrNotLeader) {
+		e := errorf(CodeUnavailable, "this node is no longer the cluster's leader (%v); nothing was changed: retry, another node takes over within seconds", err)
+		e.notDone = true
+		e.transient = true
 		return e
 	}
 	e := errorf(CodeUnavailable, "the change could not be made durable (%v); retry later", err)

@@ -30,6 +30,10 @@ var (
 	// stuck fsync) while the log cannot write. Nothing of the refused record
 	// was written; the log takes records again once the cause clears.
 	ErrUnavailable = errors.New("wal: log cannot write for now")
+	// ErrNotLeader: a replicated log refused or lost a record because its
+	// node is not (or no longer) the cluster's leader. A refused record was
+	// never written; one lost after it was accepted may or may not commit.
+	ErrNotLeader = errors.New("wal: this node is not the cluster's leader")
 
 	// Snapshots. ErrSnapshotCorrupt wraps every damage; the message names
 	// the file.

@@ -1,0 +1,432 @@
+// Package raftlog replicates the engine's records over Raft
+// (hashicorp/raft, with raft-boltdb as its log and stable store). Each
+// record is one Raft command; it is durable once a majority of the nodes
+// has stored it (each one fsyncs). The engine runs on the leader only: it
+// decides, appends through a Journal of the current term, and answers once
+// the record is committed. A node that becomes leader rebuilds the engine
+// from the committed log with the functions recovery uses (Journal.Replay).
+//
+// Fencing: a record carries the term of the journal that appended it. An
+// entry whose term is not the Raft term it was stored in was appended by an
+// engine from an earlier leadership; every node skips it the same way when
+// it replays, and its writer gets ErrNotLeader.
+package raftlog
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
+)
+
+// Timing of the cluster. The library's defaults (1 s heartbeat and election
+// timeouts) gave 1.5 s failovers on loopback; half of them keeps a failover
+// near a second and still rides out a two-core machine's scheduling stalls.
+const (
+	heartbeatTimeout = 500 * time.Millisecond
+	electionTimeout  = 500 * time.Millisecond
+	leaseTimeout     = 250 * time.Millisecond
+	// maxAppendEntries is the most records one log write (one bolt fsync)
+	// and one replication round carry: the group commit.
+	maxAppendEntries = 512
+	rpcTimeout       = 5 * time.Second
+)
+
+// Kinds of command, the first byte of a Raft entry's data.
+const (
+	kindRecord byte = 'R' // an engine record: term (uvarint) then the event body
+	kindMeta   byte = 'M' // cluster metadata (JSON meta)
+)
+
+// Peer is one member of the static cluster.
+type Peer struct {
+	ID   string
+	Addr string // Raft address, host:port
+}
+
+// ParsePeers reads "n1=127.0.0.1:7001,n2=...".
+func ParsePeers(s string) ([]Peer, error) {
+	var out []Peer
+	seen := map[string]bool{}
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		id, addr, ok := strings.Cut(part, "=")
+		if !ok || id == "" || addr == "" {
+			return nil, fmt.Errorf("--peers: %q is not id=host:port", part)
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return nil, fmt.Errorf("--peers: %q: %v", part, err)
+		}
+		if seen[id] {
+			return nil, fmt.Errorf("--peers: node id %q is listed twice", id)
+		}
+		seen[id] = true
+		out = append(out, Peer{ID: id, Addr: addr})
+	}
+	if len(out) < 3 || len(out)%2 == 0 {
+		return nil, fmt.Errorf("--peers lists %d nodes: a cluster needs an odd number, at least 3, so that a majority survives the loss of one", len(out))
+	}
+	return out, nil
+}
+
+// Config configures Open.
+type Config struct {
+	ID     string // this node's id, one of Peers
+	Peers  []Peer // every member, the same list on every node
+	Dir    string // raft.db and snapshots go here
+	Logger *slog.Logger
+}
+
+// Node is this process's member of the cluster.
+type Node struct {
+	cfg   Config
+	addr  string
+	r     *raft.Raft
+	store *raftboltdb.BoltStore
+	trans *raft.NetworkTransport
+	fsm   *fsm
+	obs   *raft.Observer
+
+	changed chan struct{} // capacity 1: leadership or leader changed
+	stop    chan struct{}
+	done    sync.WaitGroup
+}
+
+// Open starts the node: it opens its stores, joins the static cluster (the
+// first start of a fresh data directory bootstraps it) and starts taking
+// part in elections.
+func Open(cfg Config) (*Node, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	var self *Peer
+	for i := range cfg.Peers {
+		if cfg.Peers[i].ID == cfg.ID {
+			self = &cfg.Peers[i]
+		}
+	}
+	if self == nil {
+		return nil, fmt.Errorf("--node-id %q is not in --peers", cfg.ID)
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
+		return nil, fmt.Errorf("raft directory: %w", err)
+	}
+	store, err := raftboltdb.New(raftboltdb.Options{
+		Path: filepath.Join(cfg.Dir, "raft.db"),
+		// The freelist is rebuilt at open instead of written at every
+		// commit: bolt's file never shrinks, and syncing a large freelist
+		// slows every append.
+		BoltOptions: &bbolt.Options{Timeout: time.Second, NoFreelistSync: true, FreelistType: bbolt.FreelistMapType},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w (is another node using this data directory?)", filepath.Join(cfg.Dir, "raft.db"), err)
+	}
+	hl := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: slogWriter{cfg.Logger}})
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hl)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("raft snapshots: %w", err)
+	}
+	adv, err := net.ResolveTCPAddr("tcp", self.Addr)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("--raft-addr %q: %w", self.Addr, err)
+	}
+	trans, err := raft.NewTCPTransportWithLogger(self.Addr, adv, 8, rpcTimeout, hl)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("listen for raft on %s: %w (is another node using it? choose another with --raft-addr)", self.Addr, err)
+	}
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.ID)
+	rc.Logger = hl
+	rc.HeartbeatTimeout = heartbeatTimeout
+	rc.ElectionTimeout = electionTimeout
+	rc.LeaderLeaseTimeout = leaseTimeout
+	rc.MaxAppendEntries = maxAppendEntries
+	rc.BatchApplyCh = true // the journal never uses Apply's timeout
+	rc.NoLegacyTelemetry = true
+	// The records are the engine's state: the log is never compacted
+	// behind a snapshot of the metadata alone (see the package notes).
+	rc.SnapshotThreshold = 1 << 62
+	rc.SnapshotInterval = 24 * time.Hour
+	n := &Node{cfg: cfg, addr: self.Addr, store: store, trans: trans, fsm: newFSM(),
+		changed: make(chan struct{}, 1), stop: make(chan struct{})}
+	var servers []raft.Server
+	for _, p := range cfg.Peers {
+		servers = append(servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.Addr)})
+	}
+	// Every member bootstraps its fresh store with the same list; a store
+	// that has any state refuses, which is a restart.
+	err = raft.BootstrapCluster(rc, store, store, snaps, trans, raft.Configuration{Servers: servers})
+	if err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+		trans.Close()
+		store.Close()
+		return nil, fmt.Errorf("bootstrap the cluster: %w", err)
+	}
+	cache, err := raft.NewLogCache(512, store)
+	if err != nil {
+		trans.Close()
+		store.Close()
+		return nil, err
+	}
+	r, err := raft.NewRaft(rc, n.fsm, cache, store, snaps, trans)
+	if err != nil {
+		trans.Close()
+		store.Close()
+		return nil, fmt.Errorf("start raft: %w", err)
+	}
+	n.r = r
+	ch := make(chan raft.Observation, 64)
+	n.obs = raft.NewObserver(ch, false, func(o *raft.Observation) bool {
+		switch o.Data.(type) {
+		case raft.LeaderObservation, raft.RaftState:
+			return true
+		}
+		return false
+	})
+	r.RegisterObserver(n.obs)
+	n.done.Add(2)
+	go func() {
+		defer n.done.Done()
+		for {
+			select {
+			case <-ch:
+				n.poke()
+			case <-n.stop:
+				return
+			}
+		}
+	}()
+	// A dropped observation (full channel) must not leave a change
+	// unnoticed: a slow tick pokes too.
+	go func() {
+		defer n.done.Done()
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				n.poke()
+			case <-n.stop:
+				return
+			}
+		}
+	}()
+	return n, nil
+}
+
+func (n *Node) poke() {
+	select {
+	case n.changed <- struct{}{}:
+	default:
+	}
+}
+
+// Changes fires (coalesced) when the node's state or its leader may have
+// changed, and at least every 250 ms. One consumer.
+func (n *Node) Changes() <-chan struct{} { return n.changed }
+
+// ID is this node's id.
+func (n *Node) ID() string { return n.cfg.ID }
+
+// Peers is the static member list.
+func (n *Node) Peers() []Peer { return n.cfg.Peers }
+
+// IsLeader reports whether this node leads now.
+func (n *Node) IsLeader() bool { return n.r.State() == raft.Leader }
+
+// State is "leader", "follower", "candidate" or "shutdown".
+func (n *Node) State() string { return strings.ToLower(n.r.State().String()) }
+
+// Leader is the current leader's id, or "" during an election.
+func (n *Node) Leader() string {
+	_, id := n.r.LeaderWithID()
+	return string(id)
+}
+
+// AppliedIndex is the last entry applied on this node.
+func (n *Node) AppliedIndex() uint64 { return n.r.AppliedIndex() }
+
+// CommitIndex is the last entry this node knows committed.
+func (n *Node) CommitIndex() uint64 { return n.r.CommitIndex() }
+
+// LastContact is when this node last heard from its leader (zero on the
+// leader itself).
+func (n *Node) LastContact() time.Time { return n.r.LastContact() }
+
+// CatchUp waits until every entry of earlier terms is applied here: a new
+// leader calls it before it serves anything.
+func (n *Node) CatchUp(timeout time.Duration) error {
+	return n.r.Barrier(timeout).Error()
+}
+
+// HTTPAddr is the HTTP address the node with that id registered, or "".
+func (n *Node) HTTPAddr(id string) string { return n.fsm.httpAddr(id) }
+
+// SigningKey is the cluster's token signing key, or nil before the first
+// leader set it.
+func (n *Node) SigningKey() []byte { return n.fsm.signingKey() }
+
+// SetMeta replicates the node's HTTP address and, when the cluster has none
+// yet, the signing key. Leader only; it returns once committed.
+func (n *Node) SetMeta(id, httpAddr string, key []byte) error {
+	b, err := json.Marshal(meta{Node: id, HTTP: httpAddr, Key: key})
+	if err != nil {
+		return err
+	}
+	f := n.r.Apply(append([]byte{kindMeta}, b...), rpcTimeout)
+	if err := f.Error(); err != nil {
+		return notLeader(err)
+	}
+	return nil
+}
+
+// Close leaves the cluster's work to the others: it stops Raft and closes
+// the stores. Journals of this node fail from here on.
+func (n *Node) Close() error {
+	close(n.stop)
+	err := n.r.Shutdown().Error()
+	n.r.DeregisterObserver(n.obs)
+	n.done.Wait()
+	return errors.Join(err, n.trans.Close(), n.store.Close())
+}
+
+// notLeader turns the library's leadership errors into wal.ErrNotLeader.
+func notLeader(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost),
+		errors.Is(err, raft.ErrLeadershipTransferInProgress), errors.Is(err, raft.ErrRaftShutdown):
+		return fmt.Errorf("%w (%v)", errNotLeader, err)
+	}
+	return err
+}
+
+// meta is a metadata command: a node's HTTP address, and the signing key
+// if the cluster has none yet.
+type meta struct {
+	Node string `json:"node"`
+	HTTP string `json:"http"`
+	Key  []byte `json:"key,omitempty"`
+}
+
+// fsm is the state every node applies: the metadata. The records stay in
+// the Raft log, where a new leader's engine reads them (Journal.Replay).
+type fsm struct {
+	mu    sync.RWMutex
+	nodes map[string]string // id -> HTTP address
+	key   []byte
+	last  atomic.Uint64 // applied index
+}
+
+func newFSM() *fsm { return &fsm{nodes: map[string]string{}} }
+
+func (f *fsm) Apply(l *raft.Log) any {
+	f.last.Store(l.Index)
+	if l.Type != raft.LogCommand || len(l.Data) == 0 {
+		return nil
+	}
+	switch l.Data[0] {
+	case kindRecord:
+		term, n := binary.Uvarint(l.Data[1:])
+		if n <= 0 || term != l.Term {
+			return errStale
+		}
+	case kindMeta:
+		var m meta
+		if err := json.Unmarshal(l.Data[1:], &m); err != nil {
+			return err
+		}
+		f.mu.Lock()
+		if m.Node != "" {
+			f.nodes[m.Node] = m.HTTP
+		}
+		if len(f.key) == 0 && len(m.Key) > 0 {
+			f.key = m.Key
+		}
+		f.mu.Unlock()
+	}
+	return nil
+}
+
+func (f *fsm) httpAddr(id string) string {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.nodes[id]
+}
+
+func (f *fsm) signingKey() []byte {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.key
+}
+
+type fsmState struct {
+	Nodes map[string]string `json:"nodes"`
+	Key   []byte            `json:"key"`
+}
+
+func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	st := fsmState{Nodes: make(map[string]string, len(f.nodes)), Key: f.key}
+	for k, v := range f.nodes {
+		st.Nodes[k] = v
+	}
+	b, err := json.Marshal(st)
+	return fsmSnap(b), err
+}
+
+func (f *fsm) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	var st fsmState
+	if err := json.NewDecoder(rc).Decode(&st); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.nodes, f.key = st.Nodes, st.Key
+	if f.nodes == nil {
+		f.nodes = map[string]string{}
+	}
+	return nil
+}
+
+type fsmSnap []byte
+
+func (s fsmSnap) Persist(sink raft.SnapshotSink) error {
+	if _, err := sink.Write(s); err != nil {
+		sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+
+func (s fsmSnap) Release() {}
+
+// slogWriter passes the library's log lines to the server's logger.
+type slogWriter struct{ l *slog.Logger }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	w.l.Warn(strings.TrimSpace(string(p)), "lib", "raft")
+	return len(p), nil
+}
