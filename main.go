@@ -139,11 +139,17 @@ func serve(args []string) error {
 	if run.Secrets.NewAdminToken {
 		fmt.Fprintf(os.Stderr, "admin token (kept in %s/admin-token; shown only now): %s\n", o.Dir, run.Secrets.AdminToken)
 	}
-	eng := run.Engine
-	logger.Info("ready", "addr", run.Addr, "recovery", run.Recovery.Round(time.Millisecond), "sales", len(eng.Sales()), "log_seq", eng.LogSeq())
-	if *demo != "" {
-		if err := createDemo(eng, *demo, run.Addr, logger); err != nil {
-			return errors.Join(err, run.Close(10*time.Second))
+	if eng := run.Engine; eng != nil {
+		logger.Info("ready", "addr", run.Addr, "recovery", run.Recovery.Round(time.Millisecond), "sales", len(eng.Sales()), "log_seq", eng.LogSeq())
+		if *demo != "" {
+			if err := createDemo(eng, *demo, run.Addr, logger); err != nil {
+				return errors.Join(err, run.Close(10*time.Second))
+			}
+		}
+	} else {
+		logger.Info("cluster node started; the engine runs on the leader", "addr", run.Addr, "node", o.NodeID, "raft", o.RaftAddr)
+		if *demo != "" {
+			go demoWhenLeading(run, *demo, logger)
 		}
 	}
 
@@ -162,6 +168,25 @@ func serve(args []string) error {
 		runErr = fmt.Errorf("http server: %w", run.ServeErr())
 	}
 	return errors.Join(runErr, run.Close(10*time.Second))
+}
+
+// demoWhenLeading creates the demo sale once this cluster node leads (each
+// node tries; the sale is created once, the others find it).
+func demoWhenLeading(run *httpapi.Running, path string, logger *slog.Logger) {
+	for {
+		select {
+		case <-run.Served():
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+		if eng := run.CurrentEngine(); eng != nil {
+			if err := createDemo(eng, path, run.Addr, logger); err != nil {
+				logger.Warn("demo sale", "err", err)
+				continue
+			}
+			return
+		}
+	}
 }
 
 // createDemo creates the sale in path unless it exists.

@@ -8,12 +8,16 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
 	"onsale/actors"
 	"onsale/actors/line"
 	"onsale/wal"
+	"onsale/wal/raftlog"
+
+	"github.com/valyala/fasthttp"
 )
 
 // Options are everything a running onsale is made of: where it listens and
@@ -71,6 +75,11 @@ type Options struct {
 	LogFS wal.FS
 	// Alerts are the alert thresholds and webhook (zero: AlertDefaults).
 	Alerts AlertOptions
+
+	// The cluster mode: all three set, or none (one node).
+	NodeID   string // this node's id in Peers
+	RaftAddr string // this node's Raft address; must match Peers
+	Peers    string // id=host:port,... the same on every node
 }
 
 // AddFlags registers the options that serve and bench share, under the same
@@ -98,6 +107,9 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&a.FsyncP99, "alert-fsync-p99", a.FsyncP99, "alert when the p99 of a log write and fsync is over this (negative: off)")
 	fs.Float64Var(&a.DiskFreeMiB, "alert-disk-free", a.DiskFreeMiB, "alert when the data directory's disk has less free space than this, in MiB (negative: off)")
 	fs.Float64Var(&a.RateLimited, "alert-rate-limited", a.RateLimited, "alert when this share of requests is refused 429 (0..1; negative: off)")
+	fs.StringVar(&o.NodeID, "node-id", o.NodeID, "cluster mode: this node's id in --peers")
+	fs.StringVar(&o.RaftAddr, "raft-addr", o.RaftAddr, "cluster mode: this node's Raft address (host:port), as listed in --peers")
+	fs.StringVar(&o.Peers, "peers", o.Peers, "cluster mode: every node as id=host:port (their Raft addresses), the same list on every node, e.g. n1=127.0.0.1:7001,n2=127.0.0.1:7002,n3=127.0.0.1:7003")
 	fs.BoolVar(&o.NoSync, "unsafe-no-fsync", o.NoSync, "skip fsync: acknowledged writes can be lost on a crash; for experiments only")
 }
 
@@ -145,6 +157,20 @@ func (o *Options) Check() error {
 	}
 	if o.StripeAPIBase != "" && o.Payments != PaymentsStripe {
 		return errors.New("--stripe-api-base is for --payments stripe")
+	}
+	if o.NodeID != "" || o.Peers != "" || o.RaftAddr != "" {
+		if o.NodeID == "" || o.Peers == "" {
+			return errors.New("a cluster node needs --node-id and --peers (and the same --admin-token on every node)")
+		}
+		if _, err := o.splitCluster(); err != nil {
+			return err
+		}
+		if o.AdminToken == "" {
+			return errors.New("a cluster node needs --admin-token (or ONSALE_ADMIN_TOKEN), the same on every node")
+		}
+		if o.NoSync {
+			return errors.New("--unsafe-no-fsync is for one node only")
+		}
 	}
 	if err := o.Alerts.check(); err != nil {
 		return err
@@ -226,13 +252,23 @@ func Start(o Options) (*Running, error) {
 	limit, conns := connectionsCap()
 	o.Logger.Info("connection caps", "caps", describeCaps(limit, conns, srv.cfg.ConnsPerAddress))
 	r := &Running{Server: srv, Addr: ln.Addr().String(), Secrets: sec, served: make(chan struct{})}
+	fatal := make(chan error, 1)
+	r.Fatal = fatal
+	if o.NodeID != "" {
+		// Joined before serving: every request sees the node.
+		if err := r.startCluster(o, m, fatal); err != nil {
+			ln.Close()
+			return nil, err
+		}
+	}
 	go func() {
 		r.serveErr = srv.Serve(ln)
 		close(r.served)
 	}()
-
-	fatal := make(chan error, 1)
-	r.Fatal = fatal
+	if c := srv.cluster; c != nil {
+		go c.run()
+		return r, nil
+	}
 	start := time.Now()
 	eng, err := actors.Open(actors.Config{
 		Dir: o.Dir, NoSync: o.NoSync, Logger: o.Logger, Now: o.Now, OnBatch: m.OnBatch, PollBudget: o.PollBudget, LogFS: o.LogFS,
@@ -264,6 +300,43 @@ func Start(o Options) (*Running, error) {
 	return r, nil
 }
 
+// startCluster joins the cluster; the engine starts when this node leads.
+func (r *Running) startCluster(o Options, m *Metrics, fatal chan error) error {
+	peers, err := o.splitCluster()
+	if err != nil {
+		return err
+	}
+	node, err := raftlog.Open(raftlog.Config{ID: o.NodeID, Peers: peers, Dir: filepath.Join(o.Dir, "raft"), Logger: o.Logger})
+	if err != nil {
+		return err
+	}
+	srv := r.Server
+	c := &cluster{
+		s: srv, node: node, self: r.Addr, proof: clusterProof(r.Secrets.AdminToken), key: r.Secrets.SigningKey, log: o.Logger,
+		clients: map[string]*fasthttp.HostClient{}, fatal: fatal,
+		poke: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{}),
+		engine: func() actors.Config {
+			return actors.Config{
+				Dir: o.Dir, Logger: o.Logger, Now: o.Now, OnBatch: m.OnBatch, PollBudget: o.PollBudget,
+				HoldRetention: o.HoldRetention, Payer: srv.pay, AtStep: o.AtStep,
+			}
+		},
+	}
+	srv.cluster = c
+	owed := func() int64 {
+		if e := c.eng.Load(); e != nil {
+			return e.RefundsOwed()
+		}
+		return 0
+	}
+	m.refundsOwed.Store(&owed)
+	return nil
+}
+
+// CurrentEngine is the engine in use now: on a cluster node, nil unless it
+// leads.
+func (r *Running) CurrentEngine() *actors.Engine { return r.Server.eng.Load() }
+
 // Served is closed when the HTTP server stops serving; ServeErr says why.
 func (r *Running) Served() <-chan struct{} { return r.served }
 
@@ -281,7 +354,13 @@ func (r *Running) Close(timeout time.Duration) error {
 	if r.serveErr != nil {
 		errs = append(errs, fmt.Errorf("serve: %w", r.serveErr))
 	}
-	if err := r.Engine.Close(); err != nil {
+	if c := r.Server.cluster; c != nil {
+		close(c.stop)
+		<-c.stopped
+		if err := c.node.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("leave the cluster: %w", err))
+		}
+	} else if err := r.Engine.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close log: %w", err))
 	}
 	return errors.Join(errs...)

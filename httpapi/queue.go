@@ -39,7 +39,7 @@ func (s *Server) ticketBody(sale *actors.Sale, t *actors.QueueTicket) ticketJSON
 		out.OpensInS = &o
 	}
 	if v.State == "admitted" && v.AccessExpires > 0 {
-		out.AccessToken = s.sign.sign(accessClaims{Sale: sale.ID(), Buyer: t.Buyer, ID: t.QueueID, Expires: v.AccessExpires})
+		out.AccessToken = s.sign.Load().sign(accessClaims{Sale: sale.ID(), Buyer: t.Buyer, ID: t.QueueID, Expires: v.AccessExpires})
 		out.AccessExpiresAt = fmtMs(v.AccessExpires)
 	}
 	return out

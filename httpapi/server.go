@@ -61,9 +61,11 @@ const (
 
 // Server serves API.md over fasthttp.
 type Server struct {
-	cfg     Config
-	eng     atomic.Pointer[actors.Engine] // nil while recovering
-	sign    signer
+	cfg  Config
+	eng  atomic.Pointer[actors.Engine] // nil while recovering
+	sign atomic.Pointer[signer]        // swapped when a cluster's leader takes over
+	// cluster is this node's membership of a cluster, nil on one node.
+	cluster *cluster
 	pay     *bulkhead
 	byBuyer *limiter
 	byAddr  *limiter
@@ -96,11 +98,12 @@ func New(cfg Config) *Server {
 		cfg.GatewaySlots = GatewaySlotsDefault
 	}
 	s := &Server{
-		cfg: cfg, sign: newSigner(cfg.SigningKey), m: cfg.Metrics, log: cfg.Logger,
+		cfg: cfg, m: cfg.Metrics, log: cfg.Logger,
 		byBuyer: newLimiter(cfg.BuyerRate), byAddr: newLimiter(cfg.AddressRate),
 		pages:   newPageCache(),
 		closing: make(chan struct{}),
 	}
+	s.setSigner(cfg.SigningKey)
 	if cfg.ConnsPerAddress <= 0 {
 		cfg.ConnsPerAddress = ConnsPerAddressDefault
 	}
@@ -145,6 +148,12 @@ func New(cfg Config) *Server {
 
 // SetEngine makes the server ready.
 func (s *Server) SetEngine(e *actors.Engine) { s.eng.Store(e) }
+
+// setSigner puts key in force for access tokens.
+func (s *Server) setSigner(key []byte) {
+	sg := newSigner(key)
+	s.sign.Store(&sg)
+}
 
 // Serve serves on ln until Shutdown, holding at most the connections the
 // file limit allows and waiting out EMFILE instead of exiting.
@@ -276,7 +285,13 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) string {
 		return "/openapi.yaml"
 	case n == 1 && parts[0] == "readyz":
 		if method(ctx, "GET") {
-			if s.eng.Load() == nil {
+			if s.cluster != nil {
+				if err := s.cluster.ready(); err != nil {
+					fail(ctx, codeRecovering, err.Error())
+				} else {
+					writeJSON(ctx, 200, map[string]string{"status": "ready", "node": s.cluster.node.ID(), "state": s.cluster.node.State()})
+				}
+			} else if s.eng.Load() == nil {
 				fail(ctx, codeRecovering, "the server is recovering its state from the log; retry in a moment")
 			} else if err := s.eng.Load().Err(); err != nil {
 				fail(ctx, actors.CodeUnavailable, "the engine stopped: "+err.Error())
@@ -300,7 +315,18 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) string {
 		fail(ctx, actors.CodeNotFound, "no such resource")
 		return "unknown"
 	}
+	if s.cluster != nil && n >= 2 && parts[1] == "cluster" {
+		return s.cluster.route(ctx, parts)
+	}
 	eng := s.eng.Load()
+	if eng == nil && s.cluster != nil && !s.cluster.node.IsLeader() {
+		// A follower is the front door: it limits, then hands over.
+		if !queueStatusPath(ctx, parts) && !s.limitAddress(ctx) {
+			return "rate_limited"
+		}
+		s.cluster.forward(ctx, parts)
+		return "forwarded"
+	}
 	if eng == nil {
 		fail(ctx, codeRecovering, "the server is recovering its state from the log; retry in a moment")
 		return "recovering"
@@ -398,7 +424,7 @@ func (s *Server) claims(ctx *fasthttp.RequestCtx) (accessClaims, bool) {
 	}
 	m := &claimsMemo{}
 	if tok, ok := bearer(ctx); ok {
-		c, err := s.sign.verify(tok)
+		c, err := s.sign.Load().verify(tok)
 		if err == nil && c.Expires > s.cfg.Now().UnixMilli() {
 			m.c, m.ok = c, true
 		}
@@ -433,7 +459,10 @@ func (s *Server) limitAddress(ctx *fasthttp.RequestCtx) bool {
 	if _, ok := s.claims(ctx); ok || s.isAdmin(ctx) {
 		return true
 	}
-	return s.limit(ctx, s.byAddr, ctx.RemoteIP().String())
+	if s.cluster != nil && s.cluster.fromMember(ctx) && len(ctx.Request.Header.Peek(hdrForwardedBy)) > 0 {
+		return true // the forwarding member limited it
+	}
+	return s.limit(ctx, s.byAddr, s.clientAddr(ctx))
 }
 
 func (s *Server) limitBuyer(ctx *fasthttp.RequestCtx, key string) bool {

@@ -328,7 +328,7 @@ func TestAccessTokens(t *testing.T) {
 
 	// A token signed with another key.
 	other := New(Config{SigningKey: []byte("another key")})
-	forged := other.sign.sign(accessClaims{Sale: "s", Buyer: "b1", ID: "q_x", Expires: ts.clock.Now().Add(time.Hour).UnixMilli()})
+	forged := other.sign.Load().sign(accessClaims{Sale: "s", Buyer: "b1", ID: "q_x", Expires: ts.clock.Now().Add(time.Hour).UnixMilli()})
 	requireError(t, ts.hold(t, "s", forged, map[string]any{"zone": "ga", "quantity": 1}), 403, actors.CodeNotAdmitted, "other key")
 
 	// Expired: past access_expires_at the token opens nothing.

@@ -1,0 +1,431 @@
+//go:build unix
+
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const (
+	clusterCyclesFull  = 4 // kill -9 and SIGSTOP cycles of the leader
+	clusterCyclesShort = 2
+	clusterWorkers     = 6 // buyers writing at once, each through a random node
+	clusterSaleID      = "cluster"
+	clusterCapacity    = 200_000
+	clusterStopFor     = 3 * time.Second // a SIGSTOP lasts this long: well past an election
+)
+
+// clusterNode is one onsale child process of the three.
+type clusterNode struct {
+	id, http, raft, data string
+	out                  *crashLog
+	cmd                  *exec.Cmd
+	exited               chan struct{}
+	// paused: stopped with SIGSTOP; the buyers' load balancer leaves it out
+	// as a health check would.
+	paused bool
+}
+
+type clusterRun struct {
+	t     *testing.T
+	bin   string
+	peers string
+	nodes []*clusterNode
+	hc    *http.Client
+	rng   *rand.Rand
+
+	mu    sync.Mutex
+	acked map[string]clusterHold // hold id -> acknowledged hold
+}
+
+type clusterHold struct {
+	buyer, token, key, order string
+	body                     []byte
+	// paying: a checkout was sent and its answer lost; the hold may be
+	// active or purchased.
+	paying bool
+}
+
+func (n *clusterNode) start(t *testing.T, bin, peers string) {
+	t.Helper()
+	cmd := exec.Command(bin, "serve", "--addr", n.http, "--data", n.data, "--admin-token", crashAdminToken,
+		"--buyer-rate", "0", "--address-rate", "0", "--node-id", n.id, "--raft-addr", n.raft, "--peers", peers)
+	cmd.Env = crashChildEnv()
+	cmd.Stdout, cmd.Stderr = n.out, n.out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", n.id, err)
+	}
+	n.cmd, n.exited = cmd, make(chan struct{})
+	go func(ch chan struct{}) { cmd.Wait(); close(ch) }(n.exited)
+}
+
+func (n *clusterNode) kill() {
+	if n.cmd != nil {
+		n.cmd.Process.Signal(syscall.SIGCONT)
+		n.cmd.Process.Kill()
+		<-n.exited
+		n.cmd = nil
+	}
+}
+
+func (r *clusterRun) call(n *clusterNode, method, path, token, key string, body []byte) (int, []byte, error) {
+	c := &crashClient{hc: r.hc, base: "http://" + n.http}
+	return c.call(method, path, token, key, body)
+}
+
+// leader asks each running node for the cluster until one names a leader
+// that says it is ready; it returns that node.
+func (r *clusterRun) leader(timeout time.Duration) *clusterNode {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		for _, n := range r.nodes {
+			if n.cmd == nil {
+				continue
+			}
+			st, b, err := r.call(n, "GET", "/readyz", "", "", nil)
+			if err == nil && st == 200 && strings.Contains(string(b), `"leader"`) {
+				return n
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return nil
+}
+
+func (r *clusterRun) any() *clusterNode {
+	for {
+		r.mu.Lock()
+		n := r.nodes[rand.IntN(len(r.nodes))] // the package's source: safe from every goroutine
+		ok := n.cmd != nil && !n.paused
+		r.mu.Unlock()
+		if ok {
+			return n
+		}
+	}
+}
+
+// admit joins a new buyer through any node and waits for its access token.
+func (r *clusterRun) admit(name string) string {
+	r.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	var qid string
+	for time.Now().Before(deadline) {
+		n := r.any()
+		if qid == "" {
+			st, b, err := r.call(n, "POST", "/v1/sales/"+clusterSaleID+"/queue", "", "", crashJSON(map[string]string{"buyer": name}))
+			var tk crashTicketBody
+			if err == nil && (st == 200 || st == 201) && json.Unmarshal(b, &tk) == nil {
+				qid = tk.QueueID
+			}
+		} else {
+			st, b, err := r.call(n, "GET", "/v1/sales/"+clusterSaleID+"/queue/"+qid, "", "", nil)
+			var tk crashTicketBody
+			if err == nil && st == 200 && json.Unmarshal(b, &tk) == nil && tk.AccessToken != "" {
+				return tk.AccessToken
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	r.t.Fatalf("buyer %s not admitted within 30 s", name)
+	return ""
+}
+
+// load writes holds (and checks out every third) through random nodes
+// until stop closes; it keeps what was acknowledged.
+func (r *clusterRun) load(cycle int, stop <-chan struct{}, firstAfter *time.Time, killedAt *time.Time, wg *sync.WaitGroup) {
+	for w := range clusterWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(cycle), uint64(w)))
+			var name, tok string
+			held := 0
+			for i := 0; ; i++ {
+				if tok == "" || held >= crashMaxPerBuyer-10 {
+					// A new buyer before this one reaches max_per_buyer.
+					name, held = fmt.Sprintf("c%d-w%d-%d", cycle, w, i), 0
+					tok = r.admit(name)
+				}
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				r.mu.Lock()
+				n := r.nodes[rng.IntN(len(r.nodes))]
+				alive := n.cmd != nil && !n.paused
+				r.mu.Unlock()
+				if !alive {
+					continue
+				}
+				key := fmt.Sprintf("%s-%d", name, i)
+				sent := time.Now()
+				body := crashJSON(map[string]any{"zone": "ga", "quantity": 1})
+				st, b, err := r.call(n, "POST", "/v1/sales/"+clusterSaleID+"/holds", tok, key, body)
+				if err != nil || st != 201 {
+					time.Sleep(10 * time.Millisecond)
+					continue
+				}
+				var h crashHoldBody
+				if json.Unmarshal(b, &h) != nil || h.HoldID == "" {
+					r.t.Errorf("hold answer without an id: %s", b)
+					return
+				}
+				held++
+				ch := clusterHold{buyer: name, token: tok, key: key, body: body}
+				if i%3 == 0 {
+					pk := "pay-" + key
+					st, b, err := r.call(r.any(), "POST", "/v1/holds/"+h.HoldID+"/checkout", tok, pk, crashJSON(map[string]any{"payment": map[string]string{"token": "tok_visa"}}))
+					var o crashOrderBody
+					if err == nil && st == 201 && json.Unmarshal(b, &o) == nil {
+						ch.order = o.OrderID
+					} else if err != nil || st >= 500 {
+						ch.paying = true
+					}
+				}
+				r.mu.Lock()
+				r.acked[h.HoldID] = ch
+				if !killedAt.IsZero() && sent.After(*killedAt) && firstAfter.IsZero() {
+					*firstAfter = time.Now()
+				}
+				r.mu.Unlock()
+			}
+		}()
+	}
+}
+
+// TestClusterFailover runs three nodes and, cycle after cycle, kills the
+// leader with SIGKILL (or stops it with SIGSTOP) while buyers hold and pay
+// through all three. After each cycle every acknowledged hold and order must
+// be there, held + sold must match them, and an idempotent retry through
+// another node must get the first answer.
+func TestClusterFailover(t *testing.T) {
+	cycles := clusterCyclesFull
+	if testing.Short() {
+		cycles = clusterCyclesShort
+	}
+	// Requests time out sooner than elsewhere: one sent to a node as it is
+	// stopped must not hold its buyer for long.
+	r := &clusterRun{t: t, bin: crashBuild(t), hc: &http.Client{Timeout: 3 * time.Second},
+		rng: rand.New(rand.NewPCG(1, 2)), acked: map[string]clusterHold{}}
+	base := t.TempDir()
+	var peers []string
+	for i := range 3 {
+		n := &clusterNode{id: fmt.Sprintf("n%d", i+1), http: crashFreeAddr(t), raft: crashFreeAddr(t),
+			data: filepath.Join(base, fmt.Sprintf("n%d", i+1)), out: &crashLog{}}
+		r.nodes = append(r.nodes, n)
+		peers = append(peers, n.id+"="+n.raft)
+	}
+	r.peers = strings.Join(peers, ",")
+	for _, n := range r.nodes {
+		n.start(t, r.bin, r.peers)
+	}
+	t.Cleanup(func() {
+		for _, n := range r.nodes {
+			n.kill()
+		}
+		if t.Failed() {
+			for _, n := range r.nodes {
+				t.Logf("--- %s output:\n%s", n.id, n.out.tail())
+			}
+		}
+	})
+	ld := r.leader(crashReadyTimeout)
+	if ld == nil {
+		t.Fatal("no leader within 30 s")
+	}
+	r.allReady(0)
+	def := map[string]any{
+		"id": clusterSaleID, "name": "Cluster test", "hold_ttl_s": crashHoldTTLS, "max_per_buyer": crashMaxPerBuyer,
+		"waiting_room": map[string]any{"active_limit": 1_000_000, "admit_per_s": 0, "access_ttl_s": 86400},
+		"zones":        []map[string]any{{"id": "ga", "name": "General admission", "price_cents": 4500, "capacity": clusterCapacity}},
+	}
+	// Through a follower: the write is forwarded to the leader.
+	var follower *clusterNode
+	for _, n := range r.nodes {
+		if n != ld {
+			follower = n
+		}
+	}
+	st, b, err := r.call(follower, "POST", "/v1/sales", crashAdminToken, "", crashJSON(def))
+	if err != nil || st != 201 {
+		t.Fatalf("create the sale through follower %s: %d %s (err %v)", follower.id, st, b, err)
+	}
+
+	var failovers []time.Duration
+	for c := 1; c <= cycles; c++ {
+		stopSig := c%2 == 0 // even cycles: SIGSTOP, odd: SIGKILL
+		var firstAfter, killedAt time.Time
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		r.load(c, stop, &firstAfter, &killedAt, &wg)
+		time.Sleep(time.Duration(300+r.rng.IntN(400)) * time.Millisecond)
+		ld := r.leader(10 * time.Second)
+		if ld == nil {
+			t.Fatalf("cycle %d: no leader before the fault", c)
+		}
+		r.mu.Lock()
+		killedAt = time.Now()
+		if stopSig {
+			ld.cmd.Process.Signal(syscall.SIGSTOP)
+			ld.paused = true
+		} else {
+			ld.cmd.Process.Kill()
+			<-ld.exited
+			ld.cmd = nil
+		}
+		r.mu.Unlock()
+		// A new leader must take writes.
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			r.mu.Lock()
+			done := !firstAfter.IsZero()
+			r.mu.Unlock()
+			if done {
+				break
+			}
+			if time.Now().After(deadline) {
+				close(stop)
+				wg.Wait()
+				t.Fatalf("cycle %d: no write acknowledged within 20 s of losing leader %s", c, ld.id)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		fo := firstAfter.Sub(killedAt)
+		failovers = append(failovers, fo)
+		if stopSig {
+			time.Sleep(clusterStopFor - min(fo, clusterStopFor))
+			ld.cmd.Process.Signal(syscall.SIGCONT)
+			r.mu.Lock()
+			ld.paused = false
+			r.mu.Unlock()
+		} else {
+			r.mu.Lock()
+			ld.start(t, r.bin, r.peers)
+			r.mu.Unlock()
+		}
+		time.Sleep(500 * time.Millisecond) // writes go on with the old leader back
+		close(stop)
+		wg.Wait()
+		kind := map[bool]string{true: "SIGSTOP", false: "SIGKILL"}[stopSig]
+		t.Logf("cycle %d: %s of leader %s; first write acknowledged after %v; %d holds acknowledged so far", c, kind, ld.id, fo.Round(time.Millisecond), len(r.acked))
+		r.verify(c)
+	}
+	slices.Sort(failovers)
+	t.Logf("failover (fault to the first acknowledged write): p50 %v, max %v over %d cycles",
+		failovers[len(failovers)/2].Round(time.Millisecond), failovers[len(failovers)-1].Round(time.Millisecond), len(failovers))
+}
+
+// allReady waits until every node answers /readyz 200 (a follower: caught
+// up with its leader and knows its address).
+func (r *clusterRun) allReady(cycle int) {
+	for _, n := range r.nodes {
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			st, _, err := r.call(n, "GET", "/readyz", "", "", nil)
+			if err == nil && st == 200 {
+				break
+			}
+			if time.Now().After(deadline) {
+				r.t.Fatalf("cycle %d: node %s not ready within 20 s", cycle, n.id)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+// verify checks, once every node is back and caught up, that each
+// acknowledged hold and order is there, that the seats add up, and that a
+// retry through another node gets the first answer.
+func (r *clusterRun) verify(cycle int) {
+	t := r.t
+	ld := r.leader(20 * time.Second)
+	if ld == nil {
+		t.Fatalf("cycle %d: no leader to verify against", cycle)
+	}
+	r.allReady(cycle)
+	st, b, err := r.call(ld, "GET", "/v1/cluster", crashAdminToken, "", nil)
+	if err != nil || st != 200 {
+		t.Fatalf("cycle %d: /v1/cluster: %d %s %v", cycle, st, b, err)
+	}
+	var cl struct {
+		Leader string `json:"leader"`
+		Nodes  []struct {
+			ID, State string
+		} `json:"nodes"`
+	}
+	json.Unmarshal(b, &cl)
+	leaders := 0
+	for _, n := range cl.Nodes {
+		if n.State == "leader" {
+			leaders++
+		}
+	}
+	if cl.Leader != ld.id || leaders != 1 || len(cl.Nodes) != 3 {
+		t.Fatalf("cycle %d: /v1/cluster on %s: %s", cycle, ld.id, b)
+	}
+	r.mu.Lock()
+	acked := make(map[string]clusterHold, len(r.acked))
+	for k, v := range r.acked {
+		acked[k] = v
+	}
+	r.mu.Unlock()
+	sold := 0
+	for id, h := range acked {
+		st, b, err := r.call(r.any(), "GET", "/v1/holds/"+id, h.token, "", nil)
+		var hb crashHoldBody
+		if err != nil || st != 200 || json.Unmarshal(b, &hb) != nil {
+			t.Fatalf("cycle %d: acknowledged hold %s of %s lost: %d %s %v", cycle, id, h.buyer, st, b, err)
+		}
+		want := "active"
+		if h.order != "" {
+			want = "purchased"
+			sold++
+		}
+		if h.paying && hb.State == "purchased" {
+			want = hb.State
+		}
+		if hb.State != want {
+			t.Errorf("cycle %d: hold %s is %s, want %s", cycle, id, hb.State, want)
+		}
+	}
+	// Seats: every acknowledged hold is held or sold; writes whose answer
+	// was lost in the fault may add to them, never take away.
+	st, b, err = r.call(r.any(), "GET", "/v1/sales/"+clusterSaleID+"/availability", "", "", nil)
+	var stock crashStock
+	if err != nil || st != 200 || json.Unmarshal(b, &stock) != nil || len(stock.Zones) != 1 {
+		t.Fatalf("cycle %d: availability: %d %s %v", cycle, st, b, err)
+	}
+	z := stock.Zones[0]
+	if z.Free+z.Held+z.Sold != clusterCapacity {
+		t.Errorf("cycle %d: free %d + held %d + sold %d != capacity %d", cycle, z.Free, z.Held, z.Sold, clusterCapacity)
+	}
+	if z.Held+z.Sold < len(acked) || z.Sold < sold {
+		t.Errorf("cycle %d: held %d + sold %d below the %d acknowledged holds (%d paid)", cycle, z.Held, z.Sold, len(acked), sold)
+	}
+	// A retry with the same key through some node gets the first answer.
+	n := 0
+	for id, h := range acked {
+		if n == 5 {
+			break
+		}
+		n++
+		st, b, err := r.call(r.any(), "POST", "/v1/sales/"+clusterSaleID+"/holds", h.token, h.key, h.body)
+		var hb crashHoldBody
+		if err != nil || st != 201 || json.Unmarshal(b, &hb) != nil || hb.HoldID != id {
+			t.Errorf("cycle %d: retry of %s's key %s: %d %s %v, want hold %s", cycle, h.buyer, h.key, st, b, err, id)
+		}
+	}
+	t.Logf("cycle %d verified: %d holds (%d paid) present; free %d held %d sold %d", cycle, len(acked), sold, z.Free, z.Held, z.Sold)
+}

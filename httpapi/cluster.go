@@ -1,0 +1,470 @@
+package httpapi
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"onsale/actors"
+	"onsale/wal"
+	"onsale/wal/raftlog"
+)
+
+// The cluster mode (--node-id, --peers): the records go through Raft
+// (wal/raftlog), the engine runs on the leader alone, and the followers
+// forward the API to it. A node that becomes leader catches up with the
+// log, replicates its HTTP address and, on the cluster's first leadership,
+// its signing key, then rebuilds the engine from the log; a node that
+// stops leading drops its engine, whose last writes fail and are answered
+// as not done.
+
+// Headers between the nodes of a cluster.
+const (
+	hdrForwardedBy  = "Onsale-Forwarded-By"  // the id of the node that forwarded the request
+	hdrForwardedFor = "Onsale-Forwarded-For" // the client's address, for the leader's limits
+	hdrClusterProof = "Onsale-Cluster-Proof" // sha256 of the admin token: the request is from a member
+)
+
+const (
+	// catchUpMax bounds a new leader's wait for the entries of earlier terms.
+	catchUpMax = 30 * time.Second
+	// forwardTimeout bounds a forwarded request (a checkout waits on the
+	// payment gateway).
+	forwardTimeout = 30 * time.Second
+	// forwardWatchEvery is how often a forwarded request looks whether its
+	// leader is still the cluster's.
+	forwardWatchEvery = 50 * time.Millisecond
+	// peerAskTimeout bounds one node's answer to /v1/cluster on another.
+	peerAskTimeout = 500 * time.Millisecond
+)
+
+// cluster is the server's member of a cluster.
+type cluster struct {
+	s     *Server
+	node  *raftlog.Node
+	self  string // this node's HTTP address
+	proof string // hex sha256 of the admin token
+	key   []byte // the signing key this node proposes if the cluster has none
+	log   *slog.Logger
+
+	engine func() actors.Config // the engine's config, less its Journal
+
+	mu      sync.Mutex
+	clients map[string]*fasthttp.HostClient
+
+	fatal    chan<- error // errors the process must stop on
+	poke     chan struct{}
+	stop     chan struct{}
+	stopped  chan struct{}
+	eng      atomic.Pointer[actors.Engine]
+	leading  atomic.Bool
+	failover atomic.Int64 // ns from losing a leader to this node serving, last time
+}
+
+func clusterProof(adminToken string) string {
+	h := sha256.Sum256([]byte(adminToken))
+	return hex.EncodeToString(h[:])
+}
+
+// fromMember reports whether a request carries the cluster's proof.
+func (c *cluster) fromMember(ctx *fasthttp.RequestCtx) bool {
+	p := ctx.Request.Header.Peek(hdrClusterProof)
+	return len(p) > 0 && subtle.ConstantTimeCompare(p, []byte(c.proof)) == 1
+}
+
+// run keeps the engine on this node while, and only while, it leads.
+func (c *cluster) run() {
+	defer close(c.stopped)
+	registered := false
+	lostAt := time.Time{}
+	for {
+		select {
+		case <-c.stop:
+			c.drop()
+			return
+		case <-c.node.Changes():
+		case <-c.poke:
+		}
+		if c.node.Leader() == "" && lostAt.IsZero() {
+			lostAt = time.Now()
+		}
+		if !c.node.IsLeader() {
+			c.leading.Store(false)
+			c.drop()
+			if !registered && c.node.Leader() != "" {
+				registered = c.register()
+			}
+			if c.node.Leader() != "" {
+				lostAt = time.Time{}
+			}
+			continue
+		}
+		if e := c.eng.Load(); e != nil && e.Err() == nil {
+			continue
+		}
+		c.drop()
+		if err := c.lead(); err != nil {
+			c.log.Warn("cluster: could not take over as leader; retrying", "err", err)
+			time.Sleep(100 * time.Millisecond)
+			c.nudge()
+			continue
+		}
+		registered = true
+		if !lostAt.IsZero() {
+			c.failover.Store(int64(time.Since(lostAt)))
+			lostAt = time.Time{}
+		}
+	}
+}
+
+func (c *cluster) nudge() {
+	select {
+	case c.poke <- struct{}{}:
+	default:
+	}
+}
+
+// lead catches up, replicates this node's address (and the signing key if
+// the cluster has none), then rebuilds the engine from the log.
+func (c *cluster) lead() error {
+	start := time.Now()
+	if err := c.node.CatchUp(catchUpMax); err != nil {
+		return fmt.Errorf("catch up with the log: %w", err)
+	}
+	var key []byte
+	if len(c.node.SigningKey()) == 0 {
+		key = c.key
+	}
+	if err := c.node.SetMeta(c.node.ID(), c.self, key); err != nil {
+		return fmt.Errorf("replicate this node's address: %w", err)
+	}
+	c.s.setSigner(c.node.SigningKey())
+	j := c.node.Journal()
+	cfg := c.engine()
+	cfg.Journal = j
+	cfg.Fatal = c.engineFatal
+	eng, err := actors.Open(cfg)
+	if err != nil {
+		j.Close()
+		return fmt.Errorf("rebuild the engine from the log: %w", err)
+	}
+	if !c.node.IsLeader() || j.Unavailable() != nil {
+		eng.Close()
+		return errors.New("lost the leadership while rebuilding")
+	}
+	c.eng.Store(eng)
+	c.leading.Store(true)
+	c.s.SetEngine(eng)
+	c.log.Info("cluster: leading", "node", c.node.ID(), "term", j.Term(), "rebuilt_in", time.Since(start).Round(time.Millisecond), "sales", len(eng.Sales()))
+	return nil
+}
+
+// drop stops this node's engine, if it has one: its writes in flight fail
+// as not done, and the API goes to the leader from here on.
+func (c *cluster) drop() {
+	eng := c.eng.Swap(nil)
+	if eng == nil {
+		return
+	}
+	c.s.SetEngine(nil)
+	if err := eng.Close(); err != nil {
+		c.log.Warn("cluster: close the engine", "err", err)
+	}
+	c.log.Info("cluster: stopped leading", "node", c.node.ID())
+}
+
+// engineFatal: an engine whose record may not have committed because the
+// node lost its leadership is dropped and, if the node leads again, rebuilt
+// from the log; any other fatal error stops the process as on one node.
+func (c *cluster) engineFatal(err error) {
+	if errors.Is(err, wal.ErrNotLeader) {
+		c.nudge()
+		return
+	}
+	select {
+	case c.fatal <- err:
+	default:
+	}
+}
+
+// register tells the leader this node's HTTP address.
+func (c *cluster) register() bool {
+	if c.node.HTTPAddr(c.node.ID()) == c.self {
+		return true
+	}
+	addr := c.node.HTTPAddr(c.node.Leader())
+	if addr == "" {
+		return false
+	}
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.Header.SetMethod("POST")
+	req.SetRequestURI("http://" + addr + "/v1/cluster/nodes")
+	req.Header.Set(hdrClusterProof, c.proof)
+	req.Header.SetContentType("application/json")
+	b, _ := json.Marshal(map[string]string{"id": c.node.ID(), "http_addr": c.self})
+	req.SetBody(b)
+	if err := c.client(addr).DoTimeout(req, resp, peerAskTimeout*4); err != nil || resp.StatusCode() != 204 {
+		return false
+	}
+	return true
+}
+
+func (c *cluster) client(addr string) *fasthttp.HostClient {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	hc := c.clients[addr]
+	if hc == nil {
+		hc = &fasthttp.HostClient{Addr: addr, MaxConns: 512, ReadTimeout: forwardTimeout, WriteTimeout: 5 * time.Second,
+			MaxIdleConnDuration: 30 * time.Second, DisablePathNormalizing: true}
+		c.clients[addr] = hc
+	}
+	return hc
+}
+
+// forward passes a request for the engine to the leader and its answer
+// back, unchanged. Event streams are not forwarded: a follower answers 503
+// and the buyer's page polls instead.
+func (c *cluster) forward(ctx *fasthttp.RequestCtx, parts []string) {
+	if len(ctx.Request.Header.Peek(hdrForwardedBy)) > 0 {
+		// Forwarded once already: the sender thought this node leads.
+		retryAfter(ctx, 1)
+		fail(ctx, codeRecovering, "the cluster is electing a leader; retry in a moment")
+		return
+	}
+	if parts[len(parts)-1] == "events" {
+		retryAfter(ctx, 1)
+		fail(ctx, codeRecovering, "this node does not serve event streams while it follows the cluster's leader; poll the same address without /events")
+		return
+	}
+	leader := c.node.Leader()
+	addr := c.node.HTTPAddr(leader)
+	if leader == "" || addr == "" {
+		retryAfter(ctx, 1)
+		fail(ctx, codeRecovering, "the cluster is electing a leader; retry in a moment")
+		return
+	}
+	// The exchange runs on its own copies, so that a leader that stops
+	// answering (paused, cut off) is given up as soon as the cluster
+	// elects another, not after forwardTimeout.
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	ctx.Request.CopyTo(req)
+	req.Header.Set(hdrForwardedBy, c.node.ID())
+	req.Header.Set(hdrForwardedFor, ctx.RemoteIP().String())
+	req.Header.Set(hdrClusterProof, c.proof)
+	req.SetHost(addr)
+	done := make(chan error, 1)
+	go func() {
+		err := c.client(addr).DoTimeout(req, resp, forwardTimeout)
+		done <- err
+	}()
+	tick := time.NewTicker(forwardWatchEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-done:
+			if err == nil {
+				resp.CopyTo(&ctx.Response)
+			}
+			fasthttp.ReleaseRequest(req)
+			fasthttp.ReleaseResponse(resp)
+			if err != nil {
+				retryAfter(ctx, 1)
+				fail(ctx, actors.CodeUnavailable, fmt.Sprintf("the cluster's leader (%s) did not answer: %v; the change may or may not have been made: retry with the same Idempotency-Key", leader, err))
+			}
+			return
+		case <-tick.C:
+			if c.node.Leader() == leader {
+				continue
+			}
+			// The exchange ends on its own; its copies are let go then.
+			go func() {
+				<-done
+				fasthttp.ReleaseRequest(req)
+				fasthttp.ReleaseResponse(resp)
+			}()
+			retryAfter(ctx, 1)
+			fail(ctx, actors.CodeUnavailable, fmt.Sprintf("the cluster's leader (%s) was replaced while it had this request; the change may or may not have been made: retry with the same Idempotency-Key", leader))
+			return
+		}
+	}
+}
+
+// clusterNode is one node in GET /v1/cluster.
+type clusterNode struct {
+	ID           string `json:"id"`
+	RaftAddr     string `json:"raft_addr"`
+	HTTPAddr     string `json:"http_addr"`
+	State        string `json:"state"`
+	AppliedIndex uint64 `json:"applied_index"`
+}
+
+// selfView is this node's own line of /v1/cluster.
+func (c *cluster) selfView() clusterNode {
+	n := clusterNode{ID: c.node.ID(), HTTPAddr: c.self, State: c.node.State(), AppliedIndex: c.node.AppliedIndex()}
+	for _, p := range c.node.Peers() {
+		if p.ID == n.ID {
+			n.RaftAddr = p.Addr
+		}
+	}
+	return n
+}
+
+// view asks every other node for its own line, at the same time.
+func (c *cluster) view() map[string]any {
+	peers := c.node.Peers()
+	out := make([]clusterNode, len(peers))
+	var wg sync.WaitGroup
+	for i, p := range peers {
+		out[i] = clusterNode{ID: p.ID, RaftAddr: p.Addr, HTTPAddr: c.node.HTTPAddr(p.ID), State: "unreachable"}
+		if p.ID == c.node.ID() {
+			out[i] = c.selfView()
+			continue
+		}
+		if out[i].HTTPAddr == "" {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+			defer fasthttp.ReleaseRequest(req)
+			defer fasthttp.ReleaseResponse(resp)
+			req.SetRequestURI("http://" + out[i].HTTPAddr + "/v1/cluster/self")
+			req.Header.Set(hdrClusterProof, c.proof)
+			if err := c.client(out[i].HTTPAddr).DoTimeout(req, resp, peerAskTimeout); err != nil || resp.StatusCode() != 200 {
+				return
+			}
+			var n clusterNode
+			if json.Unmarshal(resp.Body(), &n) == nil && n.ID == p.ID {
+				out[i] = n
+			}
+		}()
+	}
+	wg.Wait()
+	return map[string]any{"leader": c.node.Leader(), "nodes": out}
+}
+
+// route serves /v1/cluster (admin), and /v1/cluster/self and
+// /v1/cluster/nodes between the members.
+func (c *cluster) route(ctx *fasthttp.RequestCtx, parts []string) string {
+	switch {
+	case len(parts) == 2:
+		if !method(ctx, "GET") {
+			return "/v1/cluster"
+		}
+		if !c.s.isAdmin(ctx) {
+			fail(ctx, codeUnauthorized, "GET /v1/cluster needs the admin token")
+			return "/v1/cluster"
+		}
+		writeJSON(ctx, 200, c.view())
+		return "/v1/cluster"
+	case len(parts) == 3 && parts[2] == "self":
+		if method(ctx, "GET") {
+			if !c.fromMember(ctx) {
+				fail(ctx, codeUnauthorized, "for the cluster's members only")
+			} else {
+				writeJSON(ctx, 200, c.selfView())
+			}
+		}
+		return "/v1/cluster/self"
+	case len(parts) == 3 && parts[2] == "nodes":
+		if !method(ctx, "POST") {
+			return "/v1/cluster/nodes"
+		}
+		if !c.fromMember(ctx) {
+			fail(ctx, codeUnauthorized, "for the cluster's members only")
+			return "/v1/cluster/nodes"
+		}
+		var m struct {
+			ID       string `json:"id"`
+			HTTPAddr string `json:"http_addr"`
+		}
+		if !decode(ctx, &m) {
+			return "/v1/cluster/nodes"
+		}
+		if _, _, err := net.SplitHostPort(m.HTTPAddr); err != nil || m.ID == "" {
+			fail(ctx, actors.CodeBadRequest, "id and http_addr (host:port) are required")
+			return "/v1/cluster/nodes"
+		}
+		if err := c.node.SetMeta(m.ID, m.HTTPAddr, nil); err != nil {
+			retryAfter(ctx, 1)
+			fail(ctx, codeRecovering, "not the leader: "+err.Error())
+			return "/v1/cluster/nodes"
+		}
+		ctx.SetStatusCode(204)
+		return "/v1/cluster/nodes"
+	}
+	fail(ctx, actors.CodeNotFound, "no such resource")
+	return "unknown"
+}
+
+// ready answers /readyz on a cluster node: the leader once its engine
+// runs, a follower once it has applied what it knows committed and hears
+// from its leader.
+func (c *cluster) ready() error {
+	if c.node.IsLeader() {
+		if c.eng.Load() == nil {
+			return errors.New("this node leads and is rebuilding its state from the log")
+		}
+		return nil
+	}
+	leader := c.node.Leader()
+	if leader == "" {
+		return errors.New("the cluster is electing a leader")
+	}
+	if c.node.HTTPAddr(leader) == "" {
+		return fmt.Errorf("this node does not know leader %s's HTTP address yet", leader)
+	}
+	if a, k := c.node.AppliedIndex(), c.node.CommitIndex(); a < k {
+		return fmt.Errorf("this node has applied the log to %d of %d", a, k)
+	}
+	if time.Since(c.node.LastContact()) > 2*time.Second {
+		return errors.New("this node has not heard from its leader for over 2 s")
+	}
+	return nil
+}
+
+// clientAddr is the address limits and logs use: a member's forwarded
+// request carries its client's.
+func (s *Server) clientAddr(ctx *fasthttp.RequestCtx) string {
+	if s.cluster != nil && s.cluster.fromMember(ctx) {
+		if v := ctx.Request.Header.Peek(hdrForwardedFor); len(v) > 0 {
+			return string(v)
+		}
+	}
+	return ctx.RemoteIP().String()
+}
+
+// splitCluster reads --peers and checks --node-id and --raft-addr against it.
+func (o *Options) splitCluster() ([]raftlog.Peer, error) {
+	peers, err := raftlog.ParsePeers(o.Peers)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range peers {
+		if p.ID == o.NodeID {
+			if o.RaftAddr != "" && o.RaftAddr != p.Addr {
+				return nil, fmt.Errorf("--raft-addr %s differs from %s's address in --peers (%s)", o.RaftAddr, o.NodeID, p.Addr)
+			}
+			return peers, nil
+		}
+	}
+	var ids []string
+	for _, p := range peers {
+		ids = append(ids, p.ID)
+	}
+	return nil, fmt.Errorf("--node-id %q is not in --peers (%s)", o.NodeID, strings.Join(ids, ", "))
+}
