@@ -71,7 +71,7 @@ func Main(args []string) error {
 	fs.StringVar(&o.Target, "target", "", "base URL of a running onsale (e.g. http://127.0.0.1:8080); empty starts one")
 	fs.StringVar(&o.AdminToken, "admin-token", o.AdminToken, "admin token of --target (ONSALE_ADMIN_TOKEN)")
 	fs.StringVar(&o.Data, "data", "", "data directory of the started server (default: a temporary one, removed after)")
-	fs.StringVar(&o.Mode, "mode", o.Mode, "sale: a whole on-sale (line, holds, payments); holds: hold throughput against a no-op HTTP ceiling; polls: queue polls against a no-op GET ceiling; streams: --streams event streams held open")
+	fs.StringVar(&o.Mode, "mode", o.Mode, "sale: a whole on-sale (line, holds, payments); holds: hold throughput against a no-op HTTP ceiling; polls: queue polls against a no-op GET ceiling; streams: --streams event streams held open; cluster: holds and polls through three nodes against one, and failover times")
 	fs.IntVar(&o.Buyers, "buyers", o.Buyers, "sale mode: buyers arriving in the burst")
 	fs.IntVar(&o.Seats, "seats", o.Seats, "sale mode: seats on sale (one general-admission zone)")
 	fs.IntVar(&o.Conns, "conns", o.Conns, "keep-alive connections of the load generator")
@@ -111,9 +111,12 @@ func Run(o Options) error {
 		return errors.New("--conns, --buyers and --seats must be at least 1")
 	}
 	switch o.Mode {
-	case "sale", "holds", "polls", "streams":
+	case "sale", "holds", "polls", "streams", "cluster":
 	default:
-		return fmt.Errorf("unknown --mode %q: use sale, holds, polls or streams", o.Mode)
+		return fmt.Errorf("unknown --mode %q: use sale, holds, polls, streams or cluster", o.Mode)
+	}
+	if o.Server.NodeID != "" || o.Server.Peers != "" {
+		return errors.New("the bench starts its own servers: leave out --node-id, --raft-addr and --peers (--mode cluster starts a cluster)")
 	}
 	if err := o.Server.Check(); err != nil {
 		return err
@@ -131,6 +134,9 @@ func Run(o Options) error {
 			return fmt.Errorf("--cpuprofile: %w", err)
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if o.Mode == "cluster" {
+		return runCluster(o)
 	}
 	srv, err := o.server()
 	if err != nil {
@@ -155,6 +161,7 @@ type server struct {
 	addr, admin string
 	pid         int // a child process's; 0 otherwise
 	stop        func()
+	kill        func() // a child process's SIGKILL; nil otherwise
 }
 
 // server starts (or names) the server to load. A started one has fsync on

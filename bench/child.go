@@ -18,7 +18,7 @@ const childStartMax = 30 * time.Second
 
 // startChild runs `o.Exe serve` on a free loopback port with o.Server's
 // flags and waits for its "ready" line, which names the address.
-func startChild(o Options, dir, admin string) (*server, error) {
+func startChild(o Options, dir, admin string, extra ...string) (*server, error) {
 	so := o.Server
 	args := []string{"serve", "--addr", "127.0.0.1:0", "--data", dir, "--admin-token", admin,
 		"--buyer-rate", strconv.Itoa(so.BuyerRate), "--address-rate", strconv.Itoa(so.AddressRate),
@@ -39,6 +39,7 @@ func startChild(o Options, dir, admin string) (*server, error) {
 	if o.ServerCPUProfile != "" {
 		args = append(args, "--cpuprofile", o.ServerCPUProfile)
 	}
+	args = append(args, extra...)
 	cmd := exec.Command(o.Exe, args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -63,7 +64,7 @@ func startChild(o Options, dir, admin string) (*server, error) {
 			if len(tail) < 20 {
 				tail = append(tail, line)
 			}
-			if strings.Contains(line, "level=ERROR") || strings.Contains(line, "level=WARN") {
+			if strings.Contains(line, "level=ERROR") || strings.Contains(line, "level=WARN") || strings.Contains(line, "cluster:") {
 				fmt.Fprintln(os.Stderr, "server:", line)
 			}
 		}
@@ -85,7 +86,11 @@ func startChild(o Options, dir, admin string) (*server, error) {
 	select {
 	case addr, ok := <-ready:
 		if ok {
-			return &server{addr: addr, admin: admin, pid: cmd.Process.Pid, stop: stop}, nil
+			kill := func() {
+				cmd.Process.Kill()
+				<-exited
+			}
+			return &server{addr: addr, admin: admin, pid: cmd.Process.Pid, stop: stop, kill: kill}, nil
 		}
 		stop()
 		return nil, fmt.Errorf("the server exited before it was ready: %s", strings.Join(tail, "; "))
@@ -95,9 +100,10 @@ func startChild(o Options, dir, admin string) (*server, error) {
 	}
 }
 
-// readyAddr finds the address in serve's "ready" log line.
+// readyAddr finds the address in serve's "ready" log line (on a cluster
+// node, the line that says it started).
 func readyAddr(line string) (string, bool) {
-	if !strings.Contains(line, "msg=ready") {
+	if !strings.Contains(line, "msg=ready") && !strings.Contains(line, `msg="cluster node started`) {
 		return "", false
 	}
 	i := strings.Index(line, " addr=")

@@ -22,6 +22,23 @@ func runHolds(o Options, c *client) error {
 	}
 	fmt.Fprintf(o.Out, "  no-op fasthttp POST ceiling: %.0f requests/s\n", ceiling)
 
+	sale, err := createHoldsSale(c)
+	if err != nil {
+		return err
+	}
+	r := holdPhase(o, []*client{c}, sale, nil)
+	fmt.Fprintf(o.Out, "  durable holds over HTTP:      %.0f holds/s (%d holds, %d failures)\n", r.rate, r.holds, r.failures)
+	fmt.Fprintf(o.Out, "  hold latency: p50 %s  p90 %s  p99 %s  max %s\n", r.q.P50, r.q.P90, r.q.P99, r.q.Max)
+	fmt.Fprintf(o.Out, "  holds/s as a share of the no-op ceiling: %.0f%%\n", 100*r.rate/ceiling)
+	if r.firstErr != "" {
+		fmt.Fprintf(o.Out, "  first failure: %s\n", r.firstErr)
+	}
+	return nil
+}
+
+// createHoldsSale creates a sale of 1,000,000 general-admission seats that
+// admits everyone at once.
+func createHoldsSale(c *client) (string, error) {
 	sale := fmt.Sprintf("bench-holds-%d", time.Now().UnixNano())
 	def := map[string]any{
 		"id": sale, "max_per_buyer": 100, "hold_ttl_s": 3600,
@@ -29,14 +46,32 @@ func runHolds(o Options, c *client) error {
 		"zones":        []any{map[string]any{"id": "ga", "capacity": 1_000_000, "price_cents": 1000}},
 	}
 	if st, err := c.do("create_sale", "POST", "/v1/sales", c.admin, "", def, nil); err != nil || st != 201 {
-		return fmt.Errorf("create bench sale: status %d, %v", st, err)
+		return "", fmt.Errorf("create bench sale: status %d, %v", st, err)
 	}
+	return sale, nil
+}
+
+// holdResult is one holds phase.
+type holdResult struct {
+	rate            float64
+	holds, failures int64
+	q               quantiles
+	firstErr        string
+}
+
+// holdPhase has o.Conns buyers hold one seat after another for o.Duration
+// (after a warm-up), each through one of cs in turn. Buyers join the line
+// (admitted at once) and hold up to max_per_buyer seats each. If during is
+// set, it runs beside the measured phase; the phase ends when both are done.
+func holdPhase(o Options, cs []*client, sale string, during func(acked func() time.Time)) holdResult {
 	var holds, failures atomic.Int64
 	var firstErr atomic.Value
+	var lastAck atomic.Int64 // unix ns of the last acknowledged hold's send
 	measureFrom := time.Now().Add(warmup)
 	deadline := measureFrom.Add(o.Duration)
 	var wg sync.WaitGroup
 	for w := 0; w < o.Conns; w++ {
+		c := cs[w%len(cs)]
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
@@ -52,16 +87,25 @@ func runHolds(o Options, c *client) error {
 					if err != nil || st != 200 || t.State != "admitted" {
 						failures.Add(1)
 						firstErr.CompareAndSwap(nil, fmt.Sprintf("join: status %d state %q err %v", st, t.State, err))
+						time.Sleep(10 * time.Millisecond)
 						continue
 					}
 					token, left = t.AccessToken, 100
 				}
+				sent := time.Now()
 				st, err := c.do("hold", "POST", "/v1/sales/"+sale+"/holds", token, "", map[string]any{"zone": "ga", "quantity": 1}, nil)
 				if err != nil || st != 201 {
 					failures.Add(1)
 					firstErr.CompareAndSwap(nil, fmt.Sprintf("hold: status %d err %v", st, err))
 					left = 0
+					time.Sleep(10 * time.Millisecond)
 					continue
+				}
+				for {
+					v := lastAck.Load()
+					if sent.UnixNano() <= v || lastAck.CompareAndSwap(v, sent.UnixNano()) {
+						break
+					}
 				}
 				if time.Now().After(measureFrom) {
 					holds.Add(1)
@@ -70,19 +114,20 @@ func runHolds(o Options, c *client) error {
 			}
 		}(w)
 	}
+	if during != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			during(func() time.Time { return time.Unix(0, lastAck.Load()) })
+		}()
+	}
 	progress(o, deadline, func() string { return fmt.Sprintf("%d holds", holds.Load()) })
 	wg.Wait()
-	rate := float64(holds.Load()) / o.Duration.Seconds()
-	q := c.lat.quantiles("hold")
-	p50, p90, p99, mx := q.P50, q.P90, q.P99, q.Max
-	n := holds.Load()
-	fmt.Fprintf(o.Out, "  durable holds over HTTP:      %.0f holds/s (%d holds, %d failures)\n", rate, n, failures.Load())
-	fmt.Fprintf(o.Out, "  hold latency: p50 %s  p90 %s  p99 %s  max %s\n", p50, p90, p99, mx)
-	fmt.Fprintf(o.Out, "  holds/s as a share of the no-op ceiling: %.0f%%\n", 100*rate/ceiling)
+	r := holdResult{rate: float64(holds.Load()) / o.Duration.Seconds(), holds: holds.Load(), failures: failures.Load(), q: cs[0].lat.quantiles("hold")}
 	if v := firstErr.Load(); v != nil {
-		fmt.Fprintf(o.Out, "  first failure: %s\n", v)
+		r.firstErr = v.(string)
 	}
-	return nil
+	return r
 }
 
 // noopCeiling loads a do-nothing fasthttp server on loopback with method
