@@ -280,11 +280,26 @@ func eval[T any](b *browserTab, what, js string) T {
 }
 
 // waitJS polls until the expression is truthy in the page: UI states are
-// waited for, never slept for.
+// waited for, never slept for. An evaluation that fails (the page is
+// navigating, the expression throws) counts as not yet.
 func (b *browserTab) waitJS(what, js string) {
 	b.t.Helper()
-	if _, err := browserRun(b, chromedp.Poll[any](js, chromedp.WithPollingInterval(50*time.Millisecond))); err != nil {
-		b.fail("wait for "+what, err)
+	deadline := time.Now().Add(browserStepTimeout)
+	expr := `(() => { try { return !!(` + js + `); } catch (e) { return false; } })()`
+	for {
+		ctx, cancel := context.WithTimeout(b.ctx, time.Second)
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](expr))
+		cancel()
+		if err == nil && ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			if err == nil {
+				err = fmt.Errorf("not within %s", browserStepTimeout)
+			}
+			b.fail("wait for "+what, err)
+		}
+		time.Sleep(50 * time.Millisecond) // between polls, never for the condition itself
 	}
 }
 
