@@ -364,8 +364,9 @@ func (b *browserTab) acceptDialogs() <-chan string {
 	return msgs
 }
 
-// TestBrowserBuyerSeatMap: a buyer opens a sale's page, joins the line, is
-// admitted, picks two seats on the map (one by mouse, one by keyboard),
+// TestBrowserBuyerSeatMap: a buyer opens a sale's page, joins the line,
+// waits as number 1 while another shops, is admitted when that one
+// leaves, picks two seats on the map (one by mouse, one by keyboard),
 // holds them, pays and sees the confirmation with the order link; the API
 // then shows the order paid and the seats sold.
 func TestBrowserBuyerSeatMap(t *testing.T) {
@@ -373,7 +374,7 @@ func TestBrowserBuyerSeatMap(t *testing.T) {
 	s := startBrowserServer(t, nil)
 	s.createSale(t, map[string]any{
 		"id": "seats", "name": "Seat Night", "max_per_buyer": 4,
-		"waiting_room": map[string]any{"active_limit": 10},
+		"waiting_room": map[string]any{"active_limit": 1},
 		"zones": []any{
 			map[string]any{"id": "vip", "name": "Stalls", "price_cents": 2500,
 				"rows": []any{map[string]any{"row": "A", "seats": 8}, map[string]any{"row": "B", "seats": 8}}},
@@ -386,7 +387,17 @@ func TestBrowserBuyerSeatMap(t *testing.T) {
 		t.Fatalf("sale heading %q, want the sale's name", h)
 	}
 	b.shot("sale")
-	b.do("join the line", chromedp.Click(chromedp.ID("join")), chromedp.WaitVisible(chromedp.CSS(`button[data-seat="A-3"]`)))
+	// Someone else is shopping and the sale lets one shop at a time: the
+	// buyer waits, first in line, until that one leaves.
+	first := s.must(t, 200, "POST", "/v1/sales/seats/queue", map[string]any{"buyer": "first-buyer"}, "", "")
+	if first["state"] != "admitted" {
+		t.Fatalf("first buyer: %v", first)
+	}
+	b.do("join the line", chromedp.Click(chromedp.ID("join")))
+	b.waitJS("the place in line", `document.getElementById('position').textContent === 'Number 1 in line'`)
+	b.shot("in-line")
+	s.must(t, 200, "DELETE", "/v1/sales/seats/queue/"+fmt.Sprint(first["queue_id"]), nil, "", "")
+	b.do("be admitted", chromedp.WaitVisible(chromedp.CSS(`button[data-seat="A-3"]`)))
 	b.waitJS("the admission message", `document.getElementById('status').textContent.includes('your turn')`)
 	b.shot("seat-map")
 
