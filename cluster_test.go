@@ -5,6 +5,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"os/exec"
@@ -327,6 +328,24 @@ func TestClusterFailover(t *testing.T) {
 		failovers[len(failovers)/2].Round(time.Millisecond), failovers[len(failovers)-1].Round(time.Millisecond), len(failovers))
 }
 
+// read GETs path from one node and says which node answered.
+func (r *clusterRun) read(n *clusterNode, path, token string) (int, string, []byte, error) {
+	req, err := http.NewRequest("GET", "http://"+n.http+path, nil)
+	if err != nil {
+		return 0, "", nil, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := r.hc.Do(req)
+	if err != nil {
+		return 0, "", nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header.Get("Onsale-Node"), b, err
+}
+
 // allReady waits until every node answers /readyz 200 (a follower: caught
 // up with its leader and knows its address).
 func (r *clusterRun) allReady(cycle int) {
@@ -382,27 +401,14 @@ func (r *clusterRun) verify(cycle int) {
 	}
 	r.mu.Unlock()
 	sold := 0
-	for id, h := range acked {
-		st, b, err := r.call(r.any(), "GET", "/v1/holds/"+id, h.token, "", nil)
-		var hb crashHoldBody
-		if err != nil || st != 200 || json.Unmarshal(b, &hb) != nil {
-			t.Fatalf("cycle %d: acknowledged hold %s of %s lost: %d %s %v", cycle, id, h.buyer, st, b, err)
-		}
-		want := "active"
+	for _, h := range acked {
 		if h.order != "" {
-			want = "purchased"
 			sold++
-		}
-		if h.paying && hb.State == "purchased" {
-			want = hb.State
-		}
-		if hb.State != want {
-			t.Errorf("cycle %d: hold %s is %s, want %s", cycle, id, hb.State, want)
 		}
 	}
 	// Seats: every acknowledged hold is held or sold; writes whose answer
 	// was lost in the fault may add to them, never take away.
-	st, b, err = r.call(r.any(), "GET", "/v1/sales/"+clusterSaleID+"/availability", "", "", nil)
+	st, b, err = r.call(ld, "GET", "/v1/sales/"+clusterSaleID+"/availability", "", "", nil)
 	var stock crashStock
 	if err != nil || st != 200 || json.Unmarshal(b, &stock) != nil || len(stock.Zones) != 1 {
 		t.Fatalf("cycle %d: availability: %d %s %v", cycle, st, b, err)
@@ -413,6 +419,53 @@ func (r *clusterRun) verify(cycle int) {
 	}
 	if z.Held+z.Sold < len(acked) || z.Sold < sold {
 		t.Errorf("cycle %d: held %d + sold %d below the %d acknowledged holds (%d paid)", cycle, z.Held, z.Sold, len(acked), sold)
+	}
+	// Every node answers reads from its own copy, caught up with the
+	// leader's: the same figures, and the holds, answered by that node.
+	for _, nd := range r.nodes {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			st, by, b, err := r.read(nd, "/v1/sales/"+clusterSaleID+"/availability", "")
+			var ns crashStock
+			if err == nil && st == 200 && by == nd.id && json.Unmarshal(b, &ns) == nil && len(ns.Zones) == 1 &&
+				ns.Zones[0].Free == z.Free && ns.Zones[0].Held == z.Held && ns.Zones[0].Sold == z.Sold {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("cycle %d: node %s answers availability %d (by %q) %s, want free %d held %d sold %d from itself", cycle, nd.id, st, by, b, z.Free, z.Held, z.Sold)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		k := 0
+		for id, h := range acked {
+			if k == 20 {
+				break
+			}
+			k++
+			st, by, b, err := r.read(nd, "/v1/holds/"+id, h.token)
+			if err != nil || st != 200 || by != nd.id {
+				t.Errorf("cycle %d: node %s answers hold %s: %d by %q %s %v", cycle, nd.id, id, st, by, b, err)
+			}
+		}
+	}
+	paid := 0
+	for id, h := range acked {
+		st, b, err := r.call(r.any(), "GET", "/v1/holds/"+id, h.token, "", nil)
+		var hb crashHoldBody
+		if err != nil || st != 200 || json.Unmarshal(b, &hb) != nil {
+			t.Fatalf("cycle %d: acknowledged hold %s of %s lost: %d %s %v", cycle, id, h.buyer, st, b, err)
+		}
+		want := "active"
+		if h.order != "" {
+			want = "purchased"
+			paid++
+		}
+		if h.paying && hb.State == "purchased" {
+			want = hb.State
+		}
+		if hb.State != want {
+			t.Errorf("cycle %d: hold %s is %s, want %s", cycle, id, hb.State, want)
+		}
 	}
 	// A retry with the same key through some node gets the first answer.
 	n := 0
@@ -426,6 +479,27 @@ func (r *clusterRun) verify(cycle int) {
 		if err != nil || st != 201 || json.Unmarshal(b, &hb) != nil || hb.HoldID != id {
 			t.Errorf("cycle %d: retry of %s's key %s: %d %s %v, want hold %s", cycle, h.buyer, h.key, st, b, err, id)
 		}
+	}
+	// Read your writes on a follower: a hold made through it is there
+	// when the same node is asked next, answered by that node.
+	for _, nd := range r.nodes {
+		if nd == ld {
+			continue
+		}
+		tok := r.admit(fmt.Sprintf("ryw-%d-%s", cycle, nd.id))
+		st, b, err := r.call(nd, "POST", "/v1/sales/"+clusterSaleID+"/holds", tok, "", []byte(`{"zone":"ga","quantity":1}`))
+		var hb crashHoldBody
+		if err != nil || st != 201 || json.Unmarshal(b, &hb) != nil {
+			t.Fatalf("cycle %d: hold through follower %s: %d %s %v", cycle, nd.id, st, b, err)
+		}
+		st, by, b, err := r.read(nd, "/v1/holds/"+hb.HoldID, tok)
+		if err != nil || st != 200 || by != nd.id {
+			t.Errorf("cycle %d: follower %s right after its forwarded hold: %d by %q %s %v", cycle, nd.id, st, by, b, err)
+		}
+		r.mu.Lock()
+		r.acked[hb.HoldID] = clusterHold{buyer: "ryw", token: tok}
+		r.mu.Unlock()
+		break
 	}
 	t.Logf("cycle %d verified: %d holds (%d paid) present; free %d held %d sold %d", cycle, len(acked), sold, z.Free, z.Held, z.Sold)
 }

@@ -85,6 +85,11 @@ type Config struct {
 	// Journal, if set, is the log to use instead of the write-ahead log in
 	// Dir/wal: the cluster's replicated log. Engine.Close closes it.
 	Journal Journal
+	// Follower makes an engine that never decides: it answers reads from
+	// the state its Journal replays and then from the records the leader
+	// commits (Follow). No expiry, admission, snapshot or settlement runs
+	// on it; writes are the leader's.
+	Follower bool
 	// Fatal is called once when the engine cannot go on safely (the log failed,
 	// an invariant broke). The server exits; recovery from the log restores
 	// every acknowledged change. Default: log it.
@@ -132,6 +137,10 @@ type Engine struct {
 	dispatchMu  sync.Mutex
 	dispatchers []*pinnedDispatcher
 	dispatchWG  sync.WaitGroup
+
+	// followed is signalled by the actor that applied a record passed to
+	// Follow (a follower's engine; made by its first call).
+	followed chan struct{}
 
 	failed   atomic.Pointer[error]
 	stop     chan struct{}
@@ -182,10 +191,12 @@ func Open(cfg Config) (*Engine, error) {
 	}
 	e.lastSnap.Store(lg.LastSeq())
 	lg.Start()
-	if err := e.expireOverdue(); err != nil {
-		return nil, errors.Join(err, lg.Close())
+	if !cfg.Follower {
+		if err := e.expireOverdue(); err != nil {
+			return nil, errors.Join(err, lg.Close())
+		}
+		e.oweOpen() // before the actors take the cores
 	}
-	e.oweOpen() // before the actors take the cores
 	e.sys = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		return e.logger.With("lib", "actor")
 	}))
@@ -194,9 +205,12 @@ func Open(cfg Config) (*Engine, error) {
 			e.spawn(s)
 		}
 	}
-	e.stopped.Add(2)
+	e.stopped.Add(1)
 	go e.ticker()
-	go e.settler.run()
+	if !cfg.Follower {
+		e.stopped.Add(1)
+		go e.settler.run()
+	}
 	return e, nil
 }
 
@@ -482,6 +496,13 @@ func (e *Engine) ticker() {
 		case <-e.stop:
 			return
 		case <-t.C:
+		}
+		if e.cfg.Follower {
+			// The line's figures move with the clock: published every tick.
+			for _, s := range e.Sales() {
+				e.sys.Root.Send(s.room.pid, tickMsg{})
+			}
+			continue
 		}
 		cutoff := e.nowMs() - idemRetention.Milliseconds()
 		for _, s := range e.Sales() {

@@ -256,6 +256,13 @@ func (a *roomActor) Receive(ctx actor.Context) {
 		}
 	case tickMsg:
 		a.tick()
+	case followMsg:
+		if err := a.r.Apply(m.ev); err != nil {
+			a.s.e.fatal(fmt.Errorf("room of sale %q: follow record %d: %w", a.s.def.ID, m.seq, err))
+		} else {
+			a.publish(a.s.e.nowMs(), nil)
+		}
+		m.followed()
 	case *roomDrawCmd:
 		m.reply <- a.draw()
 	case *snapCmd:
@@ -344,9 +351,12 @@ func (a *roomActor) tick() {
 		a.holdsPerSec += holdRateAlpha * (inst - a.holdsPerSec)
 	}
 	a.lastHolds, a.lastTickMs = holds, now
-	// A refused admission keeps its credit: the next tick admits.
-	if _, err := a.r.Tick(now, a.stock()); err != nil {
-		a.refusal(err)
+	// A refused admission keeps its credit: the next tick admits. A
+	// follower's room only shows what the leader's decides.
+	if !a.s.e.cfg.Follower {
+		if _, err := a.r.Tick(now, a.stock()); err != nil {
+			a.refusal(err)
+		}
 	}
 	a.publish(now, nil)
 }

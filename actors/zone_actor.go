@@ -97,6 +97,8 @@ func (a *zoneActor) Receive(ctx actor.Context) {
 		m.reply <- c
 	case tickMsg:
 		a.expire()
+	case followMsg:
+		a.follow(m)
 	case *snapCmd:
 		a.snapshot(m)
 	}
@@ -353,6 +355,9 @@ func refusalError(r *seats.Refusal) *Error {
 // expireIfDue expires the hold r names, if r may see it and its time has
 // come, before the request is decided: see seats.Zone.DecideExpiry.
 func (a *zoneActor) expireIfDue(r seats.Access, now int64) {
+	if a.s.e.cfg.Follower {
+		return // the leader expires it, and this zone follows
+	}
 	if h := a.z.Owned(r); h != nil {
 		a.expireOne(h.ID, now)
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,6 +35,8 @@ const (
 	hdrForwardedBy  = "Onsale-Forwarded-By"  // the id of the node that forwarded the request
 	hdrForwardedFor = "Onsale-Forwarded-For" // the client's address, for the leader's limits
 	hdrClusterProof = "Onsale-Cluster-Proof" // sha256 of the admin token: the request is from a member
+	hdrNode         = "Onsale-Node"          // on every API answer: the id of the node that made it
+	hdrApplied      = "Onsale-Applied"       // on a forwarded answer: the leader's log index when it answered
 )
 
 const (
@@ -45,6 +48,10 @@ const (
 	// forwardWatchEvery is how often a forwarded request looks whether its
 	// leader is still the cluster's.
 	forwardWatchEvery = 50 * time.Millisecond
+	// appliedWaitMax bounds a follower's wait, before it answers a forwarded
+	// write, for the write to reach its own state: replication takes
+	// milliseconds; past this the answer goes anyway.
+	appliedWaitMax = 2 * time.Second
 	// peerAskTimeout bounds one node's answer to /v1/cluster on another.
 	peerAskTimeout = 500 * time.Millisecond
 )
@@ -63,12 +70,16 @@ type cluster struct {
 	mu      sync.Mutex
 	clients map[string]*fasthttp.HostClient
 
-	fatal    chan<- error // errors the process must stop on
-	poke     chan struct{}
-	stop     chan struct{}
-	stopped  chan struct{}
-	eng      atomic.Pointer[actors.Engine]
-	leading  atomic.Bool
+	fatal   chan<- error // errors the process must stop on
+	poke    chan struct{}
+	stop    chan struct{}
+	stopped chan struct{}
+	eng     atomic.Pointer[actors.Engine]
+	leading atomic.Bool
+	// keyed: the cluster's signing key is in force here. Until then a
+	// follower forwards everything, so that it never hands out or accepts
+	// a token under its own key.
+	keyed    atomic.Bool
 	failover atomic.Int64 // ns from losing a leader to this node serving, last time
 }
 
@@ -83,7 +94,8 @@ func (c *cluster) fromMember(ctx *fasthttp.RequestCtx) bool {
 	return len(p) > 0 && subtle.ConstantTimeCompare(p, []byte(c.proof)) == 1
 }
 
-// run keeps the engine on this node while, and only while, it leads.
+// run keeps an engine on this node: the deciding one while it leads, a
+// follower's copy for reads while it follows.
 func (c *cluster) run() {
 	defer close(c.stopped)
 	registered := false
@@ -99,9 +111,18 @@ func (c *cluster) run() {
 		if c.node.Leader() == "" && lostAt.IsZero() {
 			lostAt = time.Now()
 		}
+		c.adoptKey()
 		if !c.node.IsLeader() {
-			c.leading.Store(false)
-			c.drop()
+			if e := c.eng.Load(); c.leading.Load() || (e != nil && e.Err() != nil) {
+				c.drop()
+			}
+			if c.eng.Load() == nil {
+				if err := c.follow(); err != nil {
+					c.log.Warn("cluster: could not build the follower's state; retrying", "err", err)
+					time.Sleep(100 * time.Millisecond)
+					c.nudge()
+				}
+			}
 			if !registered && c.node.Leader() != "" {
 				registered = c.register()
 			}
@@ -110,7 +131,7 @@ func (c *cluster) run() {
 			}
 			continue
 		}
-		if e := c.eng.Load(); e != nil && e.Err() == nil {
+		if e := c.eng.Load(); e != nil && c.leading.Load() && e.Err() == nil {
 			continue
 		}
 		c.drop()
@@ -125,6 +146,41 @@ func (c *cluster) run() {
 			c.failover.Store(int64(time.Since(lostAt)))
 			lostAt = time.Time{}
 		}
+	}
+}
+
+// follow builds a follower's engine from the log applied so far and has
+// every later committed record applied to it.
+func (c *cluster) follow() error {
+	start := time.Now()
+	var eng *actors.Engine
+	err := c.node.Follow(func(j *raftlog.Replica) error {
+		cfg := c.engine()
+		cfg.Journal, cfg.Follower, cfg.Fatal = j, true, c.engineFatal
+		e, err := actors.Open(cfg)
+		if err != nil {
+			return fmt.Errorf("build the follower's state from the log: %w", err)
+		}
+		eng = e
+		return nil
+	}, func(seq uint64, ev *wal.Event) { eng.Follow(seq, ev) })
+	if err != nil {
+		return err
+	}
+	c.eng.Store(eng)
+	c.s.SetEngine(eng)
+	c.log.Info("cluster: following", "node", c.node.ID(), "leader", c.node.Leader(), "built_in", time.Since(start).Round(time.Millisecond), "sales", len(eng.Sales()))
+	return nil
+}
+
+// adoptKey puts the cluster's signing key in force once it is known.
+func (c *cluster) adoptKey() {
+	if c.keyed.Load() {
+		return
+	}
+	if k := c.node.SigningKey(); len(k) > 0 {
+		c.s.setSigner(k)
+		c.keyed.Store(true)
 	}
 }
 
@@ -149,7 +205,7 @@ func (c *cluster) lead() error {
 	if err := c.node.SetMeta(c.node.ID(), c.self, key); err != nil {
 		return fmt.Errorf("replicate this node's address: %w", err)
 	}
-	c.s.setSigner(c.node.SigningKey())
+	c.adoptKey()
 	j := c.node.Journal()
 	cfg := c.engine()
 	cfg.Journal = j
@@ -173,15 +229,21 @@ func (c *cluster) lead() error {
 // drop stops this node's engine, if it has one: its writes in flight fail
 // as not done, and the API goes to the leader from here on.
 func (c *cluster) drop() {
+	leading := c.leading.Swap(false)
 	eng := c.eng.Swap(nil)
 	if eng == nil {
 		return
 	}
 	c.s.SetEngine(nil)
+	if !leading {
+		c.node.Unfollow()
+	}
 	if err := eng.Close(); err != nil {
 		c.log.Warn("cluster: close the engine", "err", err)
 	}
-	c.log.Info("cluster: stopped leading", "node", c.node.ID())
+	if leading {
+		c.log.Info("cluster: stopped leading", "node", c.node.ID())
+	}
 }
 
 // engineFatal: an engine whose record may not have committed because the
@@ -277,6 +339,11 @@ func (c *cluster) forward(ctx *fasthttp.RequestCtx, parts []string) {
 		case err := <-done:
 			if err == nil {
 				resp.CopyTo(&ctx.Response)
+				// Read your writes: the buyer's next read on this node
+				// sees what the leader answered.
+				if idx, perr := strconv.ParseUint(string(resp.Header.Peek(hdrApplied)), 10, 64); perr == nil {
+					c.waitApplied(idx)
+				}
 			}
 			fasthttp.ReleaseRequest(req)
 			fasthttp.ReleaseResponse(resp)
@@ -299,6 +366,15 @@ func (c *cluster) forward(ctx *fasthttp.RequestCtx, parts []string) {
 			fail(ctx, actors.CodeUnavailable, fmt.Sprintf("the cluster's leader (%s) was replaced while it had this request; the change may or may not have been made: retry with the same Idempotency-Key", leader))
 			return
 		}
+	}
+}
+
+// waitApplied waits, at most appliedWaitMax, until this node has applied
+// the log up to idx.
+func (c *cluster) waitApplied(idx uint64) {
+	deadline := time.Now().Add(appliedWaitMax)
+	for c.node.AppliedIndex() < idx && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -430,6 +506,9 @@ func (c *cluster) ready() error {
 	}
 	if a, k := c.node.AppliedIndex(), c.node.CommitIndex(); a < k {
 		return fmt.Errorf("this node has applied the log to %d of %d", a, k)
+	}
+	if c.eng.Load() == nil || !c.keyed.Load() {
+		return errors.New("this node is building its copy of the leader's state")
 	}
 	if time.Since(c.node.LastContact()) > 2*time.Second {
 		return errors.New("this node has not heard from its leader for over 2 s")

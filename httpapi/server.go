@@ -9,6 +9,7 @@ import (
 	"net"
 	"reflect"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -315,16 +316,32 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) string {
 		fail(ctx, actors.CodeNotFound, "no such resource")
 		return "unknown"
 	}
-	if s.cluster != nil && n >= 2 && parts[1] == "cluster" {
-		return s.cluster.route(ctx, parts)
+	if s.cluster != nil {
+		// Which node answered: a forwarded answer carries the leader's.
+		ctx.Response.Header.Set(hdrNode, s.cluster.node.ID())
+		if n >= 2 && parts[1] == "cluster" {
+			return s.cluster.route(ctx, parts)
+		}
 	}
 	eng := s.eng.Load()
-	if eng == nil && s.cluster != nil && !s.cluster.node.IsLeader() {
-		// A follower is the front door: it limits, then hands over.
+	if c := s.cluster; c != nil && !c.leading.Load() {
+		// A follower is the front door: it limits, answers reads from its
+		// copy of the leader's state, and hands the rest over.
 		if !queueStatusPath(ctx, parts) && !s.limitAddress(ctx) {
 			return "rate_limited"
 		}
-		s.cluster.forward(ctx, parts)
+		if eng != nil && c.keyed.Load() && (ctx.IsGet() || ctx.IsHead()) {
+			route := s.routeAPI(ctx, eng, parts)
+			if ctx.Response.StatusCode() == 404 && !ctx.Hijacked() {
+				// Not here yet: what a buyer was just told the leader
+				// made may not have reached this node.
+				ctx.Response.Reset()
+				c.forward(ctx, parts)
+				return "forwarded"
+			}
+			return route
+		}
+		c.forward(ctx, parts)
 		return "forwarded"
 	}
 	if eng == nil {
@@ -334,6 +351,16 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) string {
 	if !queueStatusPath(ctx, parts) && !s.limitAddress(ctx) {
 		return "rate_limited"
 	}
+	route := s.routeAPI(ctx, eng, parts)
+	if s.cluster != nil && len(ctx.Request.Header.Peek(hdrForwardedBy)) > 0 {
+		// What the forwarding node must have applied before it answers.
+		ctx.Response.Header.Set(hdrApplied, strconv.FormatUint(eng.LogSeq(), 10))
+	}
+	return route
+}
+
+// routeAPI dispatches /v1/sales, /v1/holds and /v1/orders to the engine.
+func (s *Server) routeAPI(ctx *fasthttp.RequestCtx, eng *actors.Engine, parts []string) string {
 	switch parts[1] {
 	case "sales":
 		return s.routeSales(ctx, eng, parts[2:])

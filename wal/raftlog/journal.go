@@ -240,18 +240,27 @@ func (j *Journal) TruncateFront(uint64) error { return nil }
 // of an earlier term appended (see the package notes). Call it after
 // CatchUp, before Start.
 func (j *Journal) Replay(from uint64, fn func(seq uint64, ev *wal.Event) error) error {
-	first, err := j.n.store.FirstIndex()
+	last, err := j.n.store.LastIndex()
 	if err != nil {
 		return err
 	}
-	last, err := j.n.store.LastIndex()
+	if err := j.n.replay(from, last, fn); err != nil {
+		return err
+	}
+	j.last.Store(last)
+	return nil
+}
+
+// replay reads the records of entries from..to of the Raft log.
+func (n *Node) replay(from, to uint64, fn func(seq uint64, ev *wal.Event) error) error {
+	first, err := n.store.FirstIndex()
 	if err != nil {
 		return err
 	}
 	var l raft.Log
 	var ev wal.Event
-	for i := max(from, first); i <= last && i > 0; i++ {
-		if err := j.n.store.GetLog(i, &l); err != nil {
+	for i := max(from, first); i <= to && i > 0; i++ {
+		if err := n.store.GetLog(i, &l); err != nil {
 			return fmt.Errorf("raft log entry %d: %w", i, err)
 		}
 		if l.Type != raft.LogCommand || len(l.Data) == 0 || l.Data[0] != kindRecord {
@@ -271,7 +280,6 @@ func (j *Journal) Replay(from uint64, fn func(seq uint64, ev *wal.Event) error) 
 			return err
 		}
 	}
-	j.last.Store(last)
 	return nil
 }
 
@@ -296,4 +304,36 @@ func (j *Journal) Close() error {
 	<-j.pumped
 	<-j.waited
 	return nil
+}
+
+// Replica is a follower's journal (actors.Journal): it replays the log up
+// to the entry its state was built at and refuses every append; later
+// records reach the state through Node.Follow.
+type Replica struct {
+	n    *Node
+	upTo uint64
+	last atomic.Uint64 // the last record followed
+}
+
+func (r *Replica) Append(*wal.Event, func(uint64, error)) error {
+	return fmt.Errorf("%w: a follower does not write", errNotLeader)
+}
+
+func (r *Replica) Barrier(done func(error)) { done(nil) }
+func (r *Replica) Err() error               { return nil }
+func (r *Replica) Unavailable() error {
+	return fmt.Errorf("%w: a follower does not write", errNotLeader)
+}
+func (r *Replica) FirstSeq() uint64 {
+	first, _ := r.n.store.FirstIndex()
+	return first
+}
+func (r *Replica) LastSeq() uint64            { return r.last.Load() }
+func (r *Replica) TruncateFront(uint64) error { return nil }
+func (r *Replica) Start()                     {}
+func (r *Replica) Close() error               { return nil }
+
+// Replay reads the records up to the entry the state is built at.
+func (r *Replica) Replay(from uint64, fn func(seq uint64, ev *wal.Event) error) error {
+	return r.n.replay(from, r.upTo, fn)
 }

@@ -31,6 +31,8 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"go.etcd.io/bbolt"
+
+	"onsale/wal"
 )
 
 // Timing of the cluster. The library's defaults (1 s heartbeat and election
@@ -285,6 +287,34 @@ func (n *Node) HTTPAddr(id string) string { return n.fsm.httpAddr(id) }
 // leader set it.
 func (n *Node) SigningKey() []byte { return n.fsm.signingKey() }
 
+// Follow builds a follower's state and keeps it up to date: build gets a
+// journal that replays the log up to the last applied entry (and refuses
+// every append), then apply gets every record committed after it, in
+// order, on the goroutine that applies Raft's log. Entries wait while
+// build runs. Unfollow stops it.
+func (n *Node) Follow(build func(j *Replica) error, apply func(seq uint64, ev *wal.Event)) error {
+	n.fsm.fmu.Lock()
+	defer n.fsm.fmu.Unlock()
+	r := &Replica{n: n, upTo: n.fsm.last.Load()}
+	r.last.Store(r.upTo)
+	if err := build(r); err != nil {
+		return err
+	}
+	n.fsm.follow = func(seq uint64, ev *wal.Event) {
+		r.last.Store(seq)
+		apply(seq, ev)
+	}
+	return nil
+}
+
+// Unfollow stops passing records to the follower's state; when it
+// returns, none is being passed.
+func (n *Node) Unfollow() {
+	n.fsm.fmu.Lock()
+	n.fsm.follow = nil
+	n.fsm.fmu.Unlock()
+}
+
 // SetMeta replicates the node's HTTP address and, when the cluster has none
 // yet, the signing key. Leader only; it returns once committed.
 func (n *Node) SetMeta(id, httpAddr string, key []byte) error {
@@ -336,11 +366,19 @@ type fsm struct {
 	nodes map[string]string // id -> HTTP address
 	key   []byte
 	last  atomic.Uint64 // applied index
+
+	// fmu orders Apply against Follow: a follower's engine is built from
+	// the log up to the applied index and then gets every later record
+	// from Apply, none missed, none twice.
+	fmu    sync.Mutex
+	follow func(seq uint64, ev *wal.Event)
 }
 
 func newFSM() *fsm { return &fsm{nodes: map[string]string{}} }
 
 func (f *fsm) Apply(l *raft.Log) any {
+	f.fmu.Lock()
+	defer f.fmu.Unlock()
 	f.last.Store(l.Index)
 	if l.Type != raft.LogCommand || len(l.Data) == 0 {
 		return nil
@@ -350,6 +388,13 @@ func (f *fsm) Apply(l *raft.Log) any {
 		term, n := binary.Uvarint(l.Data[1:])
 		if n <= 0 || term != l.Term {
 			return errStale
+		}
+		if f.follow != nil {
+			ev := new(wal.Event)
+			if err := ev.UnmarshalBinary(l.Data[1+n:]); err != nil {
+				return fmt.Errorf("raft log entry %d: %w", l.Index, err)
+			}
+			f.follow(l.Index, ev)
 		}
 	case kindMeta:
 		var m meta

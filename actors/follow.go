@@ -1,0 +1,136 @@
+package actors
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"onsale/wal"
+)
+
+// A follower's engine (Config.Follower) keeps a cluster leader's state for
+// reads. It is built like any engine, by replaying its journal, then Follow
+// hands it each record the leader commits, in log order, and the owning
+// actor applies it with the functions recovery and the leader use.
+
+// followMsg is one committed record for a zone or room actor to apply;
+// done is signalled once it is applied and published.
+type followMsg struct {
+	seq  uint64
+	ev   *wal.Event
+	done chan struct{}
+}
+
+// Follow applies one committed record and returns once readers see it; call
+// it from one goroutine, in log order, only on a follower's engine. ev must
+// not be reused. Waiting per record keeps "applied up to index N" true of
+// what this engine answers, so that a follower can wait for a write it
+// forwarded before it answers, and the buyer's next read here sees it.
+func (e *Engine) Follow(seq uint64, ev *wal.Event) {
+	if !e.cfg.Follower {
+		panic("Follow on an engine that decides")
+	}
+	if e.followed == nil {
+		e.followed = make(chan struct{}, 1)
+	}
+	switch ev.Type {
+	case wal.TypeMarker:
+		return
+	case wal.TypeSaleCreated:
+		e.followSale(seq, ev)
+		return
+	}
+	s, ok := e.Sale(ev.Sale)
+	if !ok {
+		e.fatal(fmt.Errorf("follow record %d: %s for unknown sale %q", seq, ev.Type, ev.Sale))
+		return
+	}
+	switch ev.Type {
+	case wal.TypeSalePaused, wal.TypeSaleResumed:
+		c := newCall()
+		e.sys.Root.Send(s.room.pid, roomPauseMsg{paused: ev.Type == wal.TypeSalePaused, c: c})
+		c.wait(e.cfg.CallTimeout)
+		return
+	case wal.TypeQueueJoined, wal.TypeQueueAdmitted, wal.TypeQueueLeft, wal.TypeQueueDrawn, wal.TypeQueueDone:
+		e.followAt(s.room.pid, seq, ev)
+		return
+	}
+	zh, ok := s.zoneByID[ev.Zone]
+	if !ok {
+		e.fatal(fmt.Errorf("follow record %d: %s for unknown zone %q of sale %q", seq, ev.Type, ev.Zone, ev.Sale))
+		return
+	}
+	e.followAt(zh.pid, seq, ev)
+}
+
+// followAt has the actor at pid apply the record and waits until it has,
+// or until the engine stops.
+func (e *Engine) followAt(pid *actor.PID, seq uint64, ev *wal.Event) {
+	e.sys.Root.Send(pid, followMsg{seq: seq, ev: ev, done: e.followed})
+	select {
+	case <-e.followed:
+	case <-e.stop:
+	}
+}
+
+// followSale creates a sale the leader created, and starts its actors.
+func (e *Engine) followSale(seq uint64, ev *wal.Event) {
+	if _, ok := e.Sale(ev.Sale); ok {
+		return
+	}
+	var rec saleRecord
+	if err := json.Unmarshal(ev.Blob, &rec); err != nil {
+		e.fatal(fmt.Errorf("follow record %d: sale_created %q: %w", seq, ev.Sale, err))
+		return
+	}
+	e.create.Lock()
+	defer e.create.Unlock()
+	s, err := e.newSale(rec)
+	if err != nil {
+		e.fatal(fmt.Errorf("follow record %d: %w", seq, err))
+		return
+	}
+	e.spawn(s)
+	e.register(s)
+}
+
+// follow applies a record of this zone that the leader committed, as
+// recovery does: the stored refusals, the core, the ended holds past their
+// retention; then publishes and counts it.
+func (a *zoneActor) follow(m followMsg) {
+	defer m.followed()
+	seq, ev := m.seq, m.ev
+	if ev.Type == wal.TypeIdemResult {
+		var f idemFail
+		if err := json.Unmarshal(ev.Blob, &f); err != nil {
+			a.s.e.fatal(fmt.Errorf("zone %s/%s: follow record %d: %w", a.s.def.ID, a.zh.def.ID, seq, err))
+			return
+		}
+		a.idemFails[idemKey{buyer: f.Buyer, scope: f.Scope, key: f.Key}] = f
+		return
+	}
+	a.zh.replayClock = max(a.zh.replayClock, ev.At)
+	a.z.DropEnded(a.zh.replayClock-a.s.e.cfg.HoldRetention.Milliseconds(), math.MaxInt)
+	if err := a.z.Apply(ev); err != nil {
+		a.s.e.fatal(fmt.Errorf("zone %s/%s: follow record %d (%s): %w", a.s.def.ID, a.zh.def.ID, seq, ev.Type, err))
+		return
+	}
+	a.stampRows(ev)
+	a.publish()
+	switch ev.Type {
+	case wal.TypeHoldPlaced:
+		a.s.holdsPlaced.Add(1)
+		a.s.seatsHeld.Add(int64(len(ev.Seats)))
+	case wal.TypeHoldExpired:
+		a.s.holdsExpired.Add(1)
+	}
+}
+
+// followed tells Follow that its record is applied.
+func (m followMsg) followed() {
+	if m.done != nil {
+		m.done <- struct{}{}
+	}
+}
