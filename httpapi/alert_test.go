@@ -68,7 +68,7 @@ func TestAlertStateFiresAfterForAndResolvesWithoutFlapping(t *testing.T) {
 
 func TestHistWindowP99(t *testing.T) {
 	var h liveHist
-	w := newHistWindow(&h)
+	w := newHistWindow(&h, alertWindowTicks)
 	for range 98 {
 		h.observe(time.Millisecond)
 	}
@@ -195,7 +195,7 @@ func TestAlertRules(t *testing.T) {
 			m := string(ts.do(t, "GET", "/metrics", nil).Body)
 			want := fmt.Sprintf("onsale_alert{rule=%q,sale=%q} 1", r.name, r.sale)
 			requireTrue(t, strings.Contains(m, want), "/metrics has %s", want)
-			snap := string(ts.srv.dash.snapshot(dashLoad{}))
+			snap := string(ts.srv.dash.snapshot(dashLoad{}, nil))
 			requireTrue(t, strings.Contains(snap, `"rule":"`+r.name+`"`), "dashboard shows it: %s", snap)
 
 			ticks = 0
