@@ -153,7 +153,7 @@ func TestDashboardPageCharts(t *testing.T) {
 	js, _, _ := ChartLibrary()
 	requireTrue(t, strings.Contains(page, js), "the page embeds uPlot")
 	requireTrue(t, !strings.Contains(page, "<!--CHARTS-->"), "the marker is replaced")
-	for _, id := range []string{"c-load", "c-pay", "c-line", "c-seats", "c-log"} {
+	for _, id := range []string{"c-load", "c-pay", "c-line", "c-seats", "c-log", "c-p99"} {
 		requireTrue(t, strings.Contains(page, `id="`+id+`"`), "a chart %s", id)
 	}
 	for _, ext := range []string{`src="http`, `href="http`, "src='http"} {
