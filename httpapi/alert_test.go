@@ -1,14 +1,11 @@
 package httpapi
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -225,17 +222,8 @@ func TestAlertReachesOpenDashboard(t *testing.T) {
 	var free atomic.Uint64
 	free.Store(100 << 30)
 	ts.srv.alerts.diskFree = func(string) (uint64, error) { return free.Load(), nil }
-	r := ts.do(t, "POST", "/dashboard/login", url.Values{"token": {testAdminToken}}.Encode(),
-		hdr{"Content-Type", "application/x-www-form-urlencoded"})
-	requireStatus(t, r, 200, "login")
-	cookies := (&http.Response{Header: r.Header}).Cookies()
-	req, err := http.NewRequest("GET", ts.base+"/dashboard/events", nil)
-	requireNoErr(t, err)
-	req.AddCookie(cookies[0])
-	resp, err := ts.c.Do(req)
-	requireNoErr(t, err)
-	defer resp.Body.Close()
-	br := bufio.NewReader(resp.Body)
+	br, closeStream := ts.dashboardStream(t, ts.dashboardLogin(t))
+	defer closeStream()
 	var snap struct {
 		Alerts  []Alert `json:"alerts"`
 		History []Alert `json:"alert_history"`
