@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -235,5 +236,80 @@ func TestRouteNamesCoverRouter(t *testing.T) {
 	}
 	for _, r := range routeNames {
 		requireTrue(t, slices.Contains(names, r), "routeNames has %q, which the router never gives", r)
+	}
+}
+
+// TestDashboardRouteP99OverHTTP: on a running server whose payment gateway
+// takes paymentLatency a call, an open dashboard shows the checkout
+// route's p99 at or above it and a health check's far below it (a ratio,
+// not a wall-clock bound); once requests stop, the routes drop out of the
+// frames within the window.
+func TestDashboardRouteP99OverHTTP(t *testing.T) {
+	t.Parallel()
+	const (
+		paymentLatency = 500 * time.Millisecond
+		checkouts      = 3
+		healthChecks   = 200
+		checkoutRoute  = "/v1/holds/{hold}/checkout"
+	)
+	ts := startServer(t, func(o *Options) { o.PaymentLatency = paymentLatency })
+	ts.createSale(t, newSaleSpec("s"))
+	toks, holds := make([]string, checkouts), make([]string, checkouts)
+	for i := range checkouts {
+		toks[i] = ts.admit(t, "s", fmt.Sprintf("buyer%d", i))
+		holds[i] = ts.mustHold(t, "s", toks[i], map[string]any{"zone": "ga", "quantity": 1}).HoldID
+	}
+	stream, closeStream := ts.dashboardStream(t, ts.dashboardLogin(t))
+	defer closeStream()
+	frame := func() map[string]float64 {
+		t.Helper()
+		var f struct {
+			P99 map[string]float64 `json:"route_p99_ms"`
+		}
+		ev := readEvent(t, stream)
+		requireNoErr(t, json.Unmarshal([]byte(ev), &f), "frame %s", ev)
+		requireTrue(t, f.P99 != nil, "the frame has route_p99_ms: %s", ev)
+		return f.P99
+	}
+
+	// The health checks run while the checkouts wait on the gateway.
+	paid := make(chan error, checkouts)
+	for i := range checkouts {
+		go func() {
+			r, err := ts.try("POST", "/v1/holds/"+holds[i]+"/checkout",
+				map[string]any{"payment": map[string]string{"token": "tok_visa"}}, bearerHdr(toks[i]))
+			if err == nil && r.Status != 201 {
+				err = fmt.Errorf("checkout: %s", r)
+			}
+			paid <- err
+		}()
+	}
+	for range healthChecks {
+		requireStatus(t, ts.do(t, "GET", "/healthz", nil), 200)
+	}
+	for range checkouts {
+		requireNoErr(t, <-paid)
+	}
+
+	var p99 map[string]float64
+	for n := 0; ; n++ {
+		requireTrue(t, n <= dashLatencyTicks+2, "no frame with both routes; last %v", p99)
+		p99 = frame()
+		_, slow := p99[checkoutRoute]
+		_, fast := p99["/healthz"]
+		if slow && fast {
+			break
+		}
+	}
+	t.Logf("p99 per route, ms: %v", p99)
+	slowMs := float64(paymentLatency / time.Millisecond)
+	requireTrue(t, p99[checkoutRoute] >= slowMs, "checkout p99 %g ms, with a gateway of %g ms", p99[checkoutRoute], slowMs)
+	requireTrue(t, p99["/healthz"]*2 <= p99[checkoutRoute], "health p99 %g ms is not far below checkout's %g ms", p99["/healthz"], p99[checkoutRoute])
+
+	// No more requests: every route leaves within the window's ticks (a
+	// frame made again within a tick, for an alert, does not count one).
+	for n := 0; len(p99) > 0; n++ {
+		requireTrue(t, n <= 2*dashLatencyTicks, "routes still in the frame: %v", p99)
+		p99 = frame()
 	}
 }
