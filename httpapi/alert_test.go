@@ -1,14 +1,11 @@
 package httpapi
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -68,7 +65,7 @@ func TestAlertStateFiresAfterForAndResolvesWithoutFlapping(t *testing.T) {
 
 func TestHistWindowP99(t *testing.T) {
 	var h liveHist
-	w := newHistWindow(&h)
+	w := newHistWindow(&h, alertWindowTicks)
 	for range 98 {
 		h.observe(time.Millisecond)
 	}
@@ -195,7 +192,7 @@ func TestAlertRules(t *testing.T) {
 			m := string(ts.do(t, "GET", "/metrics", nil).Body)
 			want := fmt.Sprintf("onsale_alert{rule=%q,sale=%q} 1", r.name, r.sale)
 			requireTrue(t, strings.Contains(m, want), "/metrics has %s", want)
-			snap := string(ts.srv.dash.snapshot(dashLoad{}))
+			snap := string(ts.srv.dash.snapshot(dashLoad{}, nil))
 			requireTrue(t, strings.Contains(snap, `"rule":"`+r.name+`"`), "dashboard shows it: %s", snap)
 
 			ticks = 0
@@ -225,17 +222,8 @@ func TestAlertReachesOpenDashboard(t *testing.T) {
 	var free atomic.Uint64
 	free.Store(100 << 30)
 	ts.srv.alerts.diskFree = func(string) (uint64, error) { return free.Load(), nil }
-	r := ts.do(t, "POST", "/dashboard/login", url.Values{"token": {testAdminToken}}.Encode(),
-		hdr{"Content-Type", "application/x-www-form-urlencoded"})
-	requireStatus(t, r, 200, "login")
-	cookies := (&http.Response{Header: r.Header}).Cookies()
-	req, err := http.NewRequest("GET", ts.base+"/dashboard/events", nil)
-	requireNoErr(t, err)
-	req.AddCookie(cookies[0])
-	resp, err := ts.c.Do(req)
-	requireNoErr(t, err)
-	defer resp.Body.Close()
-	br := bufio.NewReader(resp.Body)
+	br, closeStream := ts.dashboardStream(t, ts.dashboardLogin(t))
+	defer closeStream()
 	var snap struct {
 		Alerts  []Alert `json:"alerts"`
 		History []Alert `json:"alert_history"`

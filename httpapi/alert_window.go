@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"fmt"
 	"math/bits"
 	"sync/atomic"
 	"time"
@@ -39,21 +40,42 @@ func (h *liveHist) load() (c [liveBuckets]uint64) {
 }
 
 // histWindow is a liveHist's last few ticks, to take a quantile over them.
-// Owned by the alert evaluator; never read from another goroutine.
+// Owned by one reader (the alert evaluator, or the dashboard's frame maker);
+// never read from another goroutine. Readers of one liveHist each keep
+// their own window: the histogram only grows, so they never disturb it.
 type histWindow struct {
 	h    *liveHist
 	last [liveBuckets]uint64
-	ring [][liveBuckets]uint64 // per tick, a ring of alertWindowTicks
+	ring [][liveBuckets]uint64 // per tick, a ring of the window's ticks
 	next int
 }
 
-func newHistWindow(h *liveHist) *histWindow {
-	return &histWindow{h: h, last: h.load(), ring: make([][liveBuckets]uint64, alertWindowTicks)}
+func newHistWindow(h *liveHist, ticks int) *histWindow {
+	return &histWindow{h: h, last: h.load(), ring: make([][liveBuckets]uint64, ticks)}
 }
 
 // tick takes the counts since the last tick into the ring.
-func (w *histWindow) tick() {
+func (w *histWindow) tick() { w.advance(1) }
+
+// advance moves the window on by ticks ticks at once, for a reader that
+// missed some: the counts since the last tick go into the newest, the ones
+// missed are empty. Counts from more ticks back than the ring holds are of
+// an unknown time, maybe long before the window: they are dropped, and the
+// window starts empty.
+func (w *histWindow) advance(ticks int) {
+	if ticks < 1 {
+		panic(fmt.Sprintf("histWindow: advance by %d ticks", ticks))
+	}
 	cur := w.h.load()
+	if ticks > len(w.ring) {
+		w.last = cur
+		clear(w.ring)
+		return
+	}
+	for range ticks - 1 {
+		w.ring[w.next] = [liveBuckets]uint64{}
+		w.next = (w.next + 1) % len(w.ring)
+	}
 	var d [liveBuckets]uint64
 	for i := range cur {
 		d[i] = cur[i] - w.last[i]

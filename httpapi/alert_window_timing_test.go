@@ -29,3 +29,23 @@ func BenchmarkLiveHistObserve(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkMetricsRequest is the whole per-request cost of the metrics:
+// the series lookup, the totals, the Prometheus histogram and the live
+// latency histograms, from parallel goroutines as the server calls it.
+func BenchmarkMetricsRequest(b *testing.B) {
+	m := NewMetrics()
+	routes := []string{holdRoute, "/v1/sales/{sale}/availability", "/v1/sales/{sale}/queue/{queue}", "/healthz"}
+	for _, r := range routes {
+		m.request(r, 200, time.Millisecond)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			m.request(routes[i%len(routes)], 200, time.Duration(i%4096)*time.Microsecond)
+			i++
+		}
+	})
+}

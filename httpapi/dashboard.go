@@ -80,10 +80,18 @@ type dashFrames struct {
 	frame []byte    // guarded by mu; "data: {...}\n\n"; shared, never changed; nil before the first
 	prev  dashMark  // guarded by mu; the marks at frame, for the next frame's rates
 	made  atomic.Int64
+
+	// lat are the per-route latency windows, moved on once per tick by the
+	// frame maker; latTick is the tick they were last moved on at.
+	lat     *routeWindows // guarded by mu
+	latTick time.Time     // guarded by mu
 }
 
 func newDashboard(s *Server) *dashboard {
-	return &dashboard{s: s, logins: newBurstLimiter(loginPerSecond, loginBurst), changed: make(chan struct{})}
+	d := &dashboard{s: s, logins: newBurstLimiter(loginPerSecond, loginBurst), changed: make(chan struct{})}
+	d.frames.lat = newRouteWindows(&s.m.routeLat)
+	d.frames.latTick = time.Now().Truncate(dashboardInterval)
+	return d
 }
 
 func (d *dashboard) session(exp int64) string {
@@ -275,17 +283,20 @@ func (d *dashboard) load(prev, cur dashMark) dashLoad {
 	return l
 }
 
-func (d *dashboard) snapshot(load dashLoad) []byte {
+func (d *dashboard) snapshot(load dashLoad, routeP99 map[string]float64) []byte {
 	out := struct {
 		At    string     `json:"at"`
 		Ready bool       `json:"ready"`
 		Sales []dashSale `json:"sales"`
 		Log   int64      `json:"log_records"`
 		Load  dashLoad   `json:"load"`
+		// RouteP99 is each route's p99 over the last dashLatencyTicks
+		// ticks, in ms, for the routes that had requests in them.
+		RouteP99 map[string]float64 `json:"route_p99_ms"`
 		// Alerts firing now, and the last transitions, oldest first.
 		Alerts  []Alert `json:"alerts"`
 		History []Alert `json:"alert_history"`
-	}{At: actors.FormatTime(d.s.cfg.Now()), Sales: []dashSale{}, Load: load}
+	}{At: actors.FormatTime(d.s.cfg.Now()), Sales: []dashSale{}, Load: load, RouteP99: routeP99}
 	out.Alerts, out.History = d.s.alerts.view()
 	if eng := d.s.eng.Load(); eng != nil {
 		out.Ready = true
@@ -339,7 +350,13 @@ func (d *dashboard) frame(now time.Time) []byte {
 	if f.frame != nil {
 		load = d.load(f.prev, cur)
 	}
-	f.frame = fmt.Appendf(nil, "data: %s\n\n", d.snapshot(load))
+	// Once per tick, whoever makes its frame: a frame made again in the
+	// same tick (an alert changed) finds the windows moved on already.
+	if n := tick.Sub(f.latTick) / dashboardInterval; n > 0 {
+		f.lat.advance(int(min(n, dashLatencyTicks+1)))
+		f.latTick = tick
+	}
+	f.frame = fmt.Appendf(nil, "data: %s\n\n", d.snapshot(load, f.lat.p99Ms()))
 	f.tick, f.prev = tick, cur
 	f.made.Add(1)
 	return f.frame

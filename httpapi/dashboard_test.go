@@ -100,20 +100,8 @@ func TestDashboardStreamsShareFrames(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t)
 	ts.createSale(t, newSaleSpec("s"))
-	r := ts.do(t, "POST", "/dashboard/login", url.Values{"token": {testAdminToken}}.Encode(),
-		hdr{"Content-Type", "application/x-www-form-urlencoded"})
-	requireStatus(t, r, 200, "login")
-	cookies := (&http.Response{Header: r.Header}).Cookies()
-	requireEqual(t, len(cookies), 1, "one session cookie")
-	open := func() (*bufio.Reader, func()) {
-		req, err := http.NewRequest("GET", ts.base+"/dashboard/events", nil)
-		requireNoErr(t, err)
-		req.AddCookie(cookies[0])
-		resp, err := ts.c.Do(req)
-		requireNoErr(t, err)
-		requireEqual(t, resp.StatusCode, 200)
-		return bufio.NewReader(resp.Body), func() { requireNoErr(t, resp.Body.Close(), "close stream") }
-	}
+	session := ts.dashboardLogin(t)
+	open := func() (*bufio.Reader, func()) { return ts.dashboardStream(t, session) }
 	made := &ts.srv.dash.frames.made
 	// Both streams open within one tick, unless the clock crosses a tick
 	// boundary meanwhile: then once more, from the start of a tick.
@@ -146,6 +134,30 @@ func TestDashboardStreamsShareFrames(t *testing.T) {
 	}
 }
 
+// dashboardLogin logs in to the dashboard and returns the session cookie.
+func (ts *testServer) dashboardLogin(t testing.TB) *http.Cookie {
+	t.Helper()
+	r := ts.do(t, "POST", "/dashboard/login", url.Values{"token": {testAdminToken}}.Encode(),
+		hdr{"Content-Type", "application/x-www-form-urlencoded"})
+	requireStatus(t, r, 200, "login")
+	cookies := (&http.Response{Header: r.Header}).Cookies()
+	requireEqual(t, len(cookies), 1, "one session cookie")
+	return cookies[0]
+}
+
+// dashboardStream opens the dashboard's event stream; read frames with
+// readEvent, and close it with the function returned.
+func (ts *testServer) dashboardStream(t testing.TB, session *http.Cookie) (*bufio.Reader, func()) {
+	t.Helper()
+	req, err := http.NewRequest("GET", ts.base+"/dashboard/events", nil)
+	requireNoErr(t, err)
+	req.AddCookie(session)
+	resp, err := ts.c.Do(req)
+	requireNoErr(t, err)
+	requireEqual(t, resp.StatusCode, 200)
+	return bufio.NewReader(resp.Body), func() { requireNoErr(t, resp.Body.Close(), "close stream") }
+}
+
 // TestDashboardPageCharts: the dashboard page carries its charts' library
 // inline (nothing fetched from the network) and a container per chart.
 func TestDashboardPageCharts(t *testing.T) {
@@ -153,7 +165,7 @@ func TestDashboardPageCharts(t *testing.T) {
 	js, _, _ := ChartLibrary()
 	requireTrue(t, strings.Contains(page, js), "the page embeds uPlot")
 	requireTrue(t, !strings.Contains(page, "<!--CHARTS-->"), "the marker is replaced")
-	for _, id := range []string{"c-load", "c-pay", "c-line", "c-seats", "c-log"} {
+	for _, id := range []string{"c-load", "c-pay", "c-line", "c-seats", "c-log", "c-p99"} {
 		requireTrue(t, strings.Contains(page, `id="`+id+`"`), "a chart %s", id)
 	}
 	for _, ext := range []string{`src="http`, `href="http`, "src='http"} {

@@ -53,10 +53,13 @@ type Metrics struct {
 
 	// Totals for the dashboard, which shows rates from their differences.
 	totals totals
-	// Latencies the alert rules take quantiles of.
-	liveHold, livePayment, liveFsync liveHist
-	webhookDropped                   *metrics.Counter
-	webhookFailures                  *metrics.Counter
+	// Latencies the alert rules and the dashboard take quantiles of: per
+	// route (the hold alert reads holdRoute's), and of the gateway and the
+	// log.
+	routeLat               routeLatency
+	livePayment, liveFsync liveHist
+	webhookDropped         *metrics.Counter
+	webhookFailures        *metrics.Counter
 	// alerts reads the alerts firing now; nil until the server has them.
 	alerts atomic.Pointer[func() []Alert]
 }
@@ -120,7 +123,8 @@ func (m *Metrics) OnBatch(records, _ int, fsync time.Duration) {
 }
 
 // routeStatus names one request series. Routes are the fixed names the
-// router returns, never user input, so the series are bounded.
+// router returns, never user input, so the series are bounded; a name
+// missing from routeNames is labelled routeUnknown.
 type routeStatus struct {
 	route  string
 	status int
@@ -132,6 +136,7 @@ type requestSeries struct {
 	requests *metrics.Counter
 	errors   *metrics.Counter // nil below 400
 	duration *metrics.PrometheusHistogram
+	live     *liveHist // the route's, in Metrics.routeLat
 }
 
 // request records one answered request.
@@ -139,12 +144,14 @@ func (m *Metrics) request(route string, status int, d time.Duration) {
 	k := routeStatus{route, status}
 	v, ok := m.series.Load(k)
 	if !ok {
+		name := routeName(route)
 		rs := &requestSeries{
-			requests: m.set.GetOrCreateCounter(fmt.Sprintf(`onsale_http_requests_total{route=%q,status="%d"}`, route, status)),
-			duration: m.set.GetOrCreatePrometheusHistogramExt(fmt.Sprintf(`onsale_http_request_duration_seconds{route=%q}`, route), latencyBuckets),
+			requests: m.set.GetOrCreateCounter(fmt.Sprintf(`onsale_http_requests_total{route=%q,status="%d"}`, name, status)),
+			duration: m.set.GetOrCreatePrometheusHistogramExt(fmt.Sprintf(`onsale_http_request_duration_seconds{route=%q}`, name), latencyBuckets),
+			live:     m.routeLat.of(name),
 		}
 		if status >= 400 {
-			rs.errors = m.set.GetOrCreateCounter(fmt.Sprintf(`onsale_http_errors_total{route=%q,status="%d"}`, route, status))
+			rs.errors = m.set.GetOrCreateCounter(fmt.Sprintf(`onsale_http_errors_total{route=%q,status="%d"}`, name, status))
 		}
 		v, _ = m.series.LoadOrStore(k, rs)
 	}
@@ -158,9 +165,7 @@ func (m *Metrics) request(route string, status int, d time.Duration) {
 	}
 	rs.requests.Inc()
 	rs.duration.Update(d.Seconds())
-	if route == holdRoute {
-		m.liveHold.observe(d)
-	}
+	rs.live.observe(d)
 	if rs.errors != nil {
 		rs.errors.Inc()
 	}
