@@ -18,6 +18,7 @@ var routeNames = [...]string{
 	"/v1/sales/{sale}/queue", "/v1/sales/{sale}/queue/{queue}", "/v1/sales/{sale}/queue/{queue}/events",
 	"/v1/holds/{hold}", "/v1/holds/{hold}/checkout",
 	"/v1/orders/{order}", "/v1/orders/{order}/cancel",
+	"forwarded", "/v1/cluster", "/v1/cluster/self", "/v1/cluster/nodes",
 }
 
 // routeUnknown is the one name of every path that names no resource (404),
