@@ -323,6 +323,7 @@ func (r *Running) startCluster(o Options, m *Metrics, fatal chan error) error {
 		},
 	}
 	srv.cluster = c
+	c.gauges(m)
 	owed := func() int64 {
 		if e := c.eng.Load(); e != nil {
 			return e.RefundsOwed()

@@ -80,7 +80,9 @@ type cluster struct {
 	// follower forwards everything, so that it never hands out or accepts
 	// a token under its own key.
 	keyed    atomic.Bool
-	failover atomic.Int64 // ns from losing a leader to this node serving, last time
+	// failover is how long this node last took, from the cluster having no
+	// leader it knew to its own engine serving as leader (ns).
+	failover atomic.Int64
 }
 
 func clusterProof(adminToken string) string {
@@ -171,6 +173,21 @@ func (c *cluster) follow() error {
 	c.s.SetEngine(eng)
 	c.log.Info("cluster: following", "node", c.node.ID(), "leader", c.node.Leader(), "built_in", time.Since(start).Round(time.Millisecond), "sales", len(eng.Sales()))
 	return nil
+}
+
+// gauges puts the node's place in the cluster on /metrics.
+func (c *cluster) gauges(m *Metrics) {
+	b := func(v bool) float64 {
+		if v {
+			return 1
+		}
+		return 0
+	}
+	m.set.NewGauge("onsale_cluster_leader", func() float64 { return b(c.node.IsLeader()) })
+	m.set.NewGauge("onsale_cluster_serving", func() float64 { return b(c.eng.Load() != nil) })
+	m.set.NewGauge("onsale_cluster_applied_index", func() float64 { return float64(c.node.AppliedIndex()) })
+	m.set.NewGauge("onsale_cluster_commit_index", func() float64 { return float64(c.node.CommitIndex()) })
+	m.set.NewGauge("onsale_cluster_last_takeover_seconds", func() float64 { return time.Duration(c.failover.Load()).Seconds() })
 }
 
 // adoptKey puts the cluster's signing key in force once it is known.
