@@ -31,12 +31,14 @@ package main
 // the timing of the faults against the requests).
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -195,6 +197,10 @@ type linearRun struct {
 	// (index 0: before the first).
 	unknownTries [linearFaultsFull + 1]int
 	unknownOps   [linearFaultsFull + 1]int // operations left unknown, by the fault of their call
+
+	// faults are marked on the visualization; only the test goroutine
+	// touches them.
+	faults []porcupine.Annotation
 }
 
 func (r *linearRun) now() int64 { return int64(time.Since(r.began)) }
@@ -255,12 +261,11 @@ func TestClusterSeatLinearizable(t *testing.T) {
 
 	// The unknown operations return after every other one.
 	end := r.now() + 1
-	history := r.ops
-	for i, op := range r.open {
-		op.Return = end
-		op.ClientId = linearClients + i // a row of its own: it overlaps its buyer's later operations
-		history = append(history, op)
+	for i := range r.open {
+		r.open[i].Return = end
+		r.open[i].ClientId = linearClients + i // a row of its own: it overlaps its buyer's later operations
 	}
+	history := append(slices.Clip(r.ops), r.open...)
 	perSeat := make([]int, linearSeats)
 	for _, op := range history {
 		perSeat[op.Input.(seatOp).seat]++
@@ -280,6 +285,8 @@ func TestClusterSeatLinearizable(t *testing.T) {
 	t.Logf("porcupine: %s in %v", res, time.Since(began).Round(time.Millisecond))
 	switch res {
 	case porcupine.Illegal:
+		r.explain(info)
+		info.AddAnnotations(r.faults)
 		dir := filepath.Join("testdata", "out")
 		path := filepath.Join(dir, fmt.Sprintf("cluster-linear-%d.html", seed))
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -290,6 +297,62 @@ func TestClusterSeatLinearizable(t *testing.T) {
 		t.Errorf("the holds of a seat are not linearizable; the history and the longest linearizable prefix of each seat are in %s", path)
 	case porcupine.Unknown:
 		t.Logf("porcupine gave up after %v: the history is neither proven linearizable nor not", linearCheckMax)
+	}
+}
+
+// explain logs, for each seat whose history is not linearizable, where
+// the longest linearizable prefix porcupine found ends: its last
+// operations and the first ones it could not place.
+func (r *linearRun) explain(info porcupine.LinearizationInfo) {
+	const around = 3
+	describe := func(op porcupine.Operation) string {
+		return fmt.Sprintf("c%d [%.3f s, %.3f s] %s (%s)", op.ClientId, float64(op.Call)/1e9, float64(op.Return)/1e9,
+			seatModel.DescribeOperation(op.Input, op.Output), seatModel.DescribeOperationMetadata(op.Metadata))
+	}
+	type opKey struct {
+		client int
+		call   int64
+	}
+	for seat, lins := range info.PartialLinearizationsOperations() {
+		var longest []porcupine.Operation
+		for _, l := range lins {
+			if len(l) > len(longest) {
+				longest = l
+			}
+		}
+		var all []porcupine.Operation
+		for _, op := range r.ops {
+			if op.Input.(seatOp).seat == seat {
+				all = append(all, op)
+			}
+		}
+		for _, op := range r.open {
+			if op.Input.(seatOp).seat == seat {
+				all = append(all, op)
+			}
+		}
+		if len(longest) >= len(all) {
+			continue
+		}
+		placed := map[opKey]bool{}
+		for _, op := range longest {
+			placed[opKey{op.ClientId, op.Call}] = true
+		}
+		var lines []string
+		for _, op := range longest[max(len(longest)-around, 0):] {
+			lines = append(lines, "  placed:     "+describe(op))
+		}
+		slices.SortFunc(all, func(a, b porcupine.Operation) int { return cmp.Compare(a.Call, b.Call) })
+		n := 0
+		for _, op := range all {
+			if placed[opKey{op.ClientId, op.Call}] || n == around {
+				continue
+			}
+			n++
+			lines = append(lines, "  not placed: "+describe(op))
+		}
+		r.t.Errorf("seat %s-%d: %d of %d operations linearizable; where it ends:\n%s", linearRow, seat+1,
+			len(longest), len(all), strings.Join(lines, "\n"))
 	}
 }
 
@@ -350,6 +413,7 @@ func (r *linearRun) injectFault(f int) {
 		t.Fatalf("fault %d: no node took over within 20 s of losing leader %s", f, ld.id)
 	}
 	took := time.Since(faultAt)
+	faultStart := r.now() - int64(took)
 	if kill {
 		time.Sleep(linearKillDown - min(took, linearKillDown))
 		r.mu.Lock()
@@ -364,6 +428,9 @@ func (r *linearRun) injectFault(f int) {
 		ld.paused = false
 		r.mu.Unlock()
 	}
+	r.faults = append(r.faults, porcupine.Annotation{Tag: "faults", Start: faultStart, End: r.now(),
+		Description: fmt.Sprintf("%d: %s %s", f, map[bool]string{true: "SIGKILL", false: "SIGSTOP"}[kill], ld.id),
+		Details:     fmt.Sprintf("from the fault until %s was back; another node led after %v", ld.id, took.Round(time.Millisecond))})
 	t.Logf("fault %d: %s of leader %s; another node led after %v", f,
 		map[bool]string{true: "SIGKILL", false: "SIGSTOP"}[kill], ld.id, took.Round(time.Millisecond))
 }
