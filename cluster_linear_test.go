@@ -67,9 +67,17 @@ const (
 	linearBefore      = 1500 * time.Millisecond // load before the first fault
 	linearBetween     = 2 * time.Second         // load between faults, after recovery, at least
 	linearKillDown    = time.Second             // a killed leader stays down this long
-	linearCheckMax    = 60 * time.Second        // porcupine's time limit; past it the result is Unknown
-	linearZone        = "row"
-	linearRow         = "A"
+	// linearHealthLag is how long the buyers' load balancer goes on
+	// sending requests to a stopped node before its health check notices;
+	// those requests wait in the node's sockets and are served the moment
+	// it continues, while it may still take itself for the leader.
+	linearHealthLag = time.Second
+	// linearRequestTimeout outlasts a SIGSTOP (clusterStopFor), so that a
+	// request sent to the stopped node is still waiting when it continues.
+	linearRequestTimeout = clusterStopFor + 2*time.Second
+	linearCheckMax       = 60 * time.Second // porcupine's time limit; past it the result is Unknown
+	linearZone           = "row"
+	linearRow            = "A"
 )
 
 // seatOp is one operation's input: a hold of the seat, or a release of a
@@ -201,6 +209,13 @@ type linearRun struct {
 	// faults are marked on the visualization; only the test goroutine
 	// touches them.
 	faults []porcupine.Annotation
+	// stopped is the node stopped with SIGSTOP, since stoppedAt; guarded
+	// by mu.
+	stopped   *clusterNode
+	stoppedAt time.Time
+	// probeToken is the prober's (client linearClients), which the test
+	// goroutine runs around each SIGSTOP: see probeStale.
+	probeToken string
 }
 
 func (r *linearRun) now() int64 { return int64(time.Since(r.began)) }
@@ -220,7 +235,7 @@ func TestClusterSeatLinearizable(t *testing.T) {
 		faults = linearFaultsShort
 	}
 	cr := &clusterRun{t: t, bin: crashBuild(t), rng: rand.New(rand.NewPCG(seed, 0)),
-		hc: &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 2 * linearClients}}}
+		hc: &http.Client{Timeout: linearRequestTimeout, Transport: &http.Transport{MaxIdleConnsPerHost: 2 * linearClients}}}
 	ld := cr.startNodes()
 	r := &linearRun{clusterRun: cr}
 
@@ -240,6 +255,7 @@ func TestClusterSeatLinearizable(t *testing.T) {
 	for c := range tokens {
 		tokens[c] = r.admit(fmt.Sprintf("linear-%d", c))
 	}
+	r.probeToken = r.admit("linear-probe")
 
 	r.began = time.Now()
 	stop := make(chan struct{})
@@ -263,7 +279,7 @@ func TestClusterSeatLinearizable(t *testing.T) {
 	end := r.now() + 1
 	for i := range r.open {
 		r.open[i].Return = end
-		r.open[i].ClientId = linearClients + i // a row of its own: it overlaps its buyer's later operations
+		r.open[i].ClientId = linearClients + 1 + i // after the prober's; a row of its own: it overlaps its buyer's later operations
 	}
 	history := append(slices.Clip(r.ops), r.open...)
 	perSeat := make([]int, linearSeats)
@@ -406,6 +422,7 @@ func (r *linearRun) injectFault(f int) {
 			t.Errorf("fault %d: stop %s: %v", f, ld.id, err)
 		}
 		ld.paused = true
+		r.stopped, r.stoppedAt = ld, time.Now()
 	}
 	r.mu.Unlock()
 	faultAt := time.Now()
@@ -420,19 +437,43 @@ func (r *linearRun) injectFault(f int) {
 		ld.start(t, r.bin, r.peers)
 		r.mu.Unlock()
 	} else {
-		time.Sleep(clusterStopFor - min(took, clusterStopFor))
+		seat, hold := r.probeHold(f)
+		time.Sleep(clusterStopFor - min(time.Since(faultAt), clusterStopFor))
 		r.mu.Lock()
 		if err := ld.cmd.Process.Signal(syscall.SIGCONT); err != nil {
 			t.Errorf("fault %d: continue %s: %v", f, ld.id, err)
 		}
 		ld.paused = false
+		r.stopped = nil
 		r.mu.Unlock()
+		if hold != "" {
+			// At once, through the node that was stopped: it may not know
+			// yet that it no longer leads, nor that this hold exists.
+			r.release(linearClients, r.probeToken, seat, hold, r.rng, ld)
+		}
 	}
 	r.faults = append(r.faults, porcupine.Annotation{Tag: "faults", Start: faultStart, End: r.now(),
 		Description: fmt.Sprintf("%d: %s %s", f, map[bool]string{true: "SIGKILL", false: "SIGSTOP"}[kill], ld.id),
 		Details:     fmt.Sprintf("from the fault until %s was back; another node led after %v", ld.id, took.Round(time.Millisecond))})
 	t.Logf("fault %d: %s of leader %s; another node led after %v", f,
 		map[bool]string{true: "SIGKILL", false: "SIGSTOP"}[kill], ld.id, took.Round(time.Millisecond))
+}
+
+// probeHold takes a seat through the new leader while the old one is
+// stopped, for the prober to release through the old one the moment it
+// continues. It gives up after a few tries (the seats are contended) and
+// returns the seat and the hold, or "".
+func (r *linearRun) probeHold(f int) (int, string) {
+	const tries = 20
+	for i := range tries {
+		key := fmt.Sprintf("probe-%d-%d", f, i)
+		seat := r.rng.IntN(linearSeats)
+		if h := r.hold(linearClients, r.probeToken, seat, key, r.rng, nil); h != "" {
+			return seat, h
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return 0, ""
 }
 
 // newLeader waits until a node other than old says it leads and is ready.
@@ -459,12 +500,13 @@ func (r *linearRun) newLeader(old *clusterNode, timeout time.Duration) bool {
 }
 
 // node picks a random live node, as a load balancer with health checks
-// would. It waits while none is: a moment when a fault is being set up.
+// would: a stopped node only during linearHealthLag after it stopped. It
+// waits while none is: a moment when a fault is being set up.
 func (r *linearRun) node(rng *rand.Rand) *clusterNode {
 	for {
 		r.mu.Lock()
 		n := r.nodes[rng.IntN(len(r.nodes))]
-		ok := n.cmd != nil && !n.paused
+		ok := n.cmd != nil && (!n.paused || (n == r.stopped && time.Since(r.stoppedAt) < linearHealthLag))
 		r.mu.Unlock()
 		if ok {
 			return n
@@ -485,7 +527,7 @@ func (r *linearRun) buyer(c int, token string, rng *rand.Rand, stop <-chan struc
 		case <-time.After(linearThinkMin + time.Duration(rng.Int64N(int64(linearThinkSpan)))):
 		}
 		if mine != "" {
-			r.release(c, token, mineSeat, mine, rng)
+			r.release(c, token, mineSeat, mine, rng, nil)
 			mine = ""
 			continue
 		}
@@ -494,7 +536,7 @@ func (r *linearRun) buyer(c int, token string, rng *rand.Rand, stop <-chan struc
 		if rng.IntN(2) == 0 {
 			key = fmt.Sprintf("b%d-%d", c, i)
 		}
-		if h := r.hold(c, token, seat, key, rng); h != "" {
+		if h := r.hold(c, token, seat, key, rng, nil); h != "" {
 			mine, mineSeat = h, seat
 		}
 	}
@@ -509,8 +551,13 @@ type attempt struct {
 	unknown bool
 }
 
-func (r *linearRun) send(rng *rand.Rand, method, path, token, key string, body []byte) attempt {
-	n := r.node(rng)
+// send sends one request to node to, or to a random live node if to is
+// nil.
+func (r *linearRun) send(rng *rand.Rand, to *clusterNode, method, path, token, key string, body []byte) attempt {
+	n := to
+	if n == nil {
+		n = r.node(rng)
+	}
 	st, b, err := r.call(n, method, path, token, key, body)
 	return attempt{node: n.id, status: st, body: b, err: err, unknown: err != nil || st >= 500}
 }
@@ -527,11 +574,13 @@ func (a attempt) String() string {
 }
 
 // settle sends a request until its answer is known or linearRetryFor
-// passes; retry false sends it once.
-func (r *linearRun) settle(rng *rand.Rand, retry bool, method, path, token, key string, body []byte) (attempt, int) {
+// passes; retry false sends it once. The first try goes to node to (nil:
+// a random live node), retries to random live nodes.
+func (r *linearRun) settle(rng *rand.Rand, to *clusterNode, retry bool, method, path, token, key string, body []byte) (attempt, int) {
 	deadline := time.Now().Add(linearRetryFor)
 	for tries := 1; ; tries++ {
-		a := r.send(rng, method, path, token, key, body)
+		a := r.send(rng, to, method, path, token, key, body)
+		to = nil
 		if !a.unknown {
 			return a, tries
 		}
@@ -559,13 +608,13 @@ func (r *linearRun) record(op porcupine.Operation) {
 }
 
 // hold asks for one seat and returns the hold id of a 201, else "".
-func (r *linearRun) hold(c int, token string, seat int, key string, rng *rand.Rand) string {
+func (r *linearRun) hold(c int, token string, seat int, key string, rng *rand.Rand, to *clusterNode) string {
 	in := seatOp{seat: seat, keyed: key != ""}
 	name := fmt.Sprintf("%s-%d", linearRow, seat+1)
 	body := crashJSON(map[string]any{"zone": linearZone, "seats": []string{name}})
 	fault := r.fault.Load()
 	call := r.now()
-	a, tries := r.settle(rng, key != "", "POST", "/v1/sales/"+clusterSaleID+"/holds", token, key, body)
+	a, tries := r.settle(rng, to, key != "", "POST", "/v1/sales/"+clusterSaleID+"/holds", token, key, body)
 	ret := r.now()
 	meta := seatMeta{node: a.node, tries: tries, fault: fault, answer: a.String()}
 	op := porcupine.Operation{ClientId: c, Input: in, Call: call, Return: ret, Metadata: meta}
@@ -599,10 +648,10 @@ func (r *linearRun) hold(c int, token string, seat int, key string, rng *rand.Ra
 }
 
 // release gives up the buyer's hold on seat.
-func (r *linearRun) release(c int, token string, seat int, hold string, rng *rand.Rand) {
+func (r *linearRun) release(c int, token string, seat int, hold string, rng *rand.Rand, to *clusterNode) {
 	fault := r.fault.Load()
 	call := r.now()
-	a, tries := r.settle(rng, true, "DELETE", "/v1/holds/"+hold, token, "", nil)
+	a, tries := r.settle(rng, to, true, "DELETE", "/v1/holds/"+hold, token, "", nil)
 	ret := r.now()
 	op := porcupine.Operation{ClientId: c, Input: seatOp{seat: seat, release: true, hold: hold}, Call: call, Return: ret,
 		Metadata: seatMeta{node: a.node, tries: tries, fault: fault, answer: a.String()}}
