@@ -75,9 +75,12 @@ const (
 	// linearRequestTimeout outlasts a SIGSTOP (clusterStopFor), so that a
 	// request sent to the stopped node is still waiting when it continues.
 	linearRequestTimeout = clusterStopFor + 2*time.Second
-	linearCheckMax       = 60 * time.Second // porcupine's time limit; past it the result is Unknown
-	linearZone           = "row"
-	linearRow            = "A"
+	// linearProbeAhead is how long before SIGCONT the prober's request is
+	// sent to the stopped node: time to reach its socket.
+	linearProbeAhead = 100 * time.Millisecond
+	linearCheckMax   = 60 * time.Second // porcupine's time limit; past it the result is Unknown
+	linearZone       = "row"
+	linearRow        = "A"
 )
 
 // seatOp is one operation's input: a hold of the seat, or a release of a
@@ -439,6 +442,18 @@ func (r *linearRun) injectFault(f int) {
 	} else {
 		seat, hold := r.probeHold(f)
 		time.Sleep(clusterStopFor - min(time.Since(faultAt), clusterStopFor))
+		// The prober's release goes to the stopped node just before it
+		// continues, so it is served the moment the node runs again: the
+		// node may not know yet that it no longer leads, nor that this
+		// hold exists.
+		probed := make(chan string, 1)
+		if hold != "" {
+			rng := rand.New(rand.NewPCG(r.rng.Uint64(), uint64(f)))
+			go func() { probed <- r.release(linearClients, r.probeToken, seat, hold, rng, ld) }()
+			time.Sleep(linearProbeAhead)
+		} else {
+			probed <- "no probe: the prober got no seat"
+		}
 		r.mu.Lock()
 		if err := ld.cmd.Process.Signal(syscall.SIGCONT); err != nil {
 			t.Errorf("fault %d: continue %s: %v", f, ld.id, err)
@@ -446,11 +461,7 @@ func (r *linearRun) injectFault(f int) {
 		ld.paused = false
 		r.stopped = nil
 		r.mu.Unlock()
-		if hold != "" {
-			// At once, through the node that was stopped: it may not know
-			// yet that it no longer leads, nor that this hold exists.
-			r.release(linearClients, r.probeToken, seat, hold, r.rng, ld)
-		}
+		t.Logf("fault %d: the prober's release of %s through %s as it continued: %s", f, hold, ld.id, <-probed)
 	}
 	r.faults = append(r.faults, porcupine.Annotation{Tag: "faults", Start: faultStart, End: r.now(),
 		Description: fmt.Sprintf("%d: %s %s", f, map[bool]string{true: "SIGKILL", false: "SIGSTOP"}[kill], ld.id),
@@ -648,7 +659,8 @@ func (r *linearRun) hold(c int, token string, seat int, key string, rng *rand.Ra
 }
 
 // release gives up the buyer's hold on seat.
-func (r *linearRun) release(c int, token string, seat int, hold string, rng *rand.Rand, to *clusterNode) {
+// It returns the answer, in words, for the log.
+func (r *linearRun) release(c int, token string, seat int, hold string, rng *rand.Rand, to *clusterNode) string {
 	fault := r.fault.Load()
 	call := r.now()
 	a, tries := r.settle(rng, to, true, "DELETE", "/v1/holds/"+hold, token, "", nil)
@@ -658,7 +670,7 @@ func (r *linearRun) release(c int, token string, seat int, hold string, rng *ran
 	var e crashErrorBody
 	if !a.unknown && a.status != 200 && json.Unmarshal(a.body, &e) != nil {
 		r.t.Errorf("buyer %d: release of %s: %s: %s", c, hold, a, a.body)
-		return
+		return a.String()
 	}
 	switch {
 	case a.unknown:
@@ -671,9 +683,10 @@ func (r *linearRun) release(c int, token string, seat int, hold string, rng *ran
 		op.Output = seatOutput{result: resultNotActive}
 	default:
 		r.t.Errorf("buyer %d: release of %s: %s: %s", c, hold, a, a.body)
-		return
+		return a.String()
 	}
 	r.record(op)
+	return fmt.Sprintf("%s (answered by %s after %d tries)", a, a.node, tries)
 }
 
 // TestSeatModel checks the model on small histories whose verdict is known,
