@@ -27,6 +27,12 @@ package main
 // return at the end of the history: it may have taken effect at any moment
 // after its call, or never (the model accepts both).
 //
+// A leader stopped with SIGSTOP is where stale answers would come from, so
+// the buyers' requests keep going to it for linearHealthLag (they wait
+// until it continues), and a prober (client linearClients) takes a seat
+// through the new leader during the pause and releases it through the
+// stopped node just before SIGCONT.
+//
 // Randomized: the seed is printed; SEED=n replays the same choices (not
 // the timing of the faults against the requests).
 
