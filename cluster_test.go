@@ -220,33 +220,7 @@ func TestClusterFailover(t *testing.T) {
 	// stopped must not hold its buyer for long.
 	r := &clusterRun{t: t, bin: crashBuild(t), hc: &http.Client{Timeout: 3 * time.Second},
 		rng: rand.New(rand.NewPCG(1, 2)), acked: map[string]clusterHold{}}
-	base := t.TempDir()
-	var peers []string
-	for i := range 3 {
-		n := &clusterNode{id: fmt.Sprintf("n%d", i+1), http: crashFreeAddr(t), raft: crashFreeAddr(t),
-			data: filepath.Join(base, fmt.Sprintf("n%d", i+1)), out: &crashLog{}}
-		r.nodes = append(r.nodes, n)
-		peers = append(peers, n.id+"="+n.raft)
-	}
-	r.peers = strings.Join(peers, ",")
-	for _, n := range r.nodes {
-		n.start(t, r.bin, r.peers)
-	}
-	t.Cleanup(func() {
-		for _, n := range r.nodes {
-			n.kill()
-		}
-		if t.Failed() {
-			for _, n := range r.nodes {
-				t.Logf("--- %s output:\n%s", n.id, n.out.tail())
-			}
-		}
-	})
-	ld := r.leader(crashReadyTimeout)
-	if ld == nil {
-		t.Fatal("no leader within 30 s")
-	}
-	r.allReady(0)
+	ld := r.startNodes()
 	def := map[string]any{
 		"id": clusterSaleID, "name": "Cluster test", "hold_ttl_s": crashHoldTTLS, "max_per_buyer": crashMaxPerBuyer,
 		"waiting_room": map[string]any{"active_limit": 1_000_000, "admit_per_s": 0, "access_ttl_s": 86400},
@@ -344,6 +318,42 @@ func (r *clusterRun) read(n *clusterNode, path, token string) (int, string, []by
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	return resp.StatusCode, resp.Header.Get("Onsale-Node"), b, err
+}
+
+// startNodes starts the three nodes, waits until one leads and all are
+// ready, and returns the leader. Cleanup kills them and, if the test
+// failed, logs their output.
+func (r *clusterRun) startNodes() *clusterNode {
+	t := r.t
+	t.Helper()
+	base := t.TempDir()
+	var peers []string
+	for i := range 3 {
+		n := &clusterNode{id: fmt.Sprintf("n%d", i+1), http: crashFreeAddr(t), raft: crashFreeAddr(t),
+			data: filepath.Join(base, fmt.Sprintf("n%d", i+1)), out: &crashLog{}}
+		r.nodes = append(r.nodes, n)
+		peers = append(peers, n.id+"="+n.raft)
+	}
+	r.peers = strings.Join(peers, ",")
+	for _, n := range r.nodes {
+		n.start(t, r.bin, r.peers)
+	}
+	t.Cleanup(func() {
+		for _, n := range r.nodes {
+			n.kill()
+		}
+		if t.Failed() {
+			for _, n := range r.nodes {
+				t.Logf("--- %s output:\n%s", n.id, n.out.tail())
+			}
+		}
+	})
+	ld := r.leader(crashReadyTimeout)
+	if ld == nil {
+		t.Fatal("no leader within 30 s")
+	}
+	r.allReady(0)
+	return ld
 }
 
 // allReady waits until every node answers /readyz 200 (a follower: caught

@@ -313,7 +313,7 @@ func (r *Running) startCluster(o Options, m *Metrics, fatal chan error) error {
 	srv := r.Server
 	c := &cluster{
 		s: srv, node: node, self: r.Addr, proof: clusterProof(r.Secrets.AdminToken), key: r.Secrets.SigningKey, log: o.Logger,
-		clients: map[string]*fasthttp.HostClient{}, fatal: fatal,
+		clients: map[string]*fasthttp.HostClient{}, fatal: fatal, confirm: newConfirmer(),
 		poke: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{}),
 		engine: func() actors.Config {
 			return actors.Config{

@@ -70,6 +70,10 @@ type cluster struct {
 	mu      sync.Mutex
 	clients map[string]*fasthttp.HostClient
 
+	confirm *confirmer
+	// confirmStop ends the confirm rounds; run's goroutine only.
+	confirmStop chan struct{}
+
 	fatal   chan<- error // errors the process must stop on
 	poke    chan struct{}
 	stop    chan struct{}
@@ -79,7 +83,7 @@ type cluster struct {
 	// keyed: the cluster's signing key is in force here. Until then a
 	// follower forwards everything, so that it never hands out or accepts
 	// a token under its own key.
-	keyed    atomic.Bool
+	keyed atomic.Bool
 	// failover is how long this node last took, from the cluster having no
 	// leader it knew to its own engine serving as leader (ns).
 	failover atomic.Int64
@@ -190,6 +194,99 @@ func (c *cluster) gauges(m *Metrics) {
 	m.set.NewGauge("onsale_cluster_last_takeover_seconds", func() float64 { return time.Duration(c.failover.Load()).Seconds() })
 }
 
+// The leader's answers that no record of their own made durable (reads,
+// refusals, not found) come from its memory, which is the cluster's state
+// only while no other node leads. A leader paused (SIGSTOP) past an
+// election answers from stale memory for the moment it takes to learn of
+// the new term. So such an answer is sent only once leadership is
+// confirmed at or after the time it was made: by a lease (a Verify that
+// started before the request and less than raftlog.Lease ago), or else
+// by the next Verify round. A write's 2xx needs none: it was committed by
+// a majority, or it repeats an answer that was.
+
+// confirmer runs Verify rounds while this node leads.
+type confirmer struct {
+	mu     sync.Mutex
+	okAt   time.Time     // start of the last successful round
+	start  time.Time     // start of the round running now (zero: none)
+	done   chan struct{} // closed when that round ends
+	demand chan struct{} // capacity 1: a request waits for a round
+}
+
+func newConfirmer() *confirmer {
+	return &confirmer{demand: make(chan struct{}, 1)}
+}
+
+// confirmEvery spaces the rounds while nobody waits, to keep the lease
+// fresh for the fast path.
+const confirmEvery = 50 * time.Millisecond
+
+// confirmWaitMax bounds a request's wait for a round.
+const confirmWaitMax = time.Second
+
+// runConfirm runs rounds until stop closes.
+func (c *cluster) runConfirm(stop <-chan struct{}) {
+	cf := c.confirm
+	t := time.NewTicker(confirmEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		case <-cf.demand:
+		}
+		cf.mu.Lock()
+		start, done := time.Now(), make(chan struct{})
+		cf.start, cf.done = start, done
+		cf.mu.Unlock()
+		err := c.node.Verify()
+		cf.mu.Lock()
+		if err == nil {
+			cf.okAt = start
+		}
+		cf.start, cf.done = time.Time{}, nil
+		cf.mu.Unlock()
+		close(done)
+	}
+}
+
+// confirmed reports whether an answer made no earlier than t0 may be sent
+// as this cluster's: this node led throughout.
+func (c *cluster) confirmed(t0 time.Time) bool {
+	cf := c.confirm
+	deadline := t0.Add(confirmWaitMax)
+	for {
+		cf.mu.Lock()
+		okAt, start, done := cf.okAt, cf.start, cf.done
+		cf.mu.Unlock()
+		if !okAt.IsZero() && !okAt.After(t0) && time.Since(okAt) < raftlog.Lease {
+			return true // the lease covers the whole request
+		}
+		if !okAt.Before(t0) {
+			return true // a round that started after the request succeeded
+		}
+		if !c.leading.Load() || time.Now().After(deadline) {
+			return false
+		}
+		if done == nil || start.Before(t0) {
+			select {
+			case cf.demand <- struct{}{}:
+			default:
+			}
+		}
+		wait := done
+		if wait == nil {
+			time.Sleep(time.Millisecond)
+			continue
+		}
+		select {
+		case <-wait:
+		case <-time.After(time.Until(deadline)):
+		}
+	}
+}
+
 // adoptKey puts the cluster's signing key in force once it is known.
 func (c *cluster) adoptKey() {
 	if c.keyed.Load() {
@@ -237,6 +334,8 @@ func (c *cluster) lead() error {
 		return errors.New("lost the leadership while rebuilding")
 	}
 	c.eng.Store(eng)
+	c.confirmStop = make(chan struct{})
+	go c.runConfirm(c.confirmStop)
 	c.leading.Store(true)
 	c.s.SetEngine(eng)
 	c.log.Info("cluster: leading", "node", c.node.ID(), "term", j.Term(), "rebuilt_in", time.Since(start).Round(time.Millisecond), "sales", len(eng.Sales()))
@@ -247,6 +346,10 @@ func (c *cluster) lead() error {
 // as not done, and the API goes to the leader from here on.
 func (c *cluster) drop() {
 	leading := c.leading.Swap(false)
+	if c.confirmStop != nil {
+		close(c.confirmStop)
+		c.confirmStop = nil
+	}
 	eng := c.eng.Swap(nil)
 	if eng == nil {
 		return

@@ -220,6 +220,19 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		s.m.request(route, ctx.Response.StatusCode(), time.Since(start))
 	}()
 	route = s.route(ctx)
+	if c := s.cluster; c != nil && c.leading.Load() && !ctx.Hijacked() && !committed(ctx) && !c.confirmed(start) {
+		ctx.Response.Reset()
+		ctx.Response.Header.Set(hdrNode, c.node.ID())
+		retryAfter(ctx, 1)
+		fail(ctx, actors.CodeUnavailable, "this node could not confirm it still leads the cluster, so its answer may be stale; nothing was changed by it: retry (the same Idempotency-Key gets the first answer)")
+	}
+}
+
+// committed reports whether the answer is a write's 2xx: made durable by a
+// majority, or a repeat of one that was.
+func committed(ctx *fasthttp.RequestCtx) bool {
+	st := ctx.Response.StatusCode()
+	return st >= 200 && st < 300 && !ctx.IsGet() && !ctx.IsHead()
 }
 
 // splitPath splits a clean absolute path into segments; ok is false for

@@ -280,6 +280,18 @@ func (n *Node) CatchUp(timeout time.Duration) error {
 	return n.r.Barrier(timeout).Error()
 }
 
+// Lease is how long after the start of a successful Verify this node may
+// take itself for the only leader: less than the heartbeat timeout, the
+// least time a follower that acknowledged it waits before it may elect
+// another.
+const Lease = 200 * time.Millisecond
+
+// Verify confirms with a majority that this node still leads. It costs one
+// round trip to the followers.
+func (n *Node) Verify() error {
+	return notLeader(n.r.VerifyLeader().Error())
+}
+
 // HTTPAddr is the HTTP address the node with that id registered, or "".
 func (n *Node) HTTPAddr(id string) string { return n.fsm.httpAddr(id) }
 
