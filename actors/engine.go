@@ -85,6 +85,9 @@ type Config struct {
 	// Journal, if set, is the log to use instead of the write-ahead log in
 	// Dir/wal: the cluster's replicated log. Engine.Close closes it.
 	Journal Journal
+	// Confirm, if set, is asked right before a charge: an error stops it
+	// (a cluster's leader that cannot confirm it still leads).
+	Confirm func() error
 	// Follower makes an engine that never decides: it answers reads from
 	// the state its Journal replays and then from the records the leader
 	// commits (Follow). No expiry, admission, snapshot or settlement runs
@@ -254,6 +257,9 @@ func unavailable(err error) *Error {
 		e.notDone = true
 		e.transient = true // a retry after the disk recovers may succeed
 		return e
+	}
+	if errors.Is(err, wal.ErrLeadershipLost) {
+		return errorf(CodeUnavailable, "this node lost the cluster's leadership while making the change (%v): it may or may not have been made; retry with the same Idempotency-Key, or read it back", err)
 	}
 	if errors.Is(err, wal.ErrNotLeader) {
 		e := errorf(CodeUnavailable, "this node is no longer the cluster's leader (%v); nothing was changed: retry, another node takes over within seconds", err)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -11,9 +12,12 @@ import (
 )
 
 // A follower's engine (Config.Follower) keeps a cluster leader's state for
-// reads. It is built like any engine, by replaying its journal, then Follow
-// hands it each record the leader commits, in log order, and the owning
-// actor applies it with the functions recovery and the leader use.
+// reads. It is built like any engine, from its snapshot files and its
+// journal, then Follow hands it each record the leader commits, in log
+// order, and the owning actor applies it with the functions recovery and
+// the leader use. As in recovery, a record an owner's snapshot already
+// holds is skipped: after a restart Raft applies the log from its start,
+// behind the snapshots this node wrote when it led.
 
 // followMsg is one committed record for a zone or room actor to apply;
 // done is signalled once it is applied and published.
@@ -49,12 +53,17 @@ func (e *Engine) Follow(seq uint64, ev *wal.Event) {
 	}
 	switch ev.Type {
 	case wal.TypeSalePaused, wal.TypeSaleResumed:
+		if seq <= s.snapSeq {
+			return // in the snapshot this engine was built from
+		}
 		c := newCall()
 		e.sys.Root.Send(s.room.pid, roomPauseMsg{paused: ev.Type == wal.TypeSalePaused, c: c})
 		c.wait(e.cfg.CallTimeout)
 		return
 	case wal.TypeQueueJoined, wal.TypeQueueAdmitted, wal.TypeQueueLeft, wal.TypeQueueDrawn, wal.TypeQueueDone:
-		e.followAt(s.room.pid, seq, ev)
+		if seq > s.room.snapSeq {
+			e.followAt(s.room.pid, seq, ev)
+		}
 		return
 	}
 	zh, ok := s.zoneByID[ev.Zone]
@@ -62,16 +71,24 @@ func (e *Engine) Follow(seq uint64, ev *wal.Event) {
 		e.fatal(fmt.Errorf("follow record %d: %s for unknown zone %q of sale %q", seq, ev.Type, ev.Zone, ev.Sale))
 		return
 	}
-	e.followAt(zh.pid, seq, ev)
+	if seq > zh.snapSeq {
+		e.followAt(zh.pid, seq, ev)
+	}
 }
 
 // followAt has the actor at pid apply the record and waits until it has,
 // or until the engine stops.
 func (e *Engine) followAt(pid *actor.PID, seq uint64, ev *wal.Event) {
 	e.sys.Root.Send(pid, followMsg{seq: seq, ev: ev, done: e.followed})
+	t := time.NewTimer(e.cfg.CallTimeout)
+	defer t.Stop()
 	select {
 	case <-e.followed:
 	case <-e.stop:
+	case <-t.C:
+		// A lost message (the actor failed) would hold Raft's apply loop
+		// for good: this copy stops instead, and the node builds another.
+		e.fatal(fmt.Errorf("follow record %d (%s): its actor did not apply it within %s", seq, ev.Type, e.cfg.CallTimeout))
 	}
 }
 

@@ -355,6 +355,10 @@ func (s *Sale) SeatsVersion(zone string) uint64 {
 	return zh.version.Load()
 }
 
+// Stopped is closed when the engine that runs the sale stops: a reader
+// that waits on the sale (an event stream) ends then.
+func (s *Sale) Stopped() <-chan struct{} { return s.e.stop }
+
 // SetPaused pauses or resumes the sale, durably.
 func (s *Sale) SetPaused(paused bool) Result {
 	c := newCall()

@@ -66,6 +66,9 @@ type Options struct {
 	HoldRetention time.Duration
 	// PollBudget is the polls/s a sale's whole line may cause.
 	PollBudget float64
+	// SnapshotRecords is how many log records go between snapshots; 0:
+	// the engine's default.
+	SnapshotRecords uint64
 
 	Logger  *slog.Logger
 	Now     func() time.Time // tests: a fake clock for engine and server
@@ -95,6 +98,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.PaymentJournal, "payment-journal", o.PaymentJournal, "built-in payment simulator: keep every charge and refund in this file and remember them across restarts (tests, rehearsals)")
 	fs.IntVar(&o.PaymentSlots, "payment-slots", o.PaymentSlots, "payment calls in flight at most (the bulkhead)")
 	fs.Float64Var(&o.PollBudget, "poll-budget", o.PollBudget, "polls per second a sale's whole waiting line may cause: poll_after_s grows with the position to keep it so")
+	fs.Uint64Var(&o.SnapshotRecords, "snapshot-records", o.SnapshotRecords, "log records between snapshots of the state (0: the default); fewer make recovery and a cluster's takeover faster and cost more writes")
 	fs.DurationVar(&o.HoldRetention, "hold-retention", o.HoldRetention, "how long a released or expired hold stays readable (and its Idempotency-Key answer) before it is dropped from memory; orders are kept (at least 24h)")
 	a := &o.Alerts
 	fs.StringVar(&a.Webhook, "alert-webhook", a.Webhook, "POST every alert transition here as JSON (a Slack incoming webhook works); ONSALE_ALERT_WEBHOOK keeps it out of ps")
@@ -272,7 +276,7 @@ func Start(o Options) (*Running, error) {
 	start := time.Now()
 	eng, err := actors.Open(actors.Config{
 		Dir: o.Dir, NoSync: o.NoSync, Logger: o.Logger, Now: o.Now, OnBatch: m.OnBatch, PollBudget: o.PollBudget, LogFS: o.LogFS,
-		HoldRetention: o.HoldRetention,
+		HoldRetention: o.HoldRetention, SnapshotRecords: o.SnapshotRecords,
 		// The server's own bulkhead: payments left open by the last run are
 		// finished through the same gateway and limits as live ones.
 		Payer: srv.pay, AtStep: o.AtStep,
@@ -306,6 +310,9 @@ func (r *Running) startCluster(o Options, m *Metrics, fatal chan error) error {
 	if err != nil {
 		return err
 	}
+	if err := clusterDataDir(o.Dir); err != nil {
+		return err
+	}
 	node, err := raftlog.Open(raftlog.Config{ID: o.NodeID, Peers: peers, Dir: filepath.Join(o.Dir, "raft"), Logger: o.Logger})
 	if err != nil {
 		return err
@@ -318,7 +325,7 @@ func (r *Running) startCluster(o Options, m *Metrics, fatal chan error) error {
 		engine: func() actors.Config {
 			return actors.Config{
 				Dir: o.Dir, Logger: o.Logger, Now: o.Now, OnBatch: m.OnBatch, PollBudget: o.PollBudget,
-				HoldRetention: o.HoldRetention, Payer: srv.pay, AtStep: o.AtStep,
+				HoldRetention: o.HoldRetention, SnapshotRecords: o.SnapshotRecords, Payer: srv.pay, AtStep: o.AtStep,
 			}
 		},
 	}
@@ -334,9 +341,14 @@ func (r *Running) startCluster(o Options, m *Metrics, fatal chan error) error {
 	return nil
 }
 
-// CurrentEngine is the engine in use now: on a cluster node, nil unless it
-// leads.
-func (r *Running) CurrentEngine() *actors.Engine { return r.Server.eng.Load() }
+// CurrentEngine is the engine that decides now: on a cluster node, nil
+// unless it leads.
+func (r *Running) CurrentEngine() *actors.Engine {
+	if c := r.Server.cluster; c != nil && !c.leading.Load() {
+		return nil
+	}
+	return r.Server.eng.Load()
+}
 
 // Served is closed when the HTTP server stops serving; ServeErr says why.
 func (r *Running) Served() <-chan struct{} { return r.served }

@@ -7,8 +7,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -71,6 +74,8 @@ type cluster struct {
 	clients map[string]*fasthttp.HostClient
 
 	confirm *confirmer
+	// journal is the leader's engine's journal; run's goroutine only.
+	journal *raftlog.Journal
 	// confirmStop ends the confirm rounds; run's goroutine only.
 	confirmStop chan struct{}
 
@@ -137,8 +142,8 @@ func (c *cluster) run() {
 			}
 			continue
 		}
-		if e := c.eng.Load(); e != nil && c.leading.Load() && e.Err() == nil {
-			continue
+		if e := c.eng.Load(); e != nil && c.leading.Load() && e.Err() == nil && c.journal.Unavailable() == nil {
+			continue // still leading in the term the engine was built for
 		}
 		c.drop()
 		if err := c.lead(); err != nil {
@@ -169,7 +174,7 @@ func (c *cluster) follow() error {
 		}
 		eng = e
 		return nil
-	}, func(seq uint64, ev *wal.Event) { eng.Follow(seq, ev) })
+	}, func(seq uint64, ev *wal.Event) { eng.Follow(seq, ev) }, c.engineFatal)
 	if err != nil {
 		return err
 	}
@@ -309,8 +314,14 @@ func (c *cluster) nudge() {
 // the cluster has none), then rebuilds the engine from the log.
 func (c *cluster) lead() error {
 	start := time.Now()
+	// The journal first: its term is the one the barrier below proves,
+	// and a term that passes meanwhile makes it refuse every append.
+	j := c.node.Journal()
 	if err := c.node.CatchUp(catchUpMax); err != nil {
 		return fmt.Errorf("catch up with the log: %w", err)
+	}
+	if err := j.Unavailable(); err != nil {
+		return fmt.Errorf("caught up, but: %w", err)
 	}
 	var key []byte
 	if len(c.node.SigningKey()) == 0 {
@@ -320,10 +331,15 @@ func (c *cluster) lead() error {
 		return fmt.Errorf("replicate this node's address: %w", err)
 	}
 	c.adoptKey()
-	j := c.node.Journal()
 	cfg := c.engine()
 	cfg.Journal = j
 	cfg.Fatal = c.engineFatal
+	cfg.Confirm = func() error {
+		if !c.confirmed(time.Now()) {
+			return errors.New("this node could not confirm it still leads the cluster")
+		}
+		return nil
+	}
 	eng, err := actors.Open(cfg)
 	if err != nil {
 		j.Close()
@@ -334,6 +350,7 @@ func (c *cluster) lead() error {
 		return errors.New("lost the leadership while rebuilding")
 	}
 	c.eng.Store(eng)
+	c.journal = j
 	c.confirmStop = make(chan struct{})
 	go c.runConfirm(c.confirmStop)
 	c.leading.Store(true)
@@ -368,9 +385,11 @@ func (c *cluster) drop() {
 
 // engineFatal: an engine whose record may not have committed because the
 // node lost its leadership is dropped and, if the node leads again, rebuilt
-// from the log; any other fatal error stops the process as on one node.
+// from the log, and so is a follower's copy that failed; any other fatal
+// error of the leader's engine stops the process as on one node.
 func (c *cluster) engineFatal(err error) {
-	if errors.Is(err, wal.ErrNotLeader) {
+	if errors.Is(err, wal.ErrNotLeader) || errors.Is(err, wal.ErrLeadershipLost) || !c.leading.Load() {
+		// A follower's copy that failed is built again from the log.
 		c.nudge()
 		return
 	}
@@ -498,6 +517,16 @@ func (c *cluster) waitApplied(idx uint64) {
 	}
 }
 
+// isPeer reports whether id is one of the static members.
+func (c *cluster) isPeer(id string) bool {
+	for _, p := range c.node.Peers() {
+		if p.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
 // clusterNode is one node in GET /v1/cluster.
 type clusterNode struct {
 	ID           string `json:"id"`
@@ -591,8 +620,8 @@ func (c *cluster) route(ctx *fasthttp.RequestCtx, parts []string) string {
 		if !decode(ctx, &m) {
 			return "/v1/cluster/nodes"
 		}
-		if _, _, err := net.SplitHostPort(m.HTTPAddr); err != nil || m.ID == "" {
-			fail(ctx, actors.CodeBadRequest, "id and http_addr (host:port) are required")
+		if _, _, err := net.SplitHostPort(m.HTTPAddr); err != nil || !c.isPeer(m.ID) {
+			fail(ctx, actors.CodeBadRequest, "id (one of --peers) and http_addr (host:port) are required")
 			return "/v1/cluster/nodes"
 		}
 		if err := c.node.SetMeta(m.ID, m.HTTPAddr, nil); err != nil {
@@ -645,6 +674,22 @@ func (s *Server) clientAddr(ctx *fasthttp.RequestCtx) string {
 		}
 	}
 	return ctx.RemoteIP().String()
+}
+
+// clusterDataDir refuses a data directory whose files a cluster node would
+// misread: a single node's log (its sequence numbers are not the Raft
+// log's indexes), or snapshots without the Raft log they were cut from.
+// Either would make acknowledged records look covered by a snapshot.
+func clusterDataDir(dir string) error {
+	if _, err := os.Stat(filepath.Join(dir, "wal")); err == nil {
+		return fmt.Errorf("%s holds a single node's log (wal/): a cluster node needs a fresh data directory, or one it ran in before as a cluster node", dir)
+	}
+	_, rerr := os.Stat(filepath.Join(dir, "raft", "raft.db"))
+	snaps, _ := filepath.Glob(filepath.Join(dir, "snap", "*.snap"))
+	if errors.Is(rerr, fs.ErrNotExist) && len(snaps) > 0 {
+		return fmt.Errorf("%s has snapshots (snap/) but not the Raft log they belong to (raft/raft.db): remove snap/ to start this node afresh; it catches up from the others", dir)
+	}
+	return nil
 }
 
 // splitCluster reads --peers and checks --node-id and --raft-addr against it.

@@ -135,6 +135,15 @@ func (d *dashboard) action(ctx *fasthttp.RequestCtx, saleID, what string) {
 		fail(ctx, codeForbidden, "the request lacks the dashboard's CSRF token: reload the dashboard and try again")
 		return
 	}
+	if c := d.s.cluster; c != nil && !c.leading.Load() {
+		// A follower's copy cannot pause anything: the leader decides.
+		msg := "this node follows the cluster's leader; pause and resume from the leader's dashboard"
+		if addr := c.node.HTTPAddr(c.node.Leader()); addr != "" {
+			msg += " (node " + c.node.Leader() + ", http://" + addr + "/dashboard)"
+		}
+		fail(ctx, actors.CodeUnavailable, msg)
+		return
+	}
 	eng := d.s.eng.Load()
 	if eng == nil {
 		fail(ctx, actors.CodeUnavailable, "the server is recovering; try again in a moment")

@@ -89,7 +89,7 @@ func (s *Server) routeQueue(ctx *fasthttp.RequestCtx, sale *actors.Sale, parts [
 // not limited per address: thousands of buyers share one mobile network.
 func (s *Server) limitPoll(ctx *fasthttp.RequestCtx, queueID string, r actors.Result) bool {
 	if r.Err != nil && r.Err.Code == actors.CodeNotFound {
-		return s.limit(ctx, s.byAddr, ctx.RemoteIP().String())
+		return s.limit(ctx, s.byAddr, s.clientAddr(ctx))
 	}
 	return s.limitBuyer(ctx, queueID)
 }
@@ -195,6 +195,8 @@ func (s *Server) stream(c net.Conn, closing <-chan struct{}, sale *actors.Sale, 
 			return
 		case <-end.C:
 			return // EventSource reconnects and gets the current state
+		case <-sale.Stopped():
+			return // the engine was swapped (a cluster's leadership moved): reconnect to the new one
 		case <-beat.C:
 			w.WriteString(": heartbeat\n\n")
 			if !flush() {

@@ -34,6 +34,10 @@ var (
 	// node is not (or no longer) the cluster's leader. A refused record was
 	// never written; one lost after it was accepted may or may not commit.
 	ErrNotLeader = errors.New("wal: this node is not the cluster's leader")
+	// ErrLeadershipLost: a replicated log accepted a record, then its node
+	// lost the leadership before the record committed. The next leader
+	// may still commit it: the outcome is unknown.
+	ErrLeadershipLost = errors.New("wal: the leadership was lost before the record committed")
 
 	// Snapshots. ErrSnapshotCorrupt wraps every damage; the message names
 	// the file.

@@ -2,6 +2,7 @@ package raftlog
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -153,11 +154,19 @@ func (j *Journal) pump() {
 func (j *Journal) wait() {
 	defer close(j.waited)
 	for p := range j.futures {
-		err := notLeader(p.f.Error())
-		if err == nil {
+		var err error
+		switch ferr := p.f.Error(); {
+		case ferr == nil:
 			if rerr, ok := p.f.Response().(error); ok && rerr != nil {
-				err = rerr
+				err = rerr // errStale: skipped by every node, never done
 			}
+		case errors.Is(ferr, raft.ErrNotLeader):
+			// Refused before it reached the log: not done.
+			err = fmt.Errorf("%w (%v)", errNotLeader, ferr)
+		default:
+			// In the log, maybe on others too: the next leader may
+			// commit it.
+			err = fmt.Errorf("%w (%v)", wal.ErrLeadershipLost, ferr)
 		}
 		var seq uint64
 		if err == nil {

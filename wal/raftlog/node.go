@@ -264,8 +264,10 @@ func (n *Node) Leader() string {
 	return string(id)
 }
 
-// AppliedIndex is the last entry applied on this node.
-func (n *Node) AppliedIndex() uint64 { return n.r.AppliedIndex() }
+// AppliedIndex is the last entry applied on this node, a follower's state
+// included. (Raft's own AppliedIndex moves when entries are handed to the
+// FSM's goroutine, before they are applied.)
+func (n *Node) AppliedIndex() uint64 { return n.fsm.last.Load() }
 
 // CommitIndex is the last entry this node knows committed.
 func (n *Node) CommitIndex() uint64 { return n.r.CommitIndex() }
@@ -304,7 +306,7 @@ func (n *Node) SigningKey() []byte { return n.fsm.signingKey() }
 // every append), then apply gets every record committed after it, in
 // order, on the goroutine that applies Raft's log. Entries wait while
 // build runs. Unfollow stops it.
-func (n *Node) Follow(build func(j *Replica) error, apply func(seq uint64, ev *wal.Event)) error {
+func (n *Node) Follow(build func(j *Replica) error, apply func(seq uint64, ev *wal.Event), fail func(error)) error {
 	n.fsm.fmu.Lock()
 	defer n.fsm.fmu.Unlock()
 	r := &Replica{n: n, upTo: n.fsm.last.Load()}
@@ -316,6 +318,7 @@ func (n *Node) Follow(build func(j *Replica) error, apply func(seq uint64, ev *w
 		r.last.Store(seq)
 		apply(seq, ev)
 	}
+	n.fsm.followFail = fail
 	return nil
 }
 
@@ -323,7 +326,7 @@ func (n *Node) Follow(build func(j *Replica) error, apply func(seq uint64, ev *w
 // returns, none is being passed.
 func (n *Node) Unfollow() {
 	n.fsm.fmu.Lock()
-	n.fsm.follow = nil
+	n.fsm.follow, n.fsm.followFail = nil, nil
 	n.fsm.fmu.Unlock()
 }
 
@@ -382,8 +385,9 @@ type fsm struct {
 	// fmu orders Apply against Follow: a follower's engine is built from
 	// the log up to the applied index and then gets every later record
 	// from Apply, none missed, none twice.
-	fmu    sync.Mutex
-	follow func(seq uint64, ev *wal.Event)
+	fmu        sync.Mutex
+	follow     func(seq uint64, ev *wal.Event)
+	followFail func(err error)
 }
 
 func newFSM() *fsm { return &fsm{nodes: map[string]string{}} }
@@ -391,7 +395,9 @@ func newFSM() *fsm { return &fsm{nodes: map[string]string{}} }
 func (f *fsm) Apply(l *raft.Log) any {
 	f.fmu.Lock()
 	defer f.fmu.Unlock()
-	f.last.Store(l.Index)
+	// Stored once the entry is applied, follower's state included: what
+	// Applied promises.
+	defer f.last.Store(l.Index)
 	if l.Type != raft.LogCommand || len(l.Data) == 0 {
 		return nil
 	}
@@ -404,7 +410,10 @@ func (f *fsm) Apply(l *raft.Log) any {
 		if f.follow != nil {
 			ev := new(wal.Event)
 			if err := ev.UnmarshalBinary(l.Data[1+n:]); err != nil {
-				return fmt.Errorf("raft log entry %d: %w", l.Index, err)
+				// The follower's state would miss it: it must stop.
+				err = fmt.Errorf("raft log entry %d: %w", l.Index, err)
+				f.followFail(err)
+				return err
 			}
 			f.follow(l.Index, ev)
 		}
