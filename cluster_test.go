@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -36,6 +37,9 @@ type clusterNode struct {
 	// paused: stopped with SIGSTOP; the buyers' load balancer leaves it out
 	// as a health check would.
 	paused bool
+	// payments is the payment simulator's journal, one for the three
+	// nodes: the one provider they all charge and refund through.
+	payments string
 }
 
 type clusterRun struct {
@@ -45,6 +49,8 @@ type clusterRun struct {
 	nodes []*clusterNode
 	hc    *http.Client
 	rng   *rand.Rand
+
+	journal string // the shared payment journal
 
 	mu    sync.Mutex
 	acked map[string]clusterHold // hold id -> acknowledged hold
@@ -56,6 +62,9 @@ type clusterHold struct {
 	// paying: a checkout was sent and its answer lost; the hold may be
 	// active or purchased.
 	paying bool
+	// cancelled: the order's cancel was acknowledged; cancelling: sent and
+	// its answer lost.
+	cancelled, cancelling bool
 }
 
 func (n *clusterNode) start(t *testing.T, bin, peers string) {
@@ -64,7 +73,7 @@ func (n *clusterNode) start(t *testing.T, bin, peers string) {
 		"--buyer-rate", "0", "--address-rate", "0", "--node-id", n.id, "--raft-addr", n.raft, "--peers", peers,
 		// Snapshots every few hundred records: a node restarted after it
 		// led rebuilds from its own snapshots and the Raft log together.
-		"--snapshot-records", "300")
+		"--snapshot-records", "300", "--payment-journal", n.payments)
 	cmd.Env = crashChildEnv()
 	cmd.Stdout, cmd.Stderr = n.out, n.out
 	if err := cmd.Start(); err != nil {
@@ -198,6 +207,17 @@ func (r *clusterRun) load(cycle int, stop <-chan struct{}, firstAfter *time.Time
 						ch.paying = true
 					}
 				}
+				if ch.order != "" && i%12 == 0 {
+					// Every fourth order is cancelled: a refund, and the
+					// seats back on sale.
+					st, _, err := r.call(r.any(), "POST", "/v1/orders/"+ch.order+"/cancel", crashAdminToken, "", nil)
+					switch {
+					case err == nil && st == 200:
+						ch.cancelled = true
+					case err != nil || st >= 500:
+						ch.cancelling = true
+					}
+				}
 				r.mu.Lock()
 				r.acked[h.HoldID] = ch
 				if !killedAt.IsZero() && sent.After(*killedAt) && firstAfter.IsZero() {
@@ -322,6 +342,7 @@ func TestClusterFailover(t *testing.T) {
 	if snaps == 0 {
 		t.Error("no node wrote a snapshot: the restarts did not exercise rebuilding from one")
 	}
+	r.money()
 	slices.Sort(failovers)
 	t.Logf("failover (fault to the first acknowledged write): p50 %v, max %v over %d cycles",
 		failovers[len(failovers)/2].Round(time.Millisecond), failovers[len(failovers)-1].Round(time.Millisecond), len(failovers))
@@ -352,10 +373,11 @@ func (r *clusterRun) startNodes() *clusterNode {
 	t := r.t
 	t.Helper()
 	base := t.TempDir()
+	r.journal = filepath.Join(base, "payments.journal")
 	var peers []string
 	for i := range 3 {
 		n := &clusterNode{id: fmt.Sprintf("n%d", i+1), http: crashFreeAddr(t), raft: crashFreeAddr(t),
-			data: filepath.Join(base, fmt.Sprintf("n%d", i+1)), out: &crashLog{}}
+			data: filepath.Join(base, fmt.Sprintf("n%d", i+1)), out: &crashLog{}, payments: r.journal}
 		r.nodes = append(r.nodes, n)
 		peers = append(peers, n.id+"="+n.raft)
 	}
@@ -379,6 +401,92 @@ func (r *clusterRun) startNodes() *clusterNode {
 	}
 	r.allReady(0)
 	return ld
+}
+
+// money checks the provider's record (the shared payment journal) against
+// the cluster once nothing is owed: every charge is a paid order or was
+// refunded once, every cancelled order was refunded once, and every
+// acknowledged order and cancel is there.
+func (r *clusterRun) money() {
+	t := r.t
+	ld := r.leader(20 * time.Second)
+	if ld == nil {
+		t.Fatal("money: no leader")
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		st, b, err := r.call(ld, "GET", "/metrics", crashAdminToken, "", nil)
+		if err == nil && st == 200 && strings.Contains(string(b), "\nonsale_payments_owed 0\n") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("money: payments still owed on leader %s after 60 s", ld.id)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	b, err := os.ReadFile(r.journal)
+	if err != nil {
+		t.Fatalf("money: read the payment journal: %v", err)
+	}
+	charges, refunds := map[string]int{}, map[string]int{}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var e struct {
+			Op, Order string
+			Paid      bool
+		}
+		if json.Unmarshal([]byte(line), &e) != nil {
+			t.Fatalf("money: journal line %q", line)
+		}
+		switch e.Op {
+		case "charge":
+			charges[e.Order]++
+		case "refund":
+			if !e.Paid {
+				t.Errorf("money: order %s refunded without having been charged", e.Order)
+			}
+			refunds[e.Order]++
+		}
+	}
+	paid, cancelled := 0, 0
+	for order, n := range charges {
+		if n != 1 {
+			t.Errorf("money: order %s charged %d times", order, n)
+		}
+		st, b, err := r.call(ld, "GET", "/v1/orders/"+order, "", "", nil)
+		var o crashOrderBody
+		switch {
+		case err != nil:
+			t.Fatalf("money: read order %s: %v", order, err)
+		case st == 404:
+			if refunds[order] != 1 {
+				t.Errorf("money: charge of %s has no order and %d refunds", order, refunds[order])
+			}
+		case st != 200 || json.Unmarshal(b, &o) != nil:
+			t.Fatalf("money: read order %s: %d %s", order, st, b)
+		case o.State == "paid" && refunds[order] != 0:
+			t.Errorf("money: order %s is paid and was refunded", order)
+		case o.State == "cancelled" && refunds[order] != 1:
+			t.Errorf("money: order %s is cancelled with %d refunds", order, refunds[order])
+		case o.State == "paid":
+			paid++
+		default:
+			cancelled++
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for id, h := range r.acked {
+		if h.order == "" {
+			continue
+		}
+		if charges[h.order] != 1 {
+			t.Errorf("money: acknowledged order %s (hold %s) has %d charges", h.order, id, charges[h.order])
+		}
+		if h.cancelled && refunds[h.order] != 1 {
+			t.Errorf("money: acknowledged cancel of %s has %d refunds", h.order, refunds[h.order])
+		}
+	}
+	t.Logf("money: %d charges, %d refunds: %d orders paid, %d cancelled, nothing owed", len(charges), len(refunds), paid, cancelled)
 }
 
 // allReady waits until every node answers /readyz 200 (a follower: caught
@@ -435,8 +543,12 @@ func (r *clusterRun) verify(cycle int) {
 		acked[k] = v
 	}
 	r.mu.Unlock()
-	sold := 0
+	sold, live := 0, 0 // paid orders not cancelled; holds whose seats are still taken
 	for _, h := range acked {
+		if h.cancelled || h.cancelling {
+			continue
+		}
+		live++
 		if h.order != "" {
 			sold++
 		}
@@ -452,8 +564,8 @@ func (r *clusterRun) verify(cycle int) {
 	if z.Free+z.Held+z.Sold != clusterCapacity {
 		t.Errorf("cycle %d: free %d + held %d + sold %d != capacity %d", cycle, z.Free, z.Held, z.Sold, clusterCapacity)
 	}
-	if z.Held+z.Sold < len(acked) || z.Sold < sold {
-		t.Errorf("cycle %d: held %d + sold %d below the %d acknowledged holds (%d paid)", cycle, z.Held, z.Sold, len(acked), sold)
+	if z.Held+z.Sold < live || z.Sold < sold {
+		t.Errorf("cycle %d: held %d + sold %d below the %d acknowledged holds not cancelled (%d paid)", cycle, z.Held, z.Sold, live, sold)
 	}
 	// Every node answers reads from its own copy, caught up with the
 	// leader's: the same figures, and the holds, answered by that node.
@@ -495,8 +607,8 @@ func (r *clusterRun) verify(cycle int) {
 			want = "purchased"
 			paid++
 		}
-		if h.paying && hb.State == "purchased" {
-			want = hb.State
+		if (h.paying && hb.State == "purchased") || h.cancelled || h.cancelling {
+			want = hb.State // an unknown outcome, or a cancelled order's hold
 		}
 		if hb.State != want {
 			t.Errorf("cycle %d: hold %s is %s, want %s", cycle, id, hb.State, want)

@@ -7,11 +7,12 @@ package httpapi
 // refund, record) is in actors/checkout.go.
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"sync"
@@ -52,6 +53,7 @@ type Simulator struct {
 	mu      sync.Mutex
 	keys    map[string]actors.ChargeState // by charge key; bounded by simulatorKeysMax
 	journal *os.File                      // optional: see OpenJournal
+	read    int64                         // the journal's bytes applied to keys
 }
 
 // simulatorKeysMax bounds the simulator's memory of keys: far more orders
@@ -91,32 +93,72 @@ type JournalEntry struct {
 // fsynced JSON line each before the call returns, and first reads back what
 // the file holds, so that a restarted simulator remembers its keys as a real
 // provider would. A torn last line (a crash mid-write) is ignored.
+//
+// Several processes may share one journal, as the nodes of a cluster share
+// one provider: each call takes the file's lock and first reads the lines
+// the others wrote, so a key is charged once whichever node asks.
 func (s *Simulator) OpenJournal(path string) error {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("payment journal: %w", err)
 	}
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 4096), 1<<20)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for sc.Scan() {
-		var e JournalEntry
-		if json.Unmarshal(sc.Bytes(), &e) != nil {
-			continue
-		}
-		switch e.Op {
-		case "charge":
-			s.rememberLocked(e.Key, actors.ChargePaid)
-		case "refund":
-			s.rememberLocked(e.Key, actors.ChargeRefunded)
-		}
-	}
-	if err := sc.Err(); err != nil {
+	s.journal = f
+	unlock := lockFile(f)
+	defer unlock()
+	if err := s.catchUpLocked(); err != nil {
+		s.journal = nil
 		return errors.Join(fmt.Errorf("payment journal %q: %w", path, err), f.Close())
 	}
-	s.journal = f
 	return nil
+}
+
+// catchUpLocked applies the journal's whole lines past s.read; s.mu and
+// the file's lock are held.
+func (s *Simulator) catchUpLocked() error {
+	st, err := s.journal.Stat()
+	if err != nil {
+		return err
+	}
+	if st.Size() <= s.read {
+		return nil
+	}
+	buf := make([]byte, st.Size()-s.read)
+	if _, err := s.journal.ReadAt(buf, s.read); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	for {
+		i := bytes.IndexByte(buf, '\n')
+		if i < 0 {
+			return nil // a torn last line: left for a later look
+		}
+		var e JournalEntry
+		if json.Unmarshal(buf[:i], &e) == nil {
+			switch e.Op {
+			case "charge":
+				s.rememberLocked(e.Key, actors.ChargePaid)
+			case "refund":
+				s.rememberLocked(e.Key, actors.ChargeRefunded)
+			}
+		}
+		s.read += int64(i + 1)
+		buf = buf[i+1:]
+	}
+}
+
+// shared takes the journal's lock and reads what other processes wrote;
+// s.mu is held. The returned function releases the lock.
+func (s *Simulator) shared() (func(), error) {
+	if s.journal == nil {
+		return func() {}, nil
+	}
+	unlock := lockFile(s.journal)
+	if err := s.catchUpLocked(); err != nil {
+		unlock()
+		return nil, fmt.Errorf("%w: journal: %v", ErrGatewayDown, err)
+	}
+	return unlock, nil
 }
 
 // record writes one journal line and syncs it; s.mu is held, so lines are
@@ -132,7 +174,12 @@ func (s *Simulator) record(e JournalEntry) error {
 	if _, err := s.journal.Write(append(b, '\n')); err != nil {
 		return err
 	}
-	return s.journal.Sync()
+	if err := s.journal.Sync(); err != nil {
+		return err
+	}
+	// The line went at the end, after everything read (the lock is held).
+	s.read += int64(len(b) + 1)
+	return nil
 }
 
 func (s *Simulator) state(key string) (actors.ChargeState, bool) {
@@ -175,6 +222,11 @@ func (s *Simulator) Charge(ctx context.Context, p actors.Payment) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	unlock, err := s.shared()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if st, ok := s.keys[p.ChargeKey()]; ok && st != actors.ChargeNone {
 		return nil // a concurrent call with the same key charged
 	}
@@ -192,6 +244,11 @@ func (s *Simulator) Refund(ctx context.Context, p actors.Payment) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	unlock, err := s.shared()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	st := s.keys[p.ChargeKey()]
 	if st == actors.ChargeRefunded {
 		return nil // the same refund key: given back once
@@ -209,7 +266,14 @@ func (s *Simulator) Lookup(ctx context.Context, p actors.Payment) (actors.Charge
 	if err := s.wait(ctx); err != nil {
 		return actors.ChargeUnknown, err
 	}
-	if st, ok := s.state(p.ChargeKey()); ok {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	unlock, err := s.shared()
+	if err != nil {
+		return actors.ChargeUnknown, err
+	}
+	defer unlock()
+	if st, ok := s.keys[p.ChargeKey()]; ok {
 		return st, nil
 	}
 	return actors.ChargeNone, nil

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 
 	"onsale/actors"
@@ -71,4 +72,52 @@ func TestSimulatorJournal(t *testing.T) {
 		ops = append(ops, e.Op+" "+e.Order)
 	}
 	requireEqual(t, ops, []string{"charge o1", "charge o2", "refund o1"})
+}
+
+// TestSimulatorSharedJournal: simulators of several processes sharing one
+// journal act as one provider, as a cluster's nodes need: a key charged
+// through one is paid for the others, charged once however many race for
+// it, and a refund through another gives it back once.
+func TestSimulatorSharedJournal(t *testing.T) {
+	ctx := context.Background()
+	path := t.TempDir() + "/journal"
+	nodes := make([]*Simulator, 3)
+	for i := range nodes {
+		nodes[i] = &Simulator{}
+		requireNoErr(t, nodes[i].OpenJournal(path), "open")
+	}
+	pay := func(order string) actors.Payment {
+		return actors.Payment{OrderID: order, HoldID: "h-" + order, AmountCents: 100, Token: "tok_visa"}
+	}
+	requireNoErr(t, nodes[0].Charge(ctx, pay("o1")), "charge through node 0")
+	st, err := nodes[1].Lookup(ctx, pay("o1"))
+	requireNoErr(t, err, "lookup")
+	requireEqual(t, st, actors.ChargePaid, "node 1 sees node 0's charge")
+
+	// Racing charges of one key through every node: one charge.
+	var wg sync.WaitGroup
+	for range 4 {
+		for _, n := range nodes {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				requireNoErr(t, n.Charge(ctx, pay("o2")), "racing charge")
+			}()
+		}
+	}
+	wg.Wait()
+	requireNoErr(t, nodes[2].Refund(ctx, pay("o1")), "refund through node 2")
+	requireNoErr(t, nodes[0].Refund(ctx, pay("o1")), "the same refund through node 0")
+	st, _ = nodes[1].Lookup(ctx, pay("o1"))
+	requireEqual(t, st, actors.ChargeRefunded, "node 1 sees the refund")
+
+	b, err := os.ReadFile(path)
+	requireNoErr(t, err, "read")
+	count := map[string]int{}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var e JournalEntry
+		requireNoErr(t, json.Unmarshal([]byte(line), &e), line)
+		count[e.Op+" "+e.Order]++
+	}
+	requireEqual(t, count, map[string]int{"charge o1": 1, "charge o2": 1, "refund o1": 1})
 }
