@@ -35,8 +35,22 @@ var _ Journal = (*wal.Log)(nil)
 // undo. Such answers go through whenDurable.
 type ownerLog struct {
 	log      Journal
-	appended uint64        // owner goroutine only
+	appended uint64 // owner goroutine only
+	// followed is, on a follower's engine, the last record of this owner
+	// its state holds: where its snapshot is cut. Owner goroutine only.
+	followed uint64
 	resolved atomic.Uint64 // incremented by the log writer
+}
+
+// followedFrom is a new owner's ownerLog.followed; snapSeq is where its
+// snapshot file was cut, if it was restored from one.
+func (e *Engine) followedFrom(snapSeq uint64) uint64 {
+	if !e.cfg.Follower {
+		return 0
+	}
+	// Its state holds every record of it up to where the engine was built,
+	// or further if its snapshot is newer.
+	return max(e.log.LastSeq(), snapSeq)
 }
 
 // append queues ev like wal.Log.Append and counts it.

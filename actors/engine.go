@@ -408,7 +408,7 @@ func (e *Engine) register(s *Sale) {
 // spawn starts a sale's actor tree and waits until its children exist.
 func (e *Engine) spawn(s *Sale) {
 	started := make(chan struct{})
-	a := &saleActor{s: s, started: started, log: ownerLog{log: e.log}, paused: s.pausedAtStart}
+	a := &saleActor{s: s, started: started, log: ownerLog{log: e.log, followed: e.followedFrom(s.snapSeq)}, paused: s.pausedAtStart}
 	props := actor.PropsFromProducer(func() actor.Actor { return a },
 		actor.WithSupervisor(actor.NewOneForOneStrategy(0, 0, func(reason any) actor.Directive {
 			// A zone or room that panicked broke an invariant; its memory
@@ -508,16 +508,16 @@ func (e *Engine) ticker() {
 			for _, s := range e.Sales() {
 				e.sys.Root.Send(s.room.pid, tickMsg{})
 			}
-			continue
-		}
-		cutoff := e.nowMs() - idemRetention.Milliseconds()
-		for _, s := range e.Sales() {
-			s.idem.sweep(cutoff)
-			for _, zh := range s.zones {
-				e.sys.Root.Send(zh.pid, tickMsg{})
-			}
-			if s.room != nil {
-				e.sys.Root.Send(s.room.pid, tickMsg{})
+		} else {
+			cutoff := e.nowMs() - idemRetention.Milliseconds()
+			for _, s := range e.Sales() {
+				s.idem.sweep(cutoff)
+				for _, zh := range s.zones {
+					e.sys.Root.Send(zh.pid, tickMsg{})
+				}
+				if s.room != nil {
+					e.sys.Root.Send(s.room.pid, tickMsg{})
+				}
 			}
 		}
 		if e.log.LastSeq()-e.lastSnap.Load() >= e.cfg.SnapshotRecords &&

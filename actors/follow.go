@@ -57,7 +57,7 @@ func (e *Engine) Follow(seq uint64, ev *wal.Event) {
 			return // in the snapshot this engine was built from
 		}
 		c := newCall()
-		e.sys.Root.Send(s.room.pid, roomPauseMsg{paused: ev.Type == wal.TypeSalePaused, c: c})
+		e.sys.Root.Send(s.pid, followPauseMsg{seq: seq, paused: ev.Type == wal.TypeSalePaused, c: c})
 		c.wait(e.cfg.CallTimeout)
 		return
 	case wal.TypeQueueJoined, wal.TypeQueueAdmitted, wal.TypeQueueLeft, wal.TypeQueueDrawn, wal.TypeQueueDone:
@@ -136,6 +136,7 @@ func (a *zoneActor) follow(m followMsg) {
 	}
 	a.stampRows(ev)
 	a.publish()
+	a.log.followed = seq
 	switch ev.Type {
 	case wal.TypeHoldPlaced:
 		a.s.holdsPlaced.Add(1)
@@ -143,6 +144,21 @@ func (a *zoneActor) follow(m followMsg) {
 	case wal.TypeHoldExpired:
 		a.s.holdsExpired.Add(1)
 	}
+}
+
+// followPauseMsg is a committed pause or resume for the sale actor, which
+// keeps it for its snapshot and passes it to the room; c is finished once
+// the room has published it.
+type followPauseMsg struct {
+	seq    uint64
+	paused bool
+	c      *call
+}
+
+func (a *saleActor) followPause(m followPauseMsg) {
+	a.paused = m.paused
+	a.log.followed = m.seq
+	a.s.e.sys.Root.Send(a.s.room.pid, roomPauseMsg{paused: m.paused, c: m.c})
 }
 
 // followed tells Follow that its record is applied.

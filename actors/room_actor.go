@@ -158,7 +158,7 @@ type roomActor struct {
 }
 
 func newRoomActor(s *Sale, rh *roomHandle) *roomActor {
-	a := &roomActor{s: s, rh: rh, r: rh.core, log: ownerLog{log: s.e.log}}
+	a := &roomActor{s: s, rh: rh, r: rh.core, log: ownerLog{log: s.e.log, followed: s.e.followedFrom(rh.snapSeq)}}
 	rh.core = nil
 	a.written = func(_ uint64, err error) {
 		if err != nil {
@@ -260,13 +260,14 @@ func (a *roomActor) Receive(ctx actor.Context) {
 		if err := a.r.Apply(m.ev); err != nil {
 			a.s.e.fatal(fmt.Errorf("room of sale %q: follow record %d: %w", a.s.def.ID, m.seq, err))
 		} else {
+			a.log.followed = m.seq
 			a.publish(a.s.e.nowMs(), nil)
 		}
 		m.followed()
 	case *roomDrawCmd:
 		m.reply <- a.draw()
 	case *snapCmd:
-		sendSnapshot(a.s.e, a.s.def.ID, "", roomSnapName(a.s), a.r.AppendSnapshot(nil), m.reply)
+		sendSnapshot(a.s.e, &a.log, a.s.def.ID, "", roomSnapName(a.s), a.r.AppendSnapshot(nil), m.reply)
 	}
 }
 

@@ -412,6 +412,8 @@ func (a *saleActor) Receive(ctx actor.Context) {
 		close(a.started)
 	case *pauseCmd:
 		a.pause(m)
+	case followPauseMsg:
+		a.followPause(m)
 	case *snapCmd:
 		a.snapshot(m)
 	}

@@ -86,7 +86,15 @@ func (e *Engine) Snapshot() error {
 
 // sendSnapshot appends the marker for an owner's serialized state and sends
 // the part once the marker is durable.
-func sendSnapshot(e *Engine, sale, zone, name string, data []byte, reply chan snapPart) {
+//
+// A follower's engine writes no record: its part is at the last record of
+// this owner it applied (see ownerLog.followed), which every later record
+// of the owner comes after.
+func sendSnapshot(e *Engine, o *ownerLog, sale, zone, name string, data []byte, reply chan snapPart) {
+	if e.cfg.Follower {
+		reply <- snapPart{name: name, data: data, seq: o.followed}
+		return
+	}
 	ev := &wal.Event{Type: wal.TypeMarker, Sale: sale, Zone: zone, At: e.nowMs()}
 	if err := e.log.Append(ev, func(seq uint64, err error) {
 		reply <- snapPart{name: name, data: data, seq: seq, err: err}
@@ -103,7 +111,7 @@ func (a *saleActor) snapshot(m *snapCmd) {
 		m.reply <- snapPart{name: saleSnapName(s), err: err}
 		return
 	}
-	sendSnapshot(s.e, s.def.ID, "", saleSnapName(s), data, m.reply)
+	sendSnapshot(s.e, &a.log, s.def.ID, "", saleSnapName(s), data, m.reply)
 }
 
 // zoneSnapshotVersion is the first byte of a zone snapshot file's data.
@@ -131,7 +139,7 @@ func (a *zoneActor) snapshot(m *snapCmd) {
 	data = binary.AppendUvarint(data, uint64(len(core)))
 	data = append(data, core...)
 	data = append(data, js...)
-	sendSnapshot(s.e, s.def.ID, a.zh.def.ID, zoneSnapName(s, a.zh), data, m.reply)
+	sendSnapshot(s.e, &a.log, s.def.ID, a.zh.def.ID, zoneSnapName(s, a.zh), data, m.reply)
 }
 
 // restore rebuilds a zone handle's core (of sale) and stored refusals from

@@ -253,7 +253,7 @@ func (a *zoneActor) refuse(c *call, e *Error) {
 
 func newZoneActor(s *Sale, zh *zoneHandle) *zoneActor {
 	return &zoneActor{
-		s: s, zh: zh, z: zh.core, idemFails: zh.idemFails, log: ownerLog{log: s.e.log},
+		s: s, zh: zh, z: zh.core, idemFails: zh.idemFails, log: ownerLog{log: s.e.log, followed: s.e.followedFrom(zh.snapSeq)},
 		cancelling: make(map[string][]*call),
 		terms: seats.Terms{
 			HoldTTLMs:   s.holdTTLMs,

@@ -219,8 +219,11 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		}
 		s.m.request(route, ctx.Response.StatusCode(), time.Since(start))
 	}()
+	// Taken before routing: a leader deposed while it answers must still
+	// have its answer confirmed (and refused).
+	leading := s.cluster != nil && s.cluster.leading.Load()
 	route = s.route(ctx)
-	if c := s.cluster; c != nil && c.leading.Load() && !ctx.Hijacked() && !committed(ctx) && !c.confirmed(start) {
+	if c := s.cluster; leading && !ctx.Hijacked() && !committed(ctx) && !c.confirmed(start) {
 		ctx.Response.Reset()
 		ctx.Response.Header.Set(hdrNode, c.node.ID())
 		retryAfter(ctx, 1)

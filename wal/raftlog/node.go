@@ -288,11 +288,24 @@ func (n *Node) CatchUp(timeout time.Duration) error {
 // another.
 const Lease = 200 * time.Millisecond
 
-// Verify confirms with a majority that this node still leads. It costs one
-// round trip to the followers.
+// Verify confirms with a majority that this node still leads: it commits
+// an empty entry (Raft's barrier) in this node's term, which a majority
+// must store. It costs one write and fsync on each of them.
+//
+// Raft's VerifyLeader is not enough after a pause (SIGSTOP): it counts any
+// successful answer of a follower that arrives while it waits, and answers
+// sent before the pause, still unread in the sockets (a pipeline holds
+// many), arrive first on resuming, although the followers have elected
+// another leader since. An entry of this term can only commit if a
+// majority is still in it.
 func (n *Node) Verify() error {
-	return notLeader(n.r.VerifyLeader().Error())
+	return notLeader(n.r.Barrier(rpcTimeout).Error())
 }
+
+// Dispatched is the last entry Raft handed to this node's state machine
+// (entries that are not records included); a node whose Dispatched has
+// reached CommitIndex has caught up but for what its apply queue holds.
+func (n *Node) Dispatched() uint64 { return n.r.AppliedIndex() }
 
 // HTTPAddr is the HTTP address the node with that id registered, or "".
 func (n *Node) HTTPAddr(id string) string { return n.fsm.httpAddr(id) }
