@@ -22,6 +22,25 @@ func (followJournal) Replay(uint64, func(uint64, *wal.Event) error) error { retu
 func (followJournal) Start()                                              {}
 func (followJournal) Close() error                                        { return nil }
 
+// loggedRecord is a record of the log, copied out of the replay's buffers.
+type loggedRecord struct {
+	seq uint64
+	ev  wal.Event
+}
+
+// loggedRecords reads every record of the log in dir, as Raft would hand
+// them to a follower.
+func loggedRecords(t testing.TB, dir string) []loggedRecord {
+	var recs []loggedRecord
+	replayLog(t, dir, func(seq uint64, ev *wal.Event) {
+		c := *ev
+		c.Seats = append([]uint32(nil), ev.Seats...)
+		c.Blob = append([]byte(nil), ev.Blob...)
+		recs = append(recs, loggedRecord{seq, c})
+	})
+	return recs
+}
+
 // TestFollowSkipsWhatTheSnapshotHolds: a node that led and wrote snapshots
 // restarts as a follower, and Raft hands it the log again from its first
 // record. The records its snapshots hold must be skipped, as recovery
@@ -32,17 +51,7 @@ func TestFollowSkipsWhatTheSnapshotHolds(t *testing.T) {
 	s := h.createSale(stdSaleDef())
 	mustHold(t, s, HoldRequest{Buyer: "b1", Zone: "ga", Quantity: 2})
 	h.close()
-	type rec struct {
-		seq uint64
-		ev  wal.Event
-	}
-	var recs []rec
-	replayLog(t, h.dir, func(seq uint64, ev *wal.Event) {
-		c := *ev
-		c.Seats = append([]uint32(nil), ev.Seats...)
-		c.Blob = append([]byte(nil), ev.Blob...)
-		recs = append(recs, rec{seq, c})
-	})
+	recs := loggedRecords(t, h.dir)
 	h.open()
 	want := h.e.Sales()[0].Counts()
 	requireNoError(t, h.e.Snapshot(), "snapshot")
@@ -82,17 +91,7 @@ func TestFollowerSnapshot(t *testing.T) {
 	}
 	want := s.Counts()
 	h.close()
-	type rec struct {
-		seq uint64
-		ev  wal.Event
-	}
-	var recs []rec
-	replayLog(t, h.dir, func(seq uint64, ev *wal.Event) {
-		c := *ev
-		c.Seats = append([]uint32(nil), ev.Seats...)
-		c.Blob = append([]byte(nil), ev.Blob...)
-		recs = append(recs, rec{seq, c})
-	})
+	recs := loggedRecords(t, h.dir)
 	follower := func(dir string, n int) (*Engine, func() error) {
 		var mu sync.Mutex
 		var fatal error
