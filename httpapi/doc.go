@@ -23,4 +23,10 @@
 //     per name in routeNames (route_latency.go), so a request adds to one
 //     counter and no client can add a route; the dashboard's windows over
 //     them are moved on once per tick by whichever stream makes the frame.
+//   - On a cluster (cluster.go) the engine that decides runs on the Raft
+//     leader alone; a follower answers reads from its own copy and forwards
+//     the rest. An answer that began on the leader and rests on no record
+//     of its own leaves only once the leadership is confirmed (lease or a
+//     committed barrier), so a deposed leader cannot answer from stale
+//     memory.
 package httpapi
