@@ -145,6 +145,9 @@ type Engine struct {
 	// Follow (a follower's engine; made by its first call).
 	followed chan struct{}
 
+	closeOnce sync.Once
+	closeErr  error // Close's answer, the same to every caller
+
 	failed   atomic.Pointer[error]
 	stop     chan struct{}
 	stopped  sync.WaitGroup
@@ -538,6 +541,12 @@ func (e *Engine) ticker() {
 
 // Close stops the ticks and the actors, then drains and closes the log.
 func (e *Engine) Close() error {
+	e.closeOnce.Do(func() { e.closeErr = e.close() })
+	return e.closeErr
+}
+
+// close is Close, once.
+func (e *Engine) close() error {
 	close(e.stop)
 	e.stopped.Wait()
 	sales := e.Sales()

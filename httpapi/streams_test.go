@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -121,4 +122,47 @@ func TestQueueEventsPushedToThousands(t *testing.T) {
 	// position or two; most hear just the admission.
 	requireTrue(t, tokens > buyers/2, "only %d of %d streams went straight from the pre-queue to admitted", tokens, buyers)
 	requireStatus(t, ts.hold(t, "s", results[buyers-1].last.AccessToken, map[string]any{"zone": "ga", "quantity": 1}), 201, "a streamed token works")
+}
+
+// TestQueueEventsEndWhenTheEngineStops: a stream waits on its sale's
+// engine; when that engine stops (a cluster node's engine is swapped when
+// its leadership moves), the stream ends so that the buyer's page
+// reconnects to the new one, instead of hearing heartbeats from a room
+// that will never move.
+func TestQueueEventsEndWhenTheEngineStops(t *testing.T) {
+	ts := startServer(t, withNoSync())
+	opens := ts.clock.Now().Add(time.Hour)
+	ts.createSale(t, newSaleSpec("s").with("opens_at", actors.FormatTime(opens)).
+		with("zones", []any{map[string]any{"id": "ga", "capacity": 10}}))
+	id := ts.join(t, "s", "b1").QueueID
+	resp, err := http.Get(ts.base + "/v1/sales/s/queue/" + id + "/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	if line, err := br.ReadString('\n'); err != nil || !strings.HasPrefix(line, "data: ") {
+		t.Fatalf("first event: %q %v", line, err)
+	}
+	ended := make(chan error, 1)
+	go func() {
+		for {
+			if _, err := br.ReadString('\n'); err != nil {
+				ended <- err
+				return
+			}
+		}
+	}()
+	ts.srv.SetEngine(nil)
+	if err := ts.eng.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-ended:
+		if err != io.EOF {
+			t.Fatalf("the stream ended with %v, want its end (EOF)", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stream outlived its engine by 10 s")
+	}
 }
