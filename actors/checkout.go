@@ -179,11 +179,11 @@ func (e *Engine) Checkout(r CheckoutRequest, p Payer) Result {
 		case st == ChargePaid:
 			perr = nil // the first try's charge stands: make its order
 		default:
-			perr = e.charge(p, pay)
+			perr = p.Charge(pay)
 			e.crashPoint("checkout.after_charge")
 		}
 	} else if pr.Hold.State == "active" {
-		perr = e.charge(p, pay)
+		perr = p.Charge(pay)
 		e.crashPoint("checkout.after_charge")
 	} else {
 		// The answer the first try would have had: an expired hold is
@@ -502,17 +502,4 @@ func (e *Engine) crashPoint(step string) {
 	if e.cfg.AtStep != nil {
 		e.cfg.AtStep(step)
 	}
-}
-
-// charge asks the provider to take the money, once Config.Confirm (on a
-// cluster's leader: a majority still follows this node) allows it. A
-// leader deposed while it was paused must not charge an attempt that the
-// new leader may have settled as never charged.
-func (e *Engine) charge(p Payer, pay Payment) *Error {
-	if e.cfg.Confirm != nil {
-		if err := e.cfg.Confirm(); err != nil {
-			return errorf(CodeUnavailable, "nothing was charged: %v; retry with the same Idempotency-Key", err)
-		}
-	}
-	return p.Charge(pay)
 }

@@ -85,9 +85,6 @@ type Config struct {
 	// Journal, if set, is the log to use instead of the write-ahead log in
 	// Dir/wal: the cluster's replicated log. Engine.Close closes it.
 	Journal Journal
-	// Confirm, if set, is asked right before a charge: an error stops it
-	// (a cluster's leader that cannot confirm it still leads).
-	Confirm func() error
 	// Follower makes an engine that never decides: it answers reads from
 	// the state its Journal replays and then from the records the leader
 	// commits (Follow). No expiry, admission, snapshot or settlement runs
@@ -144,6 +141,9 @@ type Engine struct {
 	// followed is signalled by the actor that applied a record passed to
 	// Follow (a follower's engine; made by its first call).
 	followed chan struct{}
+	// followDone is the last record Follow finished: every owner has
+	// applied its records up to it (Follow is serial and waits for each).
+	followDone atomic.Uint64
 
 	closeOnce sync.Once
 	closeErr  error // Close's answer, the same to every caller

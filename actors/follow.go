@@ -39,6 +39,7 @@ func (e *Engine) Follow(seq uint64, ev *wal.Event) {
 	if e.followed == nil {
 		e.followed = make(chan struct{}, 1)
 	}
+	defer e.followDone.Store(seq)
 	switch ev.Type {
 	case wal.TypeMarker:
 		return
@@ -58,7 +59,9 @@ func (e *Engine) Follow(seq uint64, ev *wal.Event) {
 		}
 		c := newCall()
 		e.sys.Root.Send(s.pid, followPauseMsg{seq: seq, paused: ev.Type == wal.TypeSalePaused, c: c})
-		c.wait(e.cfg.CallTimeout)
+		if r := c.wait(e.cfg.CallTimeout); r.Err != nil {
+			e.fatal(fmt.Errorf("follow record %d (%s): %s", seq, ev.Type, r.Err.Message))
+		}
 		return
 	case wal.TypeQueueJoined, wal.TypeQueueAdmitted, wal.TypeQueueLeft, wal.TypeQueueDrawn, wal.TypeQueueDone:
 		if seq > s.room.snapSeq {
@@ -126,6 +129,7 @@ func (a *zoneActor) follow(m followMsg) {
 			return
 		}
 		a.idemFails[idemKey{buyer: f.Buyer, scope: f.Scope, key: f.Key}] = f
+		a.log.followed = seq
 		return
 	}
 	a.zh.replayClock = max(a.zh.replayClock, ev.At)

@@ -1,8 +1,13 @@
 package actors
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"onsale/wal"
 )
@@ -129,5 +134,62 @@ func TestFollowerSnapshot(t *testing.T) {
 	}
 	if !got.Paused() {
 		t.Fatal("the pause was lost in the follower's snapshot")
+	}
+}
+
+// countingJournal is a followJournal whose last sequence moves as records
+// are followed, as a Replica's does.
+type countingJournal struct {
+	followJournal
+	last atomic.Uint64
+}
+
+func (j *countingJournal) LastSeq() uint64 { return j.last.Load() }
+
+// TestFollowerSnapshotsSettle: a follower's owners that get no records of
+// their own (the sale and the room here, while holds arrive) are cut near
+// the present too, so one snapshot covers the records and the next tick
+// finds nothing to do, instead of rewriting every file every tick.
+func TestFollowerSnapshotsSettle(t *testing.T) {
+	h := newHarness(t)
+	s := h.createSale(stdSaleDef())
+	for i := range 15 {
+		mustHold(t, s, HoldRequest{Buyer: fmt.Sprintf("b%d", i), Zone: "ga", Quantity: 1})
+	}
+	h.close()
+	recs := loggedRecords(t, h.dir)
+	dir := t.TempDir()
+	j := &countingJournal{}
+	e, err := Open(Config{Dir: dir, NoSync: true, Now: h.clock.Now, Journal: j, Follower: true, SnapshotRecords: 5})
+	requireNoError(t, err, "open the follower")
+	defer e.Close()
+	for _, r := range recs {
+		ev := r.ev
+		j.last.Store(r.seq)
+		e.Follow(r.seq, &ev)
+	}
+	last := recs[len(recs)-1].seq
+	deadline := time.Now().Add(10 * time.Second)
+	for e.lastSnap.Load() < last {
+		if time.Now().After(deadline) {
+			t.Fatalf("the follower's snapshots stay at %d, the records reach %d", e.lastSnap.Load(), last)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	stamps := func() map[string]time.Time {
+		out := map[string]time.Time{}
+		ents, err := os.ReadDir(filepath.Join(dir, "snap"))
+		requireNoError(t, err, "read the snapshots")
+		for _, en := range ents {
+			fi, err := en.Info()
+			requireNoError(t, err, "stat")
+			out[en.Name()] = fi.ModTime()
+		}
+		return out
+	}
+	before := stamps()
+	time.Sleep(5 * tickInterval)
+	if after := stamps(); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Fatalf("the snapshots were written again with no new record:\n%v\n%v", before, after)
 	}
 }

@@ -92,7 +92,10 @@ func (e *Engine) Snapshot() error {
 // of the owner comes after.
 func sendSnapshot(e *Engine, o *ownerLog, sale, zone, name string, data []byte, reply chan snapPart) {
 	if e.cfg.Follower {
-		reply <- snapPart{name: name, data: data, seq: o.followed}
+		// Every record up to followDone is applied, and this owner's
+		// records after its own last one are all later: an owner with no
+		// records for long is still cut near the present.
+		reply <- snapPart{name: name, data: data, seq: max(o.followed, e.followDone.Load())}
 		return
 	}
 	ev := &wal.Event{Type: wal.TypeMarker, Sale: sale, Zone: zone, At: e.nowMs()}

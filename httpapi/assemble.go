@@ -331,6 +331,13 @@ func (r *Running) startCluster(o Options, m *Metrics, fatal chan error) error {
 	}
 	srv.cluster = c
 	c.gauges(m)
+	confirm := func() error {
+		if !c.confirmed(time.Now()) {
+			return errNotConfirmed
+		}
+		return nil
+	}
+	srv.pay.confirm.Store(&confirm)
 	owed := func() int64 {
 		if e := c.eng.Load(); e != nil {
 			return e.RefundsOwed()

@@ -256,25 +256,27 @@ func (c *cluster) runConfirm(stop <-chan struct{}) {
 	}
 }
 
-// confirmed reports whether an answer made no earlier than t0 may be sent
-// as this cluster's: this node led throughout.
+// confirmed reports whether an answer to a request that began at t0, made
+// by now, may be sent as this cluster's: this node led when it was made.
 func (c *cluster) confirmed(t0 time.Time) bool {
 	cf := c.confirm
-	deadline := t0.Add(confirmWaitMax)
+	// The answer was made by now. A round that succeeded proves this node
+	// led up to its start (a majority was still in its term) and, by the
+	// lease, for raftlog.Lease after: so one that started no earlier than
+	// Lease before now covers the answer, whenever it was made.
+	made := time.Now()
+	deadline := made.Add(confirmWaitMax)
 	for {
 		cf.mu.Lock()
 		okAt, start, done := cf.okAt, cf.start, cf.done
 		cf.mu.Unlock()
-		if !okAt.IsZero() && !okAt.After(t0) && time.Since(okAt) < raftlog.Lease {
-			return true // the lease covers the whole request
-		}
-		if !okAt.Before(t0) {
-			return true // a round that started after the request succeeded
+		if !okAt.IsZero() && okAt.Add(raftlog.Lease).After(made) {
+			return true
 		}
 		if !c.leading.Load() || time.Now().After(deadline) {
 			return false
 		}
-		if done == nil || start.Before(t0) {
+		if done == nil || start.Before(made) {
 			select {
 			case cf.demand <- struct{}{}:
 			default:
@@ -334,12 +336,6 @@ func (c *cluster) lead() error {
 	cfg := c.engine()
 	cfg.Journal = j
 	cfg.Fatal = c.engineFatal
-	cfg.Confirm = func() error {
-		if !c.confirmed(time.Now()) {
-			return errors.New("this node could not confirm it still leads the cluster")
-		}
-		return nil
-	}
 	eng, err := actors.Open(cfg)
 	if err != nil {
 		j.Close()

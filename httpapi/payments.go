@@ -16,6 +16,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"onsale/actors"
@@ -171,14 +172,24 @@ func (s *Simulator) record(e JournalEntry) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.journal.Write(append(b, '\n')); err != nil {
+	line := append(b, '\n')
+	st, err := s.journal.Stat()
+	if err != nil {
+		return err
+	}
+	if st.Size() != s.read {
+		// A torn line (a writer died mid-line): end it, or this line would
+		// be joined to it and lost to every reader.
+		line = append([]byte{'\n'}, line...)
+	}
+	if _, err := s.journal.Write(line); err != nil {
 		return err
 	}
 	if err := s.journal.Sync(); err != nil {
 		return err
 	}
 	// The line went at the end, after everything read (the lock is held).
-	s.read += int64(len(b) + 1)
+	s.read = st.Size() + int64(len(line))
 	return nil
 }
 
@@ -290,7 +301,14 @@ type bulkhead struct {
 	gw    Gateway
 	slots chan struct{}
 	m     *Metrics
+	// confirm, if set, is asked right before a charge leaves for the
+	// provider (a cluster's leader: does a majority still follow it?).
+	confirm atomic.Pointer[func() error]
 }
+
+// errNotConfirmed: a charge not sent because the leadership could not be
+// confirmed.
+var errNotConfirmed = errors.New("this node could not confirm it still leads the cluster")
 
 const bulkheadWaitMax = 5 * time.Second
 
@@ -332,6 +350,8 @@ func (b *bulkhead) call(op string, f func(ctx context.Context) error) *actors.Er
 	switch {
 	case err == nil:
 		return nil
+	case errors.Is(err, errNotConfirmed):
+		return &actors.Error{Code: actors.CodeUnavailable, Message: "nothing was charged: " + err.Error() + "; retry with the same Idempotency-Key"}
 	case errors.Is(err, ErrAuthRequired):
 		b.m.paymentDeclines.Inc()
 		return &actors.Error{Code: actors.CodePaymentDecline, Message: "the card requires authentication (3-D Secure), which this checkout cannot complete; use another card, your hold stays until it expires"}
@@ -346,7 +366,17 @@ func (b *bulkhead) call(op string, f func(ctx context.Context) error) *actors.Er
 
 // Charge implements actors.Payer.
 func (b *bulkhead) Charge(p actors.Payment) *actors.Error {
-	return b.call("charge", func(ctx context.Context) error { return b.gw.Charge(ctx, p) })
+	return b.call("charge", func(ctx context.Context) error {
+		// After the slot's wait, right before the money moves: a leader
+		// deposed meanwhile must not charge an attempt the new leader may
+		// have closed as never charged.
+		if f := b.confirm.Load(); f != nil {
+			if err := (*f)(); err != nil {
+				return errNotConfirmed
+			}
+		}
+		return b.gw.Charge(ctx, p)
+	})
 }
 
 // Refund implements actors.Payer.

@@ -121,3 +121,23 @@ func TestSimulatorSharedJournal(t *testing.T) {
 	}
 	requireEqual(t, count, map[string]int{"charge o1": 1, "charge o2": 1, "refund o1": 1})
 }
+
+// TestSimulatorJournalTornLine: a writer that died mid-line leaves a torn
+// line; the next charge must not be joined to it and lost to the others.
+func TestSimulatorJournalTornLine(t *testing.T) {
+	ctx := context.Background()
+	path := t.TempDir() + "/journal"
+	requireNoErr(t, os.WriteFile(path, []byte(`{"op":"charge","key":"onsale-charge-o0","ord`), 0o600), "torn line")
+	a, b := &Simulator{}, &Simulator{}
+	requireNoErr(t, a.OpenJournal(path), "open a")
+	requireNoErr(t, b.OpenJournal(path), "open b")
+	o1 := actors.Payment{OrderID: "o1", HoldID: "h1", AmountCents: 100, Token: "tok_visa"}
+	requireNoErr(t, a.Charge(ctx, o1), "charge through a")
+	st, err := b.Lookup(ctx, o1)
+	requireNoErr(t, err, "lookup through b")
+	requireEqual(t, st, actors.ChargePaid, "b sees a's charge after the torn line")
+	requireNoErr(t, b.Charge(ctx, o1), "the same key through b")
+	data, err := os.ReadFile(path)
+	requireNoErr(t, err, "read")
+	requireEqual(t, strings.Count(string(data), `"op":"charge","key":"onsale-charge-o1"`), 1, "charges of o1")
+}

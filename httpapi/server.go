@@ -222,7 +222,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	// Taken before routing: a leader deposed while it answers must still
 	// have its answer confirmed (and refused).
 	leading := s.cluster != nil && s.cluster.leading.Load()
-	route = s.route(ctx)
+	route = s.route(ctx, leading)
 	if c := s.cluster; leading && !ctx.Hijacked() && !committed(ctx) && !c.confirmed(start) {
 		ctx.Response.Reset()
 		ctx.Response.Header.Set(hdrNode, c.node.ID())
@@ -269,8 +269,9 @@ func method(ctx *fasthttp.RequestCtx, allowed ...string) bool {
 	return false
 }
 
-// route dispatches a request and returns its route name for metrics.
-func (s *Server) route(ctx *fasthttp.RequestCtx) string {
+// route dispatches a request and returns its route name for metrics;
+// leading is whether this cluster node led when handle took the request.
+func (s *Server) route(ctx *fasthttp.RequestCtx, leading bool) string {
 	parts, ok := splitPath(ctx.Path())
 	if !ok {
 		fail(ctx, actors.CodeNotFound, "no such resource")
@@ -340,7 +341,7 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) string {
 		}
 	}
 	eng := s.eng.Load()
-	if c := s.cluster; c != nil && !c.leading.Load() {
+	if c := s.cluster; c != nil && !leading {
 		// A follower is the front door: it limits, answers reads from its
 		// copy of the leader's state, and hands the rest over.
 		if !queueStatusPath(ctx, parts) && !s.limitAddress(ctx) {
