@@ -230,15 +230,7 @@ type linearRun struct {
 func (r *linearRun) now() int64 { return int64(time.Since(r.began)) }
 
 func TestClusterSeatLinearizable(t *testing.T) {
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("SEED"); s != "" {
-		v, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			t.Fatalf("SEED=%q: %v", s, err)
-		}
-		seed = v
-	}
-	t.Logf("seed %d (replay with SEED=%d)", seed, seed)
+	seed := testSeed(t)
 	faults := linearFaultsFull
 	if testing.Short() {
 		faults = linearFaultsShort

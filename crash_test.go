@@ -26,10 +26,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -85,15 +83,7 @@ var crashCapacity = map[string]int{
 var crashZones = []string{"ga", "res", "duel"}
 
 func TestCrashKillRestart(t *testing.T) {
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("SEED"); s != "" {
-		v, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			t.Fatalf("SEED=%q: %v", s, err)
-		}
-		seed = v
-	}
-	t.Logf("seed %d (replay with SEED=%d)", seed, seed)
+	seed := testSeed(t)
 	cycles := crashCyclesFull
 	if testing.Short() {
 		cycles = crashCyclesShort
