@@ -216,6 +216,10 @@ type confirmer struct {
 	start  time.Time     // start of the round running now (zero: none)
 	done   chan struct{} // closed when that round ends
 	demand chan struct{} // capacity 1: a request waits for a round
+	// needed is when an answer last asked for a confirmation (unix ns):
+	// the ticked rounds run only while answers need them, so an idle
+	// leader adds no entries to the log.
+	needed atomic.Int64
 }
 
 func newConfirmer() *confirmer {
@@ -225,6 +229,10 @@ func newConfirmer() *confirmer {
 // confirmEvery spaces the rounds while nobody waits, to keep the lease
 // fresh for the fast path: each one commits an empty entry.
 const confirmEvery = 100 * time.Millisecond
+
+// confirmIdleAfter: with no answer asking for this long, the ticked rounds
+// pause (the first answer after waits for one round).
+const confirmIdleAfter = 2 * time.Second
 
 // confirmWaitMax bounds a request's wait for a round.
 const confirmWaitMax = time.Second
@@ -239,6 +247,9 @@ func (c *cluster) runConfirm(stop <-chan struct{}) {
 		case <-stop:
 			return
 		case <-t.C:
+			if time.Since(time.Unix(0, cf.needed.Load())) > confirmIdleAfter {
+				continue
+			}
 		case <-cf.demand:
 		}
 		cf.mu.Lock()
@@ -265,6 +276,7 @@ func (c *cluster) confirmed(t0 time.Time) bool {
 	// lease, for raftlog.Lease after: so one that started no earlier than
 	// Lease before now covers the answer, whenever it was made.
 	made := time.Now()
+	cf.needed.Store(made.UnixNano())
 	deadline := made.Add(confirmWaitMax)
 	for {
 		cf.mu.Lock()
