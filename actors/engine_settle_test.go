@@ -41,16 +41,36 @@ func (h *harness) settled() {
 	waitFor(h.t, "no payment owed", func() bool { return h.e.RefundsOwed() == 0 })
 }
 
-func TestSettleChargeWithoutOrder(t *testing.T) {
+// settleSetup is a harness whose sale has b1's hold of two seats in ga, a
+// fake payer (which also finishes, at every open, what the last run left
+// when atOpen), and b1's checkout of that hold with Idempotency-Key k1.
+func settleSetup(t *testing.T, atOpen bool) (*harness, *fakePayer, *Sale, *HoldView, CheckoutRequest) {
+	t.Helper()
 	h := newHarness(t)
 	p := newFakePayer()
-	h.payer = p
+	if atOpen {
+		h.payer = p
+	}
 	s := h.createSale(stdSaleDef())
 	v := mustHold(t, s, HoldRequest{Buyer: "b1", Zone: "ga", Quantity: 2})
-	req := CheckoutRequest{HoldID: v.ID, Buyer: "b1", PaymentToken: tokOK, IdemKey: "k1"}
-	requireTrue(t, h.crashAt("checkout.after_charge", func() { h.e.Checkout(req, p) }), "died after the charge")
+	return h, p, s, v, CheckoutRequest{HoldID: v.ID, Buyer: "b1", PaymentToken: tokOK, IdemKey: "k1"}
+}
+
+// onlyCharge is the order id of p's one charge.
+func onlyCharge(t *testing.T, p *fakePayer) string {
+	t.Helper()
 	charged := p.charged()
-	requireEqual(t, len(charged), 1)
+	requireEqual(t, len(charged), 1, "charges")
+	for id := range charged {
+		return id
+	}
+	return ""
+}
+
+func TestSettleChargeWithoutOrder(t *testing.T) {
+	h, p, s, v, req := settleSetup(t, true)
+	requireTrue(t, h.crashAt("checkout.after_charge", func() { h.e.Checkout(req, p) }), "died after the charge")
+	charged := onlyCharge(t, p)
 
 	// The restart finds the open attempt and the charge, and writes the order.
 	h.restart()
@@ -58,25 +78,16 @@ func TestSettleChargeWithoutOrder(t *testing.T) {
 	hold := requireHold(t, h.e.GetHold(v.ID, "b1", false))
 	requireEqual(t, hold.State, "purchased")
 	o := requireOrder(t, h.e.Checkout(req, p), "the retry finds the order")
-	_, ok := charged[o.ID]
-	requireTrue(t, ok, "the order is the charge's: %s", o.ID)
+	requireEqual(t, o.ID, charged, "the order is the charge's")
 	requireEqual(t, p.chargeAttempts(), 1, "charged once")
 	requireEqual(t, len(p.refunded(o.ID)), 0)
 	requireEqual(t, counts(h.sale(s.def.ID), "ga"), ZoneCounts{ID: "ga", Free: 18, Sold: 2})
 }
 
 func TestSettleChargeOfExpiredHold(t *testing.T) {
-	h := newHarness(t)
-	p := newFakePayer()
-	h.payer = p
-	s := h.createSale(stdSaleDef())
-	v := mustHold(t, s, HoldRequest{Buyer: "b1", Zone: "ga", Quantity: 2})
-	req := CheckoutRequest{HoldID: v.ID, Buyer: "b1", PaymentToken: tokOK, IdemKey: "k1"}
+	h, p, _, v, req := settleSetup(t, true)
 	requireTrue(t, h.crashAt("checkout.after_charge", func() { h.e.Checkout(req, p) }), "died after the charge")
-	var orderID string
-	for id := range p.charged() {
-		orderID = id
-	}
+	orderID := onlyCharge(t, p)
 	// Down past the hold's expiry: its seats are no longer its own, so the
 	// money goes back.
 	h.clock.Advance(stdTTL)
@@ -89,12 +100,8 @@ func TestSettleChargeOfExpiredHold(t *testing.T) {
 }
 
 func TestSettleAttemptNeverCharged(t *testing.T) {
-	h := newHarness(t)
-	p := newFakePayer()
-	h.payer = p
-	s := h.createSale(stdSaleDef())
-	v := mustHold(t, s, HoldRequest{Buyer: "b1", Zone: "ga", Quantity: 2})
-	req := CheckoutRequest{HoldID: v.ID, Buyer: "b1", PaymentToken: tokOK}
+	h, p, _, v, req := settleSetup(t, true)
+	req.IdemKey = ""
 	requireTrue(t, h.crashAt("checkout.after_begin", func() { h.e.Checkout(req, p) }), "died before the charge")
 	h.restart()
 	h.settled()
@@ -108,11 +115,7 @@ func TestSettleAttemptNeverCharged(t *testing.T) {
 // in the background; the buyer's retry with the same key resumes it under
 // the same order id, so the charge key is the first one's.
 func TestSettleRetryResumes(t *testing.T) {
-	h := newHarness(t)
-	p := newFakePayer()
-	s := h.createSale(stdSaleDef())
-	v := mustHold(t, s, HoldRequest{Buyer: "b1", Zone: "ga", Quantity: 2})
-	req := CheckoutRequest{HoldID: v.ID, Buyer: "b1", PaymentToken: tokOK, IdemKey: "k1"}
+	h, p, _, v, req := settleSetup(t, false)
 	var began string
 	p.setOnCharge(func(orderID string) { began = orderID })
 	requireTrue(t, h.crashAt("checkout.after_charge", func() { h.e.Checkout(req, p) }), "died after the charge")
@@ -215,16 +218,9 @@ func TestSettleFromSnapshot(t *testing.T) {
 // expired meanwhile charges nothing, gives the first charge back, and
 // answers hold_expired, as the first try would have.
 func TestSettleRetryOfExpiredHold(t *testing.T) {
-	h := newHarness(t)
-	p := newFakePayer()
-	s := h.createSale(stdSaleDef())
-	v := mustHold(t, s, HoldRequest{Buyer: "b1", Zone: "ga", Quantity: 2})
-	req := CheckoutRequest{HoldID: v.ID, Buyer: "b1", PaymentToken: tokOK, IdemKey: "k1"}
+	h, p, _, _, req := settleSetup(t, false)
 	requireTrue(t, h.crashAt("checkout.after_charge", func() { h.e.Checkout(req, p) }), "died after the charge")
-	var orderID string
-	for id := range p.charged() {
-		orderID = id
-	}
+	orderID := onlyCharge(t, p)
 	h.clock.Advance(stdTTL)
 	h.restart() // no Payer at open: only the retry finishes it
 	requireCode(t, h.e.Checkout(req, p), CodeHoldExpired)

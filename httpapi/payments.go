@@ -148,18 +148,20 @@ func (s *Simulator) catchUpLocked() error {
 	}
 }
 
-// shared takes the journal's lock and reads what other processes wrote;
-// s.mu is held. The returned function releases the lock.
-func (s *Simulator) shared() (func(), error) {
+// lock takes s.mu and, with a journal, the file's lock, after reading the
+// lines other processes wrote; the returned function releases both.
+func (s *Simulator) lock() (func(), error) {
+	s.mu.Lock()
 	if s.journal == nil {
-		return func() {}, nil
+		return s.mu.Unlock, nil
 	}
 	unlock := lockFile(s.journal)
 	if err := s.catchUpLocked(); err != nil {
 		unlock()
+		s.mu.Unlock()
 		return nil, fmt.Errorf("%w: journal: %v", ErrGatewayDown, err)
 	}
-	return unlock, nil
+	return func() { unlock(); s.mu.Unlock() }, nil
 }
 
 // record writes one journal line and syncs it; s.mu is held, so lines are
@@ -231,9 +233,7 @@ func (s *Simulator) Charge(ctx context.Context, p actors.Payment) error {
 	case s.FailureRate > 0 && rand.Float64() < s.FailureRate:
 		return ErrGatewayDown
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	unlock, err := s.shared()
+	unlock, err := s.lock()
 	if err != nil {
 		return err
 	}
@@ -253,9 +253,7 @@ func (s *Simulator) Refund(ctx context.Context, p actors.Payment) error {
 	if err := s.wait(ctx); err != nil {
 		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	unlock, err := s.shared()
+	unlock, err := s.lock()
 	if err != nil {
 		return err
 	}
@@ -277,9 +275,7 @@ func (s *Simulator) Lookup(ctx context.Context, p actors.Payment) (actors.Charge
 	if err := s.wait(ctx); err != nil {
 		return actors.ChargeUnknown, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	unlock, err := s.shared()
+	unlock, err := s.lock()
 	if err != nil {
 		return actors.ChargeUnknown, err
 	}

@@ -17,6 +17,21 @@ func faultOpts(t *testing.T, fs *FaultFS) Options {
 }
 
 // appendAsync appends ev and returns where its outcome will arrive.
+// startFaulty opens a started log on a FaultFS with faultOpts and appends
+// n hold records (0..n-1), durable before it returns.
+func startFaulty(t *testing.T, n int) (*FaultFS, Options, *Log) {
+	t.Helper()
+	fs := NewFaultFS(nil)
+	opts := faultOpts(t, fs)
+	l := openLog(t, opts)
+	l.Start()
+	for i := range n {
+		ev := holdEvent(i)
+		appendWait(t, l, &ev)
+	}
+	return fs, opts, l
+}
+
 func appendAsync(t *testing.T, l *Log, ev *Event) <-chan error {
 	t.Helper()
 	ch := make(chan error, 1)
@@ -155,12 +170,7 @@ func TestWriteFailsAcrossSegments(t *testing.T) {
 // log refuses new records with ErrUnavailable, the stuck record waits, and
 // all goes on once the fsync returns.
 func TestStuckFsync(t *testing.T) {
-	fs := NewFaultFS(nil)
-	opts := faultOpts(t, fs)
-	l := openLog(t, opts)
-	l.Start()
-	first := holdEvent(0)
-	appendWait(t, l, &first)
+	fs, opts, l := startFaulty(t, 1)
 
 	fs.BlockSyncs()
 	stuck := holdEvent(1)
@@ -186,12 +196,7 @@ func TestStuckFsync(t *testing.T) {
 // TestFsyncErrorIsFatal: an fsync that fails is never retried, the log stops
 // for good with an error that says why, and a reopen recovers.
 func TestFsyncErrorIsFatal(t *testing.T) {
-	fs := NewFaultFS(nil)
-	opts := faultOpts(t, fs)
-	l := openLog(t, opts)
-	l.Start()
-	ok := holdEvent(0)
-	appendWait(t, l, &ok)
+	fs, opts, l := startFaulty(t, 1)
 	fs.FailSyncs(1, syscall.EIO)
 	bad := holdEvent(1)
 	err := requireOutcome(t, appendAsync(t, l, &bad), "the record whose fsync failed")
@@ -204,7 +209,7 @@ func TestFsyncErrorIsFatal(t *testing.T) {
 	requireErrIs(t, l.Close(), syscall.EIO)
 
 	_, evs := replayAll(t, Options{Dir: opts.Dir})
-	requireTrue(t, len(evs) >= 1 && evs[0].Hold == ok.Hold, "the acknowledged record is gone: %d records", len(evs))
+	requireTrue(t, len(evs) >= 1 && evs[0].Hold == holdEvent(0).Hold, "the acknowledged record is gone: %d records", len(evs))
 }
 
 // TestTornTailRepairWithoutSpace opens a log with a torn tail on a full
@@ -278,12 +283,7 @@ func TestTruncateFrontWithoutSpace(t *testing.T) {
 // TestCloseWhileDown: Close gives up on a batch the disk keeps refusing,
 // failing its records with ErrUnavailable, and leaves none of it in the log.
 func TestCloseWhileDown(t *testing.T) {
-	fs := NewFaultFS(nil)
-	opts := faultOpts(t, fs)
-	l := openLog(t, opts)
-	l.Start()
-	ok := holdEvent(0)
-	appendWait(t, l, &ok)
+	fs, opts, l := startFaulty(t, 1)
 	fs.FailWrites(-1, syscall.ENOSPC)
 	held := holdEvent(1)
 	heldDone := appendAsync(t, l, &held)
@@ -298,14 +298,7 @@ func TestCloseWhileDown(t *testing.T) {
 // TestStuckTruncateFront: a front truncation whose fsync hangs makes the log
 // unavailable like a stuck batch, and finishes once the fsync returns.
 func TestStuckTruncateFront(t *testing.T) {
-	fs := NewFaultFS(nil)
-	opts := faultOpts(t, fs)
-	l := openLog(t, opts)
-	l.Start()
-	for i := range 5 {
-		ev := holdEvent(i)
-		appendWait(t, l, &ev)
-	}
+	fs, opts, l := startFaulty(t, 5)
 	fs.BlockSyncs()
 	done := make(chan error, 1)
 	go func() { done <- l.TruncateFront(3) }()
@@ -327,11 +320,7 @@ func TestStuckTruncateFront(t *testing.T) {
 // of waiting for the outage to end (readers would pile up behind it); with
 // nothing in flight it still answers nil; after the outage it waits again.
 func TestBarrierDuringOutage(t *testing.T) {
-	fs := NewFaultFS(nil)
-	l := openLog(t, faultOpts(t, fs))
-	l.Start()
-	ev := holdEvent(0)
-	appendWait(t, l, &ev)
+	fs, _, l := startFaulty(t, 1)
 	barrier := func() error {
 		got := make(chan error, 1)
 		l.Barrier(func(err error) { got <- err })

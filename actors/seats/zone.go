@@ -506,15 +506,25 @@ func (z *Zone) applyPaid(ev *wal.Event) error {
 	return nil
 }
 
-func (z *Zone) applyCancelled(ev *wal.Event) error {
+// paidOrder is the order ev names, if it is paid and not cancelled, and
+// ev's hold (if it names one) is the order's.
+func (z *Zone) paidOrder(ev *wal.Event) (*Hold, error) {
 	h := z.orders[ev.Order]
 	switch {
 	case h == nil:
-		return fmt.Errorf("%w: order_cancelled %q", ErrZoneOrderUnknown, ev.Order)
+		return nil, fmt.Errorf("%w: %s %q", ErrZoneOrderUnknown, ev.Type, ev.Order)
 	case ev.Hold != "" && ev.Hold != h.ID:
-		return fmt.Errorf("%w: order_cancelled %s names hold %q, the order's is %s", ErrZoneEventInvalid, ev.Order, ev.Hold, h.ID)
+		return nil, fmt.Errorf("%w: %s %s names hold %q, the order's is %s", ErrZoneEventInvalid, ev.Type, ev.Order, ev.Hold, h.ID)
 	case h.OrderCancelled:
-		return fmt.Errorf("%w: order_cancelled %s", ErrZoneOrderCancelled, ev.Order)
+		return nil, fmt.Errorf("%w: %s %s", ErrZoneOrderCancelled, ev.Type, ev.Order)
+	}
+	return h, nil
+}
+
+func (z *Zone) applyCancelled(ev *wal.Event) error {
+	h, err := z.paidOrder(ev)
+	if err != nil {
+		return err
 	}
 	h.OrderCancelled, h.CancelledAt = true, ev.At
 	delete(z.cancels, ev.Order)

@@ -193,16 +193,11 @@ func (z *Zone) applyPaymentEnded(ev *wal.Event) error {
 
 // applyCancelStarted opens a cancel of a paid order.
 func (z *Zone) applyCancelStarted(ev *wal.Event) error {
-	h := z.orders[ev.Order]
-	switch {
-	case h == nil:
-		return fmt.Errorf("%w: cancel_started %q", ErrZoneOrderUnknown, ev.Order)
-	case ev.Hold != "" && ev.Hold != h.ID:
-		return fmt.Errorf("%w: cancel_started %s names hold %q, the order's is %s", ErrZoneEventInvalid, ev.Order, ev.Hold, h.ID)
-	case h.OrderCancelled:
-		return fmt.Errorf("%w: cancel_started %s", ErrZoneOrderCancelled, ev.Order)
-	case z.cancels[ev.Order] != 0:
-		return fmt.Errorf("%w: cancel_started %s", ErrZoneCancelOpen, ev.Order)
+	if _, err := z.paidOrder(ev); err != nil {
+		return err
+	}
+	if z.cancels[ev.Order] != 0 {
+		return fmt.Errorf("%w: %s %s", ErrZoneCancelOpen, ev.Type, ev.Order)
 	}
 	z.cancels[ev.Order] = max(ev.At, 1) // nonzero: the map's zero means none
 	return nil
