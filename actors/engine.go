@@ -232,6 +232,11 @@ func (e *Engine) fatal(err error) {
 	}
 }
 
+// Fail stops the engine's writes with err, as its own fatal errors do: a
+// follower's copy whose records can no longer reach it (its cluster node
+// replaced the state it was built from) is failed so that it is rebuilt.
+func (e *Engine) Fail(err error) { e.fatal(err) }
+
 // Err returns the fatal error, if one happened.
 func (e *Engine) Err() error {
 	if p := e.failed.Load(); p != nil {

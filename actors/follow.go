@@ -16,8 +16,8 @@ import (
 // journal, then Follow hands it each record the leader commits, in log
 // order, and the owning actor applies it with the functions recovery and
 // the leader use. As in recovery, a record an owner's snapshot already
-// holds is skipped: after a restart Raft applies the log from its start,
-// behind the snapshots this node wrote when it led.
+// holds is skipped: after a restart Raft applies the log from its newest
+// snapshot on, behind the snapshot files this node wrote since.
 
 // followMsg is one committed record for a zone or room actor to apply;
 // done is signalled once it is applied and published.

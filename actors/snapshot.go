@@ -68,7 +68,9 @@ func (e *Engine) Snapshot() error {
 		if p.err != nil {
 			return fmt.Errorf("snapshot %s: %w", p.name, p.err)
 		}
-		if err := wal.WriteSnapshot(e.snapDir, p.name, p.seq, p.data); err != nil {
+		// A cluster node may have put a newer file there (a snapshot it
+		// installed from the leader while this engine lagged): kept.
+		if _, err := wal.WriteSnapshotIfNewer(e.snapDir, p.name, p.seq, p.data); err != nil {
 			return fmt.Errorf("snapshot %s: %w", p.name, err)
 		}
 		if minSeq == 0 || p.seq < minSeq {

@@ -83,6 +83,9 @@ type Options struct {
 	NodeID   string // this node's id in Peers
 	RaftAddr string // this node's Raft address; must match Peers
 	Peers    string // id=host:port,... the same on every node
+	// RaftTrailingLogs is how many Raft entries are kept behind a
+	// snapshot for followers that lag (0: the library's 10240).
+	RaftTrailingLogs uint64
 }
 
 // AddFlags registers the options that serve and bench share, under the same
@@ -113,6 +116,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&a.RateLimited, "alert-rate-limited", a.RateLimited, "alert when this share of requests is refused 429 (0..1; negative: off)")
 	fs.StringVar(&o.NodeID, "node-id", o.NodeID, "cluster mode: this node's id in --peers")
 	fs.StringVar(&o.RaftAddr, "raft-addr", o.RaftAddr, "cluster mode: this node's Raft address (host:port), as listed in --peers")
+	fs.Uint64Var(&o.RaftTrailingLogs, "raft-trailing-logs", o.RaftTrailingLogs, "cluster mode: Raft log entries kept behind a snapshot, so that a follower lagging by fewer catches up from the log instead of a copy of the snapshot (0: 10240)")
 	fs.StringVar(&o.Peers, "peers", o.Peers, "cluster mode: every node as id=host:port (their Raft addresses), the same list on every node, e.g. n1=127.0.0.1:7001,n2=127.0.0.1:7002,n3=127.0.0.1:7003")
 	fs.BoolVar(&o.NoSync, "unsafe-no-fsync", o.NoSync, "skip fsync: acknowledged writes can be lost on a crash; for experiments only")
 }
@@ -313,7 +317,8 @@ func (r *Running) startCluster(o Options, m *Metrics, fatal chan error) error {
 	if err := clusterDataDir(o.Dir); err != nil {
 		return err
 	}
-	node, err := raftlog.Open(raftlog.Config{ID: o.NodeID, Peers: peers, Dir: filepath.Join(o.Dir, "raft"), Logger: o.Logger})
+	node, err := raftlog.Open(raftlog.Config{ID: o.NodeID, Peers: peers, Dir: filepath.Join(o.Dir, "raft"),
+		StateDir: filepath.Join(o.Dir, "snap"), TrailingLogs: o.RaftTrailingLogs, Logger: o.Logger})
 	if err != nil {
 		return err
 	}

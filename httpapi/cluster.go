@@ -174,7 +174,7 @@ func (c *cluster) follow() error {
 		}
 		eng = e
 		return nil
-	}, func(seq uint64, ev *wal.Event) { eng.Follow(seq, ev) }, c.engineFatal)
+	}, func(seq uint64, ev *wal.Event) { eng.Follow(seq, ev) }, func(err error) { eng.Fail(err) })
 	if err != nil {
 		return err
 	}
@@ -196,6 +196,10 @@ func (c *cluster) gauges(m *Metrics) {
 	m.set.NewGauge("onsale_cluster_serving", func() float64 { return b(c.eng.Load() != nil) })
 	m.set.NewGauge("onsale_cluster_applied_index", func() float64 { return float64(c.node.AppliedIndex()) })
 	m.set.NewGauge("onsale_cluster_commit_index", func() float64 { return float64(c.node.CommitIndex()) })
+	m.set.NewGauge("onsale_cluster_snapshot_index", func() float64 { return float64(c.node.SnapshotIndex()) })
+	m.set.NewGauge("onsale_cluster_log_first_index", func() float64 { return float64(c.node.FirstIndex()) })
+	m.set.NewGauge("onsale_cluster_snapshots_taken", func() float64 { return float64(c.node.SnapshotsTaken()) })
+	m.set.NewGauge("onsale_cluster_snapshots_installed", func() float64 { return float64(c.node.SnapshotsInstalled()) })
 	m.set.NewGauge("onsale_cluster_last_takeover_seconds", func() float64 { return time.Duration(c.failover.Load()).Seconds() })
 }
 

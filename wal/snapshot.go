@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 )
 
 // Snapshot files; doc.go has the byte format.
@@ -65,6 +67,49 @@ func WriteSnapshot(dir, name string, seq uint64, data []byte) error {
 		return fmt.Errorf("wal: write snapshot %s: %w", path, err)
 	}
 	return nil
+}
+
+// newerMu makes WriteSnapshotIfNewer's look and write one step for every
+// writer in the process.
+var newerMu sync.Mutex
+
+// WriteSnapshotIfNewer is WriteSnapshot unless the snapshot name in dir
+// already covers seq or more: two writers of one directory (a cluster
+// node's engine and the snapshot it installs from the leader) never put an
+// older state over a newer one. It reports whether it wrote.
+func WriteSnapshotIfNewer(dir, name string, seq uint64, data []byte) (bool, error) {
+	newerMu.Lock()
+	defer newerMu.Unlock()
+	have, err := SnapshotSeq(dir, name)
+	switch {
+	case err == nil && have >= seq:
+		return false, nil
+	case err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, ErrSnapshotCorrupt):
+		return false, err
+	}
+	return true, WriteSnapshot(dir, name, seq, data)
+}
+
+// SnapshotSeq reads the sequence in the header of the snapshot name in dir
+// without reading its data (nor checking it).
+func SnapshotSeq(dir, name string) (uint64, error) {
+	path, err := snapshotPath(dir, name)
+	if err != nil {
+		return 0, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, fmt.Errorf("wal: read snapshot: %w", err)
+	}
+	defer f.Close()
+	hdr := make([]byte, snapshotHeaderSize)
+	if _, err := io.ReadFull(f, hdr); err != nil {
+		return 0, fmt.Errorf("%w: %s: %v", ErrSnapshotCorrupt, path, err)
+	}
+	if string(hdr[:len(snapshotMagic)]) != snapshotMagic || hdr[snapshotOffVersion] != snapshotVersion {
+		return 0, fmt.Errorf("%w: %s: bad header", ErrSnapshotCorrupt, path)
+	}
+	return binary.LittleEndian.Uint64(hdr[snapshotOffSeq:]), nil
 }
 
 // snapshotHeader returns the header of a snapshot of data at seq.

@@ -63,8 +63,7 @@ func (n *Node) Journal() *Journal {
 	j := &Journal{n: n, term: n.r.CurrentTerm(),
 		signal: make(chan struct{}, 1), futures: make(chan pending, maxAppendEntries),
 		pumped: make(chan struct{}), waited: make(chan struct{})}
-	last, _ := n.store.LastIndex()
-	j.last.Store(last)
+	j.last.Store(n.lastIndex())
 	return j
 }
 
@@ -230,29 +229,26 @@ func (j *Journal) Err() error {
 // Unavailable says why appends are refused now (the node no longer leads).
 func (j *Journal) Unavailable() error { return j.current() }
 
-// FirstSeq is the first index kept in the Raft log.
-func (j *Journal) FirstSeq() uint64 {
-	first, _ := j.n.store.FirstIndex()
-	return first
-}
+// FirstSeq is the first record a rebuild can read (see snapshot.go).
+func (j *Journal) FirstSeq() uint64 { return j.n.firstSeq() }
 
 // LastSeq is the last index this journal saw committed (at first, the log's
 // last index).
 func (j *Journal) LastSeq() uint64 { return j.last.Load() }
 
-// TruncateFront does nothing: the Raft log is the cluster's copy of every
-// record, and a node that becomes leader rebuilds from it.
-func (j *Journal) TruncateFront(uint64) error { return nil }
+// TruncateFront says that the engine's snapshot files need no record
+// before seq: a Raft snapshot follows, and the log is dropped behind it.
+func (j *Journal) TruncateFront(seq uint64) error {
+	j.n.noteFloor(seq)
+	return nil
+}
 
 // Replay calls fn for every record in the Raft log from index from on,
 // skipping the entries that are not records and the records that a journal
 // of an earlier term appended (see the package notes). Call it after
 // CatchUp, before Start.
 func (j *Journal) Replay(from uint64, fn func(seq uint64, ev *wal.Event) error) error {
-	last, err := j.n.store.LastIndex()
-	if err != nil {
-		return err
-	}
+	last := j.n.lastIndex()
 	if err := j.n.replay(from, last, fn); err != nil {
 		return err
 	}
@@ -260,32 +256,55 @@ func (j *Journal) Replay(from uint64, fn func(seq uint64, ev *wal.Event) error) 
 	return nil
 }
 
-// replay reads the records of entries from..to of the Raft log.
+// replay reads the records of entries from..to: those of the base's tail,
+// then those of the Raft log after the base.
 func (n *Node) replay(from, to uint64, fn func(seq uint64, ev *wal.Event) error) error {
+	var ev wal.Event
+	return n.replayRaw(from, to, func(seq uint64, body []byte) error {
+		if err := ev.UnmarshalBinary(body); err != nil {
+			return fmt.Errorf("raft log entry %d: %w", seq, err)
+		}
+		return fn(seq, &ev)
+	})
+}
+
+// replayRaw is replay before the records are decoded; body is valid during
+// the call only.
+func (n *Node) replayRaw(from, to uint64, fn func(seq uint64, body []byte) error) error {
 	first, err := n.store.FirstIndex()
 	if err != nil {
 		return err
 	}
+	start := max(from, first)
+	if b := n.base.Load(); b != nil && from <= b.index {
+		if lo, hi := max(from, b.hdr.First), min(to, b.hdr.Records); lo <= hi {
+			if err := n.replayBase(b, lo, hi, fn); err != nil {
+				return err
+			}
+		}
+		// Between the records and the snapshot's index are entries that
+		// are no records (barriers, the configuration).
+		start = b.index + 1
+		if start <= to && (first == 0 || first > start) {
+			return fmt.Errorf("raft log entries from %d are missing (first kept: %d): dropped while this node read them; it reads again", start, first)
+		}
+	}
 	var l raft.Log
-	var ev wal.Event
-	for i := max(from, first); i <= to && i > 0; i++ {
+	for i := start; i <= to && i > 0; i++ {
 		if err := n.store.GetLog(i, &l); err != nil {
 			return fmt.Errorf("raft log entry %d: %w", i, err)
 		}
 		if l.Type != raft.LogCommand || len(l.Data) == 0 || l.Data[0] != kindRecord {
 			continue
 		}
-		term, n := binary.Uvarint(l.Data[1:])
-		if n <= 0 {
+		term, k := binary.Uvarint(l.Data[1:])
+		if k <= 0 {
 			return fmt.Errorf("raft log entry %d: bad record header", i)
 		}
 		if term != l.Term {
 			continue
 		}
-		if err := ev.UnmarshalBinary(l.Data[1+n:]); err != nil {
-			return fmt.Errorf("raft log entry %d: %w", i, err)
-		}
-		if err := fn(i, &ev); err != nil {
+		if err := fn(i, l.Data[1+k:]); err != nil {
 			return err
 		}
 	}
@@ -333,14 +352,14 @@ func (r *Replica) Err() error               { return nil }
 func (r *Replica) Unavailable() error {
 	return fmt.Errorf("%w: a follower does not write", errNotLeader)
 }
-func (r *Replica) FirstSeq() uint64 {
-	first, _ := r.n.store.FirstIndex()
-	return first
+func (r *Replica) FirstSeq() uint64 { return r.n.firstSeq() }
+func (r *Replica) LastSeq() uint64  { return r.last.Load() }
+func (r *Replica) TruncateFront(seq uint64) error {
+	r.n.noteFloor(seq)
+	return nil
 }
-func (r *Replica) LastSeq() uint64            { return r.last.Load() }
-func (r *Replica) TruncateFront(uint64) error { return nil }
-func (r *Replica) Start()                     {}
-func (r *Replica) Close() error               { return nil }
+func (r *Replica) Start()       {}
+func (r *Replica) Close() error { return nil }
 
 // Replay reads the records up to the entry the state is built at.
 func (r *Replica) Replay(from uint64, fn func(seq uint64, ev *wal.Event) error) error {

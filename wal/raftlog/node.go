@@ -90,10 +90,17 @@ func ParsePeers(s string) ([]Peer, error) {
 
 // Config configures Open.
 type Config struct {
-	ID     string // this node's id, one of Peers
-	Peers  []Peer // every member, the same list on every node
-	Dir    string // raft.db and snapshots go here
-	Logger *slog.Logger
+	ID    string // this node's id, one of Peers
+	Peers []Peer // every member, the same list on every node
+	Dir   string // raft.db and snapshots go here
+	// StateDir is where the engine keeps its snapshot files; the Raft
+	// snapshots carry them (see snapshot.go).
+	StateDir string
+	// TrailingLogs is how many entries the log keeps behind a snapshot,
+	// so that a follower lagging by fewer catches up without one (0:
+	// 10240).
+	TrailingLogs uint64
+	Logger       *slog.Logger
 }
 
 // Node is this process's member of the cluster.
@@ -102,9 +109,16 @@ type Node struct {
 	addr  string
 	r     *raft.Raft
 	store *raftboltdb.BoltStore
+	snaps *raft.FileSnapshotStore
 	trans *raft.NetworkTransport
 	fsm   *fsm
 	obs   *raft.Observer
+
+	base      atomic.Pointer[base] // the newest Raft snapshot (snapshot.go)
+	floor     atomic.Uint64        // the engine's files need no record before it
+	snapReq   chan struct{}        // capacity 1: take a Raft snapshot
+	snapshots atomic.Uint64
+	installs  atomic.Uint64
 
 	changed chan struct{} // capacity 1: leadership or leader changed
 	stop    chan struct{}
@@ -165,12 +179,17 @@ func Open(cfg Config) (*Node, error) {
 	rc.MaxAppendEntries = maxAppendEntries
 	rc.BatchApplyCh = true // the journal never uses Apply's timeout
 	rc.NoLegacyTelemetry = true
-	// The records are the engine's state: the log is never compacted
-	// behind a snapshot of the metadata alone (see the package notes).
+	// Snapshots follow the engine's (snapshot.go), never a count of
+	// entries: a snapshot before the engine's files moved would copy the
+	// whole log again.
 	rc.SnapshotThreshold = 1 << 62
 	rc.SnapshotInterval = 24 * time.Hour
-	n := &Node{cfg: cfg, addr: self.Addr, store: store, trans: trans, fsm: newFSM(),
-		changed: make(chan struct{}, 1), stop: make(chan struct{})}
+	if cfg.TrailingLogs > 0 {
+		rc.TrailingLogs = cfg.TrailingLogs
+	}
+	n := &Node{cfg: cfg, addr: self.Addr, store: store, snaps: snaps, trans: trans,
+		changed: make(chan struct{}, 1), stop: make(chan struct{}), snapReq: make(chan struct{}, 1)}
+	n.fsm = newFSM(n)
 	var servers []raft.Server
 	for _, p := range cfg.Peers {
 		servers = append(servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.Addr)})
@@ -205,7 +224,8 @@ func Open(cfg Config) (*Node, error) {
 		return false
 	})
 	r.RegisterObserver(n.obs)
-	n.done.Add(2)
+	n.done.Add(3)
+	go n.snapshotLoop()
 	go func() {
 		defer n.done.Done()
 		for {
@@ -388,8 +408,10 @@ type meta struct {
 }
 
 // fsm is the state every node applies: the metadata. The records stay in
-// the Raft log, where a new leader's engine reads them (Journal.Replay).
+// the Raft log, where a new leader's engine reads them (Journal.Replay),
+// and, behind a snapshot, in the snapshot's tail (snapshot.go).
 type fsm struct {
+	n     *Node
 	mu    sync.RWMutex
 	nodes map[string]string // id -> HTTP address
 	key   []byte
@@ -403,7 +425,7 @@ type fsm struct {
 	followFail func(err error)
 }
 
-func newFSM() *fsm { return &fsm{nodes: map[string]string{}} }
+func newFSM(n *Node) *fsm { return &fsm{n: n, nodes: map[string]string{}} }
 
 func (f *fsm) Apply(l *raft.Log) any {
 	f.fmu.Lock()
@@ -458,49 +480,6 @@ func (f *fsm) signingKey() []byte {
 	defer f.mu.RUnlock()
 	return f.key
 }
-
-type fsmState struct {
-	Nodes map[string]string `json:"nodes"`
-	Key   []byte            `json:"key"`
-}
-
-func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	st := fsmState{Nodes: make(map[string]string, len(f.nodes)), Key: f.key}
-	for k, v := range f.nodes {
-		st.Nodes[k] = v
-	}
-	b, err := json.Marshal(st)
-	return fsmSnap(b), err
-}
-
-func (f *fsm) Restore(rc io.ReadCloser) error {
-	defer rc.Close()
-	var st fsmState
-	if err := json.NewDecoder(rc).Decode(&st); err != nil {
-		return err
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.nodes, f.key = st.Nodes, st.Key
-	if f.nodes == nil {
-		f.nodes = map[string]string{}
-	}
-	return nil
-}
-
-type fsmSnap []byte
-
-func (s fsmSnap) Persist(sink raft.SnapshotSink) error {
-	if _, err := sink.Write(s); err != nil {
-		sink.Cancel()
-		return err
-	}
-	return sink.Close()
-}
-
-func (s fsmSnap) Release() {}
 
 // slogWriter passes the library's log lines to the server's logger.
 type slogWriter struct{ l *slog.Logger }

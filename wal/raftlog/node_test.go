@@ -25,14 +25,19 @@ func freeAddr(t testing.TB) string {
 }
 
 type testCluster struct {
-	t     testing.TB
-	peers []Peer
-	dirs  []string
-	nodes []*Node // nil when stopped
+	t        testing.TB
+	trailing uint64 // Config.TrailingLogs
+	peers    []Peer
+	dirs     []string
+	nodes    []*Node // nil when stopped
 }
 
 func newTestCluster(t testing.TB) *testCluster {
-	c := &testCluster{t: t}
+	return newTestClusterWith(t, &testCluster{t: t})
+}
+
+// newTestClusterWith starts three nodes configured as c says.
+func newTestClusterWith(t testing.TB, c *testCluster) *testCluster {
 	base := t.TempDir()
 	for i := range 3 {
 		c.peers = append(c.peers, Peer{ID: fmt.Sprintf("n%d", i+1), Addr: freeAddr(t)})
@@ -51,12 +56,14 @@ func newTestCluster(t testing.TB) *testCluster {
 }
 
 func (c *testCluster) start(i int) {
-	n, err := Open(Config{ID: c.peers[i].ID, Peers: c.peers, Dir: c.dirs[i]})
+	n, err := Open(Config{ID: c.peers[i].ID, Peers: c.peers, Dir: c.dirs[i], StateDir: c.stateDir(i), TrailingLogs: c.trailing})
 	if err != nil {
 		c.t.Fatal(err)
 	}
 	c.nodes[i] = n
 }
+
+func (c *testCluster) stateDir(i int) string { return filepath.Join(c.dirs[i], "snap") }
 
 func (c *testCluster) stop(i int) {
 	if c.nodes[i] != nil {
