@@ -449,7 +449,7 @@ func (r *clusterRun) money() {
 	if err != nil {
 		t.Fatalf("money: read the payment journal: %v", err)
 	}
-	charges, refunds := map[string]int{}, map[string]int{}
+	charges, refunds, voids := map[string]int{}, map[string]int{}, map[string]int{}
 	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
 		var e struct {
 			Op, Order string
@@ -460,7 +460,15 @@ func (r *clusterRun) money() {
 		}
 		switch e.Op {
 		case "charge":
+			if voids[e.Order] > 0 {
+				t.Errorf("money: order %s charged after its charge key was closed", e.Order)
+			}
 			charges[e.Order]++
+		case "void":
+			if charges[e.Order] > 0 {
+				t.Errorf("money: order %s's charge key closed after a charge", e.Order)
+			}
+			voids[e.Order]++
 		case "refund":
 			if !e.Paid {
 				t.Errorf("money: order %s refunded without having been charged", e.Order)
@@ -507,7 +515,7 @@ func (r *clusterRun) money() {
 			t.Errorf("money: acknowledged cancel of %s has %d refunds", h.order, refunds[h.order])
 		}
 	}
-	t.Logf("money: %d charges, %d refunds: %d orders paid, %d cancelled, nothing owed", len(charges), len(refunds), paid, cancelled)
+	t.Logf("money: %d charges, %d refunds, %d keys closed unused: %d orders paid, %d cancelled, nothing owed", len(charges), len(refunds), len(voids), paid, cancelled)
 }
 
 // allReady waits until every node answers /readyz 200 (a follower: caught

@@ -57,6 +57,12 @@ type Payer interface {
 	// Lookup asks the provider what became of the charge made (or not)
 	// with p.ChargeKey(): recovery finishes open payments with it.
 	Lookup(p Payment) (ChargeState, *Error)
+	// Void is Lookup before an attempt is closed as unpaid: if no charge
+	// was made with p.ChargeKey(), it makes sure none can be made with it
+	// any more (a charge still on its way, or sent late by a leader that
+	// was deposed, fails) and answers ChargeNone; if one was, it answers
+	// what became of it.
+	Void(p Payment) (ChargeState, *Error)
 }
 
 // Payment is one order's money as the provider sees it.
@@ -199,8 +205,9 @@ func (e *Engine) Checkout(r CheckoutRequest, p Payer) Result {
 	case looked:
 	case perr != nil && perr.Code != CodePaymentDecline:
 		// The gateway failed or was not asked: the money may or may not
-		// have moved. Ask it, under the same key.
-		st, lerr := p.Lookup(pay)
+		// have moved. Ask it, under the same key, closing the key if
+		// nothing was charged: the attempt is closed as unpaid below.
+		st, lerr := p.Void(pay)
 		switch {
 		case lerr != nil:
 			state = ChargeUnknown

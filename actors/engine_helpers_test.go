@@ -70,6 +70,7 @@ type fakePayer struct {
 	onCharge func(orderID string)
 	// refundDown fails every refund, as a gateway that is down.
 	refundDown bool
+	voided     map[string]bool // order ids whose charge key Void closed
 }
 
 func newFakePayer() *fakePayer {
@@ -94,6 +95,9 @@ func (p *fakePayer) Charge(pay Payment) *Error {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.voided[orderID] {
+		return errorf(CodePaymentDown, "the charge key was closed: the attempt was settled as unpaid")
+	}
 	if _, ok := p.charges[orderID]; ok {
 		panic("fakePayer: order " + orderID + " charged twice")
 	}
@@ -111,6 +115,30 @@ func (p *fakePayer) Lookup(pay Payment) (ChargeState, *Error) {
 		return ChargePaid, nil
 	}
 	return ChargeNone, nil
+}
+
+func (p *fakePayer) Void(pay Payment) (ChargeState, *Error) {
+	st, err := p.Lookup(pay)
+	if err != nil || st != ChargeNone {
+		return st, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.down {
+		return ChargeUnknown, errorf(CodePaymentDown, "the payment gateway did not answer")
+	}
+	if p.voided == nil {
+		p.voided = map[string]bool{}
+	}
+	p.voided[pay.OrderID] = true
+	return ChargeNone, nil
+}
+
+// wasVoided reports whether Void closed the order's charge key.
+func (p *fakePayer) wasVoided(orderID string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.voided[orderID]
 }
 
 func (p *fakePayer) Refund(pay Payment) *Error {

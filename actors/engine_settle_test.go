@@ -107,8 +107,20 @@ func TestSettleAttemptNeverCharged(t *testing.T) {
 	h.settled()
 	// payment_failed: the hold is the buyer's still, free to be bought.
 	requireEqual(t, requireHold(t, h.e.GetHold(v.ID, "b1", false)).State, "active")
+	// The attempt's charge key was closed before the attempt was: a charge
+	// sent late under it (by a deposed leader) takes nothing.
+	p.mu.Lock()
+	var closed []string
+	for o := range p.voided {
+		closed = append(closed, o)
+	}
+	p.mu.Unlock()
+	requireEqual(t, len(closed), 1)
+	late := p.Charge(Payment{OrderID: closed[0], AmountCents: 100, Token: tokOK})
+	requireTrue(t, late != nil && late.Code == CodePaymentDown, "a late charge under the closed key fails")
 	requireOrder(t, h.e.Checkout(req, p))
-	requireEqual(t, p.chargeAttempts(), 1)
+	requireEqual(t, p.chargeAttempts(), 2)
+	requireEqual(t, len(p.charges), 1)
 }
 
 // TestSettleRetryResumes: with no Payer at open nothing finishes the attempt

@@ -16,7 +16,8 @@ import (
 // moves once. It runs on its own goroutine and retries with backoff until
 // each is done; RefundsOwed counts what is left, for /metrics.
 //
-// For an open payment attempt, Payer.Lookup decides:
+// For an open payment attempt, Payer.Void decides (it closes the charge key
+// when nothing was charged, so that no charge can follow the verdict):
 //   - paid: if the hold is still active (its seats still held by it), the
 //     order is written, as the checkout would have; otherwise the money is
 //     refunded and payment_refunded recorded;
@@ -156,7 +157,7 @@ func (t *settler) try(o *owed) bool {
 // finishPayment settles an open attempt as the provider says it went.
 func (e *Engine) finishPayment(s *Sale, zh *zoneHandle, att seats.Payment, p Payer) bool {
 	pay := Payment{Sale: s.def.ID, HoldID: att.Hold, OrderID: att.Order, AmountCents: att.Amount, Currency: s.def.Currency, StartedAt: att.StartedAt}
-	st, err := p.Lookup(pay)
+	st, err := p.Void(pay)
 	if err != nil {
 		return false
 	}

@@ -175,6 +175,13 @@ func (g *flakyGateway) Charge(ctx context.Context, p actors.Payment) error {
 	return g.Simulator.Charge(ctx, p)
 }
 
+func (g *flakyGateway) Void(ctx context.Context, p actors.Payment) (actors.ChargeState, error) {
+	if g.down.Load() {
+		return 0, ErrGatewayDown
+	}
+	return g.Simulator.Void(ctx, p)
+}
+
 func (g *flakyGateway) Lookup(ctx context.Context, p actors.Payment) (actors.ChargeState, error) {
 	if g.down.Load() {
 		return 0, ErrGatewayDown

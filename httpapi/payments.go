@@ -33,6 +33,10 @@ type Gateway interface {
 	Refund(ctx context.Context, p actors.Payment) error
 	// Lookup says what became of the charge keyed p.ChargeKey().
 	Lookup(ctx context.Context, p actors.Payment) (actors.ChargeState, error)
+	// Void closes p.ChargeKey() if no charge was made with it, so that
+	// none can be (actors.Payer.Void), and answers ChargeNone; if one was,
+	// it answers what became of it.
+	Void(ctx context.Context, p actors.Payment) (actors.ChargeState, error)
 }
 
 // Gateway outcomes.
@@ -57,6 +61,14 @@ type Simulator struct {
 	read    int64                         // the journal's bytes applied to keys
 }
 
+// chargeVoided is the simulator's mark of a key closed unused by Void:
+// Lookup reads it as ChargeNone, and a charge with it fails.
+const chargeVoided actors.ChargeState = 255
+
+// errVoided is a charge with a key that Void closed: the attempt was
+// settled as unpaid meanwhile, so nothing is taken and the buyer retries.
+var errVoided = fmt.Errorf("%w: the attempt was settled as unpaid meanwhile; retry the checkout", ErrGatewayDown)
+
 // simulatorKeysMax bounds the simulator's memory of keys: far more orders
 // than a rehearsal makes; past it the oldest are not dropped but new keys
 // are simply not remembered (a retry then pays as a first call would).
@@ -77,10 +89,11 @@ func (s *Simulator) rememberLocked(key string, st actors.ChargeState) {
 	}
 }
 
-// JournalEntry is one line of the simulator's journal: money that moved.
-// Op is "charge" (the key went from nothing to paid) or "refund" (a refund
-// was asked for; Paid says whether the key was paid then, so the money
-// went back, rather than a refund of nothing).
+// JournalEntry is one line of the simulator's journal: money that moved,
+// and keys closed. Op is "charge" (the key went from nothing to paid),
+// "refund" (a refund was asked for; Paid says whether the key was paid
+// then, so the money went back, rather than a refund of nothing) or "void"
+// (the key was closed unused: no charge can be made with it).
 type JournalEntry struct {
 	Op     string `json:"op"`
 	Key    string `json:"key"` // the charge key, onsale-charge-<order>
@@ -141,6 +154,8 @@ func (s *Simulator) catchUpLocked() error {
 				s.rememberLocked(e.Key, actors.ChargePaid)
 			case "refund":
 				s.rememberLocked(e.Key, actors.ChargeRefunded)
+			case "void":
+				s.rememberLocked(e.Key, chargeVoided)
 			}
 		}
 		s.read += int64(i + 1)
@@ -221,7 +236,9 @@ func (s *Simulator) Charge(ctx context.Context, p actors.Payment) error {
 	if err := s.wait(ctx); err != nil {
 		return err
 	}
-	if st, ok := s.state(p.ChargeKey()); ok && st != actors.ChargeNone {
+	if st, ok := s.state(p.ChargeKey()); ok && st == chargeVoided {
+		return errVoided
+	} else if ok && st != actors.ChargeNone {
 		return nil // the same key: the first call's charge stands
 	}
 	switch {
@@ -238,7 +255,9 @@ func (s *Simulator) Charge(ctx context.Context, p actors.Payment) error {
 		return err
 	}
 	defer unlock()
-	if st, ok := s.keys[p.ChargeKey()]; ok && st != actors.ChargeNone {
+	if st, ok := s.keys[p.ChargeKey()]; ok && st == chargeVoided {
+		return errVoided
+	} else if ok && st != actors.ChargeNone {
 		return nil // a concurrent call with the same key charged
 	}
 	if err := s.record(JournalEntry{Op: "charge", Key: p.ChargeKey(), Order: p.OrderID, Hold: p.HoldID, Amount: p.AmountCents}); err != nil {
@@ -280,9 +299,32 @@ func (s *Simulator) Lookup(ctx context.Context, p actors.Payment) (actors.Charge
 		return actors.ChargeUnknown, err
 	}
 	defer unlock()
-	if st, ok := s.keys[p.ChargeKey()]; ok {
+	if st, ok := s.keys[p.ChargeKey()]; ok && st != chargeVoided {
 		return st, nil
 	}
+	return actors.ChargeNone, nil
+}
+
+// Void implements Gateway.
+func (s *Simulator) Void(ctx context.Context, p actors.Payment) (actors.ChargeState, error) {
+	if err := s.wait(ctx); err != nil {
+		return actors.ChargeUnknown, err
+	}
+	unlock, err := s.lock()
+	if err != nil {
+		return actors.ChargeUnknown, err
+	}
+	defer unlock()
+	switch st, ok := s.keys[p.ChargeKey()]; {
+	case ok && st == chargeVoided:
+		return actors.ChargeNone, nil
+	case ok && st != actors.ChargeNone:
+		return st, nil
+	}
+	if err := s.record(JournalEntry{Op: "void", Key: p.ChargeKey(), Order: p.OrderID, Hold: p.HoldID, Amount: p.AmountCents}); err != nil {
+		return actors.ChargeUnknown, fmt.Errorf("%w: journal: %v", ErrGatewayDown, err)
+	}
+	s.rememberLocked(p.ChargeKey(), chargeVoided)
 	return actors.ChargeNone, nil
 }
 
@@ -382,10 +424,20 @@ func (b *bulkhead) Refund(p actors.Payment) *actors.Error {
 
 // Lookup implements actors.Payer.
 func (b *bulkhead) Lookup(p actors.Payment) (actors.ChargeState, *actors.Error) {
+	return b.ask("lookup", p, b.gw.Lookup)
+}
+
+// Void implements actors.Payer.
+func (b *bulkhead) Void(p actors.Payment) (actors.ChargeState, *actors.Error) {
+	return b.ask("void", p, b.gw.Void)
+}
+
+// ask makes one call that answers a charge's state.
+func (b *bulkhead) ask(op string, p actors.Payment, f func(context.Context, actors.Payment) (actors.ChargeState, error)) (actors.ChargeState, *actors.Error) {
 	var st actors.ChargeState
-	err := b.call("lookup", func(ctx context.Context) error {
+	err := b.call(op, func(ctx context.Context) error {
 		var err error
-		st, err = b.gw.Lookup(ctx, p)
+		st, err = f(ctx, p)
 		return err
 	})
 	return st, err

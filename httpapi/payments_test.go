@@ -122,6 +122,50 @@ func TestSimulatorSharedJournal(t *testing.T) {
 	requireEqual(t, count, map[string]int{"charge o1": 1, "charge o2": 1, "refund o1": 1})
 }
 
+// TestSimulatorVoid: a key closed by Void through one node of a shared
+// journal takes no charge through another, even after a restart; a key
+// that was charged answers its charge and stays as it is.
+func TestSimulatorVoid(t *testing.T) {
+	ctx := context.Background()
+	path := t.TempDir() + "/journal"
+	a, b := &Simulator{}, &Simulator{}
+	requireNoErr(t, a.OpenJournal(path), "open")
+	requireNoErr(t, b.OpenJournal(path), "open")
+	pay := func(order string) actors.Payment {
+		return actors.Payment{OrderID: order, HoldID: "h-" + order, AmountCents: 100, Token: "tok_visa"}
+	}
+	st, err := a.Void(ctx, pay("o1"))
+	requireNoErr(t, err, "void")
+	requireEqual(t, st, actors.ChargeNone, "a key never used is closed")
+	err = b.Charge(ctx, pay("o1"))
+	requireTrue(t, errors.Is(err, ErrGatewayDown), "a charge with a closed key fails")
+	st, _ = b.Lookup(ctx, pay("o1"))
+	requireEqual(t, st, actors.ChargeNone, "nothing was taken")
+	st, err = b.Void(ctx, pay("o1"))
+	requireNoErr(t, err, "void again")
+	requireEqual(t, st, actors.ChargeNone, "closed still")
+
+	requireNoErr(t, a.Charge(ctx, pay("o2")), "charge")
+	st, err = b.Void(ctx, pay("o2"))
+	requireNoErr(t, err, "void of a charged key")
+	requireEqual(t, st, actors.ChargePaid, "a charged key answers its charge")
+	requireNoErr(t, a.Charge(ctx, pay("o2")), "the charge's retry still stands")
+
+	r := &Simulator{}
+	requireNoErr(t, r.OpenJournal(path), "reopen")
+	requireTrue(t, errors.Is(r.Charge(ctx, pay("o1")), ErrGatewayDown), "closed after a restart")
+
+	b2, err := os.ReadFile(path)
+	requireNoErr(t, err, "read")
+	var ops []string
+	for _, line := range strings.Split(strings.TrimSpace(string(b2)), "\n") {
+		var e JournalEntry
+		requireNoErr(t, json.Unmarshal([]byte(line), &e), line)
+		ops = append(ops, e.Op+" "+e.Order)
+	}
+	requireEqual(t, ops, []string{"void o1", "charge o2"})
+}
+
 // TestSimulatorJournalTornLine: a writer that died mid-line leaves a torn
 // line; the next charge must not be joined to it and lost to the others.
 func TestSimulatorJournalTornLine(t *testing.T) {

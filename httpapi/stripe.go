@@ -227,6 +227,55 @@ func (s *Stripe) Lookup(ctx context.Context, p actors.Payment) (actors.ChargeSta
 	return chargeState(pi), nil
 }
 
+// Void implements Gateway. If the order has a PaymentIntent, it answers
+// what Lookup does: a failed one is final, as a retry of its key replays
+// it. If none is found, it creates one under the charge's idempotency key
+// that is never confirmed (no payment method): from then on a charge with
+// that key differs from the key's first request, and Stripe refuses it
+// (idempotency_error) instead of taking money, for the 24 hours Stripe
+// keeps a key. If the key was used already (a charge not found yet by the
+// lagging search, or one still on its way), Stripe refuses the void the
+// same way, and the answer is unknown: asked again later.
+//
+// So an attempt is closed as unpaid at once, without waiting for the
+// search index, and no charge can follow: not one a timed-out call left in
+// flight, nor one a deposed cluster leader sends late.
+func (s *Stripe) Void(ctx context.Context, p actors.Payment) (actors.ChargeState, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	id, err := s.intent(ctx, p)
+	switch {
+	case err == nil:
+		params := &stripe.PaymentIntentRetrieveParams{}
+		params.AddExpand("latest_charge")
+		pi, err := s.sc.V1PaymentIntents.Retrieve(ctx, id, params)
+		if err != nil {
+			return actors.ChargeUnknown, fmt.Errorf("%w: void: %v", ErrGatewayDown, err)
+		}
+		return chargeState(pi), nil
+	case !errors.Is(err, errNoIntent):
+		return actors.ChargeUnknown, fmt.Errorf("%w: void: %v", ErrGatewayDown, err)
+	}
+	params := &stripe.PaymentIntentCreateParams{
+		Amount:             stripe.Int64(p.AmountCents),
+		Currency:           stripe.String(p.Currency),
+		PaymentMethodTypes: []*string{stripe.String("card")},
+		Metadata:           map[string]string{"sale_id": p.Sale, "hold_id": p.HoldID, "order_id": p.OrderID, "void": "true"},
+	}
+	params.SetIdempotencyKey(p.ChargeKey())
+	pi, err := s.sc.V1PaymentIntents.Create(ctx, params)
+	if err != nil {
+		var se *stripe.Error
+		if errors.As(err, &se) && se.Type == stripe.ErrorTypeIdempotency {
+			return actors.ChargeUnknown, fmt.Errorf("%w: void: the charge key of order %s was used already; its PaymentIntent is not found yet", ErrGatewayDown, p.OrderID)
+		}
+		return actors.ChargeUnknown, fmt.Errorf("%w: void: %v", ErrGatewayDown, err)
+	}
+	// An earlier void's PaymentIntent when Stripe replays it.
+	s.remember(p.OrderID, pi.ID)
+	return chargeState(pi), nil
+}
+
 // chargeState reads a PaymentIntent as a ChargeState.
 func chargeState(pi *stripe.PaymentIntent) actors.ChargeState {
 	switch pi.Status {

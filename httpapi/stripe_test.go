@@ -41,8 +41,12 @@ type fakeStripe struct {
 
 	mu      sync.Mutex
 	answers map[string]fakeAnswer // by idempotency key
+	params  map[string]string     // the form first sent with each key: Stripe refuses the key with others
 	intents map[string]*fakeIntent
 	creates int // intents created (first answers, not replays)
+	// searchLags: the search finds nothing, as Stripe's index right
+	// after a write.
+	searchLags bool
 }
 
 type fakeAnswer struct {
@@ -57,7 +61,7 @@ type fakeIntent struct {
 }
 
 func newFakeStripe(t testing.TB) (*fakeStripe, string) {
-	f := &fakeStripe{slow: 5 * time.Second, answers: map[string]fakeAnswer{}, intents: map[string]*fakeIntent{}}
+	f := &fakeStripe{slow: 5 * time.Second, answers: map[string]fakeAnswer{}, params: map[string]string{}, intents: map[string]*fakeIntent{}}
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
 	return f, srv.URL
@@ -90,7 +94,13 @@ func (f *fakeStripe) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method == "POST" {
 		f.mu.Lock()
 		a, ok := f.answers[key]
+		first := f.params[key]
 		f.mu.Unlock()
+		if ok && first != r.PostForm.Encode() {
+			reply(w, fakeAnswer{400, stripeError("idempotency_error", "",
+				"Keys for idempotent requests can only be used with the same parameters they were first used with.", "")})
+			return
+		}
 		if ok {
 			w.Header().Set("Idempotent-Replayed", "true")
 			reply(w, a)
@@ -126,6 +136,7 @@ func (f *fakeStripe) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.Method == "POST" && key != "" && a.status != 500 {
 		f.mu.Lock()
+		f.params[key] = r.PostForm.Encode()
 		f.answers[key] = a // Stripe does not keep 500s: a retry runs again
 		f.mu.Unlock()
 	}
@@ -164,6 +175,8 @@ func (f *fakeStripe) create(form url.Values) fakeAnswer {
 		pi.Status = "requires_action"
 	case pmStillSlow:
 		pi.Status = "processing"
+	case "":
+		pi.Status = "requires_payment_method" // created, never confirmed
 	default:
 		pi.Status = "succeeded"
 	}
@@ -196,7 +209,7 @@ func (f *fakeStripe) search(query string) fakeAnswer {
 	defer f.mu.Unlock()
 	var data []json.RawMessage
 	for _, pi := range f.intents {
-		if pi.Order == order {
+		if pi.Order == order && !f.searchLags {
 			data = append(data, json.RawMessage(f.intentJSON(pi)))
 		}
 	}
@@ -311,6 +324,59 @@ func TestStripeOutcomes(t *testing.T) {
 
 	_, err = NewStripe(StripeConfig{APIBase: base})
 	requireTrue(t, err != nil && strings.Contains(err.Error(), "STRIPE_SECRET_KEY"), "no key: %v", err)
+}
+
+// TestStripeVoid: a void closes an unused charge key, so that a charge
+// sent late under it takes nothing; it answers the charge when there is
+// one, and "unknown" when the key was used but its intent is not found yet.
+func TestStripeVoid(t *testing.T) {
+	t.Parallel()
+	f, base := newFakeStripe(t)
+	gw, err := NewStripe(StripeConfig{Key: testStripeKey, APIBase: base, Timeout: 300 * time.Millisecond, Logger: quietLogger})
+	requireNoErr(t, err)
+	ctx := context.Background()
+	pay := func(order, pm string) actors.Payment {
+		// Just started: Lookup would not trust "not found" yet; Void does
+		// not need to.
+		return actors.Payment{Sale: "s", HoldID: "h_" + order, OrderID: "o_" + order, AmountCents: 4500, Currency: "eur", Token: pm,
+			StartedAt: time.Now().UnixMilli()}
+	}
+	st, err := gw.Void(ctx, pay("unused", ""))
+	requireNoErr(t, err, "void of an unused key")
+	requireEqual(t, st, actors.ChargeNone)
+	late := gw.Charge(ctx, pay("unused", pmPaid))
+	requireTrue(t, errors.Is(late, ErrGatewayDown) && !errors.Is(late, ErrDeclined), "a late charge under a closed key: %v", late)
+	st, err = gw.Void(ctx, pay("unused", ""))
+	requireNoErr(t, err, "void again")
+	requireEqual(t, st, actors.ChargeNone, "closed still")
+	f.mu.Lock()
+	for _, pi := range f.intents {
+		requireTrue(t, pi.Status != "succeeded", "intent %s of %s took money", pi.ID, pi.Order)
+	}
+	f.mu.Unlock()
+
+	requireNoErr(t, gw.Charge(ctx, pay("paid", pmPaid)), "charge")
+	st, err = gw.Void(ctx, pay("paid", ""))
+	requireNoErr(t, err, "void of a charged key")
+	requireEqual(t, st, actors.ChargePaid, "a charged key answers its charge")
+
+	// A charge made, then the search lags and the memory is gone (another
+	// node, a restart): the void is refused for the key, and the answer is
+	// unknown until the search finds the intent.
+	requireNoErr(t, gw.Charge(ctx, pay("hidden", pmPaid)), "charge")
+	f.mu.Lock()
+	f.searchLags = true
+	f.mu.Unlock()
+	fresh, err := NewStripe(StripeConfig{Key: testStripeKey, APIBase: base, Timeout: 300 * time.Millisecond, Logger: quietLogger})
+	requireNoErr(t, err)
+	st, err = fresh.Void(ctx, pay("hidden", ""))
+	requireTrue(t, err != nil && st == actors.ChargeUnknown, "a used key whose intent is not found: %v %v", st, err)
+	f.mu.Lock()
+	f.searchLags = false
+	f.mu.Unlock()
+	st, err = fresh.Void(ctx, pay("hidden", ""))
+	requireNoErr(t, err, "found once the search catches up")
+	requireEqual(t, st, actors.ChargePaid)
 }
 
 // TestStripeCheckoutThroughServer: a buyer's checkout through a real server
