@@ -75,6 +75,15 @@ func TestHistWindowP99(t *testing.T) {
 	v, n := w.quantile(0.99, alertWindowTicks)
 	requireEqual(t, n, uint64(100))
 	requireTrue(t, v >= 1 && v < 2.2, "p99 of 2%% at 1 s: %g", v)
+	// Few samples: the p99 of 50 is the slowest of them.
+	for range 49 {
+		h.observe(time.Millisecond)
+	}
+	h.observe(time.Second)
+	w.tick()
+	v, n = w.quantile(0.99, 1)
+	requireEqual(t, n, uint64(50))
+	requireTrue(t, v >= 1 && v < 2.2, "p99 of 50 with one at 1 s: %g", v)
 	for range alertWindowTicks {
 		w.tick()
 	}

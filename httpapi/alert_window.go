@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"fmt"
+	"math"
 	"math/bits"
 	"sync/atomic"
 	"time"
@@ -101,7 +102,10 @@ func (w *histWindow) quantile(q float64, ticks int) (float64, uint64) {
 	if n == 0 {
 		return 0, 0
 	}
-	rank := uint64(q*float64(n-1)) + 1
+	// Nearest rank: the smallest value with at least q of the samples at
+	// or below it. With few samples the top ones count (the p99 of 50 is
+	// the slowest), so a single slow request is not hidden.
+	rank := max(uint64(math.Ceil(q*float64(n))), 1)
 	var seen uint64
 	for i, c := range sum {
 		seen += c
