@@ -209,11 +209,17 @@ func (s *fsmSnap) write(w io.Writer) error {
 		return err
 	}
 	// A file older than the floor (there should be none) lowers the tail's
-	// start rather than leave it without the records it needs.
+	// start rather than leave it without the records it needs; if those
+	// are gone already, no snapshot is better than one with a gap.
 	for _, name := range names {
-		if seq, err := wal.SnapshotSeq(dir, name); err == nil && seq < s.hdr.First {
-			s.hdr.First = max(seq, s.n.firstSeq())
+		seq, err := wal.SnapshotSeq(dir, name)
+		if err != nil || seq >= s.hdr.First {
+			continue
 		}
+		if first := s.n.firstSeq(); seq+1 < first {
+			return fmt.Errorf("snapshot file %s is at record %d, but the records kept start at %d", name, seq, first)
+		}
+		s.hdr.First = max(seq, 1)
 	}
 	bw := bufio.NewWriterSize(w, 1<<16)
 	hb, err := json.Marshal(s.hdr)
