@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -192,4 +193,18 @@ func TestFollowerSnapshotsSettle(t *testing.T) {
 	if after := stamps(); fmt.Sprint(after) != fmt.Sprint(before) {
 		t.Fatalf("the snapshots were written again with no new record:\n%v\n%v", before, after)
 	}
+}
+
+// TestFailedEngineWritesNoSnapshot: an engine whose state may lack records
+// (it failed) writes no snapshot file that a rebuild, or a cluster's Raft
+// snapshot, would trust.
+func TestFailedEngineWritesNoSnapshot(t *testing.T) {
+	h := &harness{t: t, dir: t.TempDir(), clock: &fakeClock{}}
+	h.open()
+	defer h.close()
+	h.createSale(stdSaleDef())
+	h.e.Fail(errors.New("a record could not be applied"))
+	requireTrue(t, h.e.Snapshot() != nil, "a failed engine's snapshot is refused")
+	files, _ := filepath.Glob(filepath.Join(h.dir, "snap", "*.snap"))
+	requireEqual(t, len(files), 0, "no snapshot file written")
 }

@@ -36,6 +36,12 @@ func roomSnapName(s *Sale) string                 { return fmt.Sprintf("s%05d-ro
 
 // Snapshot writes every sale's state and truncates the log in front of it.
 func (e *Engine) Snapshot() error {
+	if err := e.Err(); err != nil {
+		// A failed engine's state may lack records it was handed (a
+		// follower's copy that timed out applying one): never written
+		// where a rebuild, or a cluster's snapshot, would trust it.
+		return fmt.Errorf("snapshot: the engine stopped: %w", err)
+	}
 	e.create.Lock() // a sale created meanwhile would have no snapshot yet
 	defer e.create.Unlock()
 	sales := e.Sales()

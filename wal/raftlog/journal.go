@@ -277,7 +277,12 @@ func (n *Node) replayRaw(from, to uint64, fn func(seq uint64, body []byte) error
 	}
 	start := max(from, first)
 	if b := n.base.Load(); b != nil && from <= b.index {
-		if lo, hi := max(from, b.hdr.First), min(to, b.hdr.Records); lo <= hi {
+		if from < b.hdr.First {
+			// Read before a newer snapshot dropped them: the reader
+			// starts again from FirstSeq.
+			return fmt.Errorf("records before %d are no longer kept (asked from %d): read again", b.hdr.First, from)
+		}
+		if lo, hi := from, min(to, b.hdr.Records); lo <= hi {
 			if err := n.replayBase(b, lo, hi, fn); err != nil {
 				return err
 			}

@@ -110,6 +110,7 @@ type Node struct {
 	r     *raft.Raft
 	store *raftboltdb.BoltStore
 	snaps *raft.FileSnapshotStore
+	logs  *raft.LogCache // Raft's view of store
 	trans *raft.NetworkTransport
 	fsm   *fsm
 	obs   *raft.Observer
@@ -119,6 +120,7 @@ type Node struct {
 	snapReq   chan struct{}        // capacity 1: take a Raft snapshot
 	snapshots atomic.Uint64
 	installs  atomic.Uint64
+	started   atomic.Bool // NewRaft returned: a Restore from now on is an install
 
 	changed chan struct{} // capacity 1: leadership or leader changed
 	stop    chan struct{}
@@ -208,6 +210,7 @@ func Open(cfg Config) (*Node, error) {
 		store.Close()
 		return nil, err
 	}
+	n.logs = cache
 	r, err := raft.NewRaft(rc, n.fsm, cache, store, snaps, trans)
 	if err != nil {
 		trans.Close()
@@ -215,6 +218,7 @@ func Open(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	n.r = r
+	n.started.Store(true)
 	ch := make(chan raft.Observation, 64)
 	n.obs = raft.NewObserver(ch, false, func(o *raft.Observation) bool {
 		switch o.Data.(type) {

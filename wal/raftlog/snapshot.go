@@ -155,7 +155,9 @@ func (n *Node) adopt(id string, hdr snapHeader) error {
 		nb := &base{id: id, index: m.Index, hdr: hdr}
 		for {
 			cur := n.base.Load()
-			if cur != nil && cur.index >= nb.index {
+			// An equal index is adopted too: the store orders snapshots
+			// of one index by their ids, and may reap the older.
+			if cur != nil && cur.index > nb.index {
 				return nil
 			}
 			if n.base.CompareAndSwap(cur, nb) {
@@ -309,6 +311,17 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	if err := f.n.adopt(id, hdr); err != nil {
 		return err
 	}
+	if f.n.started.Load() {
+		// An install: entries this node stored below the snapshot may
+		// never have committed (it led or followed another leader then).
+		// Raft keeps them with a store that is not monotonic, and would
+		// send them as committed to a node that needs them once this one
+		// leads. Dropped here, through the cache that would serve them;
+		// Raft waits on this restore meanwhile.
+		if err := f.n.dropBelow(f.n.SnapshotIndex()); err != nil {
+			return fmt.Errorf("drop the log below the installed snapshot: %w", err)
+		}
+	}
 	f.mu.Lock()
 	f.nodes = hdr.Nodes
 	if f.nodes == nil {
@@ -322,6 +335,22 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	f.n.noteFloorOnly(hdr.First)
 	f.n.installs.Add(1)
 	return nil
+}
+
+// dropBelow deletes the log's entries up to index.
+func (n *Node) dropBelow(index uint64) error {
+	first, err := n.logs.FirstIndex()
+	if err != nil {
+		return err
+	}
+	last, err := n.logs.LastIndex()
+	if err != nil {
+		return err
+	}
+	if first == 0 || first > index {
+		return nil
+	}
+	return n.logs.DeleteRange(first, min(index, last))
 }
 
 // noteFloorOnly raises the floor without asking for a snapshot.
@@ -431,7 +460,7 @@ func readSnap(r *bufio.Reader, file func(name string, seq uint64, data []byte) e
 				return hdr, err
 			}
 			bl, err := binary.ReadUvarint(r)
-			if err != nil || bl > 1<<26 {
+			if err != nil || bl > 1<<28 {
 				return hdr, errors.New("snapshot record length is corrupt")
 			}
 			body = append(body[:0], make([]byte, bl)...)

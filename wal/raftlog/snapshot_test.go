@@ -4,8 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/raft"
 
 	"onsale/wal"
 )
@@ -181,5 +184,83 @@ func installSnapshotOf(t *testing.T, from, to *Node) {
 	}
 	if err := to.fsm.Restore(rc); err != nil {
 		t.Fatalf("restore: %v", err)
+	}
+}
+
+// TestInstallDropsUncommittedEntries: a leader stores entries that never
+// commit (both followers are down), stops, and comes back after the others
+// moved on and compacted: it installs their snapshot. The entries it kept
+// below the snapshot must go, or, once it leads, Raft would send them as
+// committed to a node that needs entries that far back.
+func TestInstallDropsUncommittedEntries(t *testing.T) {
+	c := newTestClusterWith(t, &testCluster{t: t, trailing: 1000})
+	ai := c.leader()
+	a := c.nodes[ai]
+	j := a.Journal()
+	j.Start()
+	appendAll(t, j, "a0", "a1", "a2", "a3", "a4")
+	j.Close()
+	bi, mi := (ai+1)%3, (ai+2)%3
+	c.stop(bi)
+	c.stop(mi)
+	term := a.r.CurrentTerm()
+	for i := range 300 {
+		a.r.Apply(recordData(term, &wal.Event{Type: wal.TypeQueueJoined, Sale: "s", Buyer: fmt.Sprintf("X%03d", i), At: 1}), 0)
+	}
+	waitFor(t, "the lone leader stored its uncommitted entries", func() bool {
+		last, _ := a.store.LastIndex()
+		return last >= a.CommitIndex()+300
+	})
+	stale, _ := a.store.LastIndex()
+	c.stop(ai)
+
+	c.start(bi)
+	c.start(mi)
+	ni := c.leader()
+	n := c.nodes[ni]
+	nj := n.Journal()
+	nj.Start()
+	var buyers []string
+	for i := range 1500 {
+		buyers = append(buyers, fmt.Sprintf("c%04d", i))
+	}
+	seqs := appendAll(t, nj, buyers...)
+	last := seqs[len(seqs)-1]
+	nj.TruncateFront(seqs[0])
+	waitFor(t, "the new leader compacted past the old one's entries", func() bool { return n.FirstIndex() > stale+1 })
+	nj.Close()
+
+	c.start(ai)
+	a = c.nodes[ai]
+	waitFor(t, "the old leader installed the snapshot and caught up", func() bool {
+		return a.SnapshotsInstalled() > 0 && a.AppliedIndex() >= last
+	})
+	var l raft.Log
+	if err := a.store.GetLog(stale, &l); !errors.Is(err, raft.ErrLogNotFound) {
+		t.Fatalf("entry %d the old leader stored and never committed is still in its log (term %d, err %v)", stale, l.Term, err)
+	}
+	got := recordsFrom(t, a, last)
+	for seq, b := range got {
+		if b[0] == 'X' {
+			t.Fatalf("record %d %s was never committed, and the old leader reads it", seq, b)
+		}
+	}
+	if got[last] != "c1499" {
+		t.Fatalf("the old leader reads %q at %d, want c1499", got[last], last)
+	}
+
+	// It leads, with a node whose data was lost: that node gets the
+	// snapshot, never the dropped entries.
+	other := 3 - ai - ni
+	c.stop(ni)
+	c.stop(other)
+	os.RemoveAll(c.dirs[other])
+	c.start(other)
+	fresh := c.nodes[other]
+	waitFor(t, "the wiped node caught up", func() bool { return fresh.AppliedIndex() >= last })
+	for seq, b := range recordsFrom(t, fresh, last) {
+		if b[0] == 'X' {
+			t.Fatalf("the wiped node reads record %d %s, which never committed", seq, b)
+		}
 	}
 }
