@@ -188,3 +188,50 @@ func TestClusterStreamAcrossFailover(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterAlertMemberDown: the on-sale team hears of a member lost
+// while the cluster goes on: with a follower killed the leader's
+// cluster_member_down alert fires, and it resolves once the follower is
+// back and caught up.
+func TestClusterAlertMemberDown(t *testing.T) {
+	r := &clusterRun{t: t, bin: crashBuild(t), hc: &http.Client{Timeout: 3 * time.Second},
+		rng: rand.New(rand.NewPCG(5, 6)), acked: map[string]clusterHold{}}
+	ld := r.startNodes()
+	firing := func() bool {
+		st, b, err := r.call(ld, "GET", "/metrics", crashAdminToken, "", nil)
+		if err != nil || st != 200 {
+			t.Fatalf("metrics of the leader %s: %d %v", ld.id, st, err)
+		}
+		return strings.Contains(string(b), `onsale_alert{rule="cluster_member_down",sale=""} 1`)
+	}
+	within := func(what string, d time.Duration, cond func() bool) time.Duration {
+		start := time.Now()
+		for !cond() {
+			if time.Since(start) > d {
+				t.Fatalf("%s: not within %s", what, d)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		return time.Since(start)
+	}
+	time.Sleep(2 * time.Second)
+	if firing() {
+		t.Fatal("cluster_member_down fires with every member up")
+	}
+	var f *clusterNode
+	for _, n := range r.nodes {
+		if n != ld {
+			f = n
+			break
+		}
+	}
+	f.kill()
+	took := within("the alert fires after a follower is killed", 20*time.Second, firing)
+	t.Logf("cluster_member_down fired %v after follower %s was killed", took.Round(time.Millisecond), f.id)
+	if l := r.leader(5 * time.Second); l != ld {
+		t.Fatalf("the leader changed (%v) with a follower killed", l)
+	}
+	f.start(t, r.bin, r.peers)
+	took = within("the alert resolves once the follower is back", 30*time.Second, func() bool { return !firing() })
+	t.Logf("resolved %v after the follower restarted", took.Round(time.Millisecond))
+}

@@ -52,6 +52,7 @@ const (
 	RuleFsyncP99       = "log_fsync_p99"
 	RuleDiskFree       = "disk_free"
 	RuleRateLimited    = "rate_limited_share"
+	RuleClusterMember  = "cluster_member_down"
 	alertStateFiring   = "firing"
 	alertStateResolved = "resolved"
 )
@@ -77,6 +78,9 @@ type AlertOptions struct {
 	FsyncP99      time.Duration // p99 of a log write and fsync
 	DiskFreeMiB   float64       // free space in the data directory, MiB
 	RateLimited   float64       // share of requests refused 429
+	// ClusterLag is how many log entries a cluster member may trail the
+	// leader's commit before it counts as down.
+	ClusterLag float64
 
 	// Tests: manual makes the server evaluate only when the test calls
 	// tick; backoffMax caps the webhook's retry interval instead of
@@ -96,6 +100,7 @@ var AlertDefaults = AlertOptions{
 	FsyncP99:      100 * time.Millisecond,
 	DiskFreeMiB:   1024,
 	RateLimited:   0.3,
+	ClusterLag:    10_000,
 }
 
 func (o AlertOptions) withDefaults() AlertOptions {
@@ -120,6 +125,7 @@ func (o AlertOptions) withDefaults() AlertOptions {
 	o.FsyncP99 = pickD(o.FsyncP99, d.FsyncP99)
 	o.DiskFreeMiB = pick(o.DiskFreeMiB, d.DiskFreeMiB)
 	o.RateLimited = pick(o.RateLimited, d.RateLimited)
+	o.ClusterLag = pick(o.ClusterLag, d.ClusterLag)
 	return o
 }
 
@@ -207,6 +213,10 @@ type alerter struct {
 	hook *webhook // nil without --alert-webhook
 	// diskFree reads the data directory's free bytes; tests replace it.
 	diskFree func(dir string) (uint64, error)
+	// membersDown counts the cluster members this node sees down, if it
+	// can judge (see cluster.membersDown); nil on a single node. Tests
+	// replace it.
+	membersDown func(lag uint64) (int, bool)
 
 	reqs, serrs, limited, pays, payErrs *counterWindow
 	holdLat, payLat, fsyncLat           *histWindow
@@ -352,6 +362,18 @@ func (a *alerter) observe() []observation {
 		obs = append(obs, observation{key: alertKey{rule: RuleDiskFree}, value: v, threshold: o.DiskFreeMiB,
 			below: true, hold: alertFor[RuleDiskFree], unit: "MiB", known: err == nil, recent: v, recentKnown: err == nil})
 	}
+	if o.ClusterLag >= 0 {
+		down := a.membersDown
+		if down == nil && a.s.cluster != nil {
+			down = a.s.cluster.membersDown
+		}
+		if down != nil {
+			n, known := down(uint64(o.ClusterLag))
+			v := float64(n)
+			obs = append(obs, observation{key: alertKey{rule: RuleClusterMember}, value: v, threshold: 0,
+				hold: alertFor[RuleClusterMember], unit: "members", known: known, recent: v, recentKnown: known})
+		}
+	}
 	if eng := a.s.eng.Load(); eng != nil && o.LineStuck >= 0 {
 		sales := eng.Sales()
 		marks := make(map[string]lineMark, len(sales))
@@ -387,6 +409,8 @@ var alertFor = map[string]time.Duration{
 	RuleFsyncP99:      5 * time.Second,
 	RuleDiskFree:      0,
 	RuleRateLimited:   10 * time.Second,
+	// An election takes about a second; a member away for longer is gone.
+	RuleClusterMember: 5 * time.Second,
 }
 
 func (a *alerter) step(now time.Time, o observation) {

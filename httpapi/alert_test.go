@@ -127,6 +127,7 @@ func TestAlertRules(t *testing.T) {
 		}
 	}
 	var diskFree atomic.Uint64
+	var membersDown atomic.Int64
 	rules := []rule{
 		{name: RuleHTTP5xx, bad: requests("/v1/sales", 500, time.Millisecond, 30), good: requests("/v1/sales", 200, time.Millisecond, 30), maxTicks: 5},
 		{name: RuleRateLimited, bad: requests("rate_limited", 429, time.Millisecond, 30), good: requests("/v1/sales", 200, time.Millisecond, 30), maxTicks: 12},
@@ -141,6 +142,15 @@ func TestAlertRules(t *testing.T) {
 			},
 			bad:  func(*testing.T, *testServer) { diskFree.Store(100 << 20) },
 			good: func(*testing.T, *testServer) { diskFree.Store(100 << 30) }, maxTicks: 2},
+		{name: RuleClusterMember,
+			setup: func(_ *testing.T, ts *testServer) {
+				ts.srv.alerts.membersDown = func(lag uint64) (int, bool) {
+					requireEqual(t, lag, uint64(AlertDefaults.ClusterLag), "the lag the rule is given")
+					return int(membersDown.Load()), true
+				}
+			},
+			bad:  func(*testing.T, *testServer) { membersDown.Store(1) },
+			good: func(*testing.T, *testServer) { membersDown.Store(0) }, maxTicks: 7},
 		{name: RuleLineStuck, sale: "s",
 			setup: func(t *testing.T, ts *testServer) {
 				// One buyer shops at the active limit of one; the next waits

@@ -114,6 +114,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&a.FsyncP99, "alert-fsync-p99", a.FsyncP99, "alert when the p99 of a log write and fsync is over this (negative: off)")
 	fs.Float64Var(&a.DiskFreeMiB, "alert-disk-free", a.DiskFreeMiB, "alert when the data directory's disk has less free space than this, in MiB (negative: off)")
 	fs.Float64Var(&a.RateLimited, "alert-rate-limited", a.RateLimited, "alert when this share of requests is refused 429 (0..1; negative: off)")
+	fs.Float64Var(&a.ClusterLag, "alert-cluster-lag", a.ClusterLag, "cluster mode: alert when a member is unreachable, not following, or trails the leader by more than this many log entries (negative: off)")
 	fs.StringVar(&o.NodeID, "node-id", o.NodeID, "cluster mode: this node's id in --peers")
 	fs.StringVar(&o.RaftAddr, "raft-addr", o.RaftAddr, "cluster mode: this node's Raft address (host:port), as listed in --peers")
 	fs.Uint64Var(&o.RaftTrailingLogs, "raft-trailing-logs", o.RaftTrailingLogs, "cluster mode: Raft log entries kept behind a snapshot, so that a follower lagging by fewer catches up from the log instead of a copy of the snapshot (0: 10240)")

@@ -559,8 +559,39 @@ func (c *cluster) selfView() clusterNode {
 	return n
 }
 
-// view asks every other node for its own line, at the same time.
+// view is GET /v1/cluster's answer.
 func (c *cluster) view() map[string]any {
+	return map[string]any{"leader": c.node.Leader(), "nodes": c.members()}
+}
+
+// membersDown counts the members the cluster cannot count on, for the
+// cluster_member_down alert: the leader counts the others that are
+// unreachable, not following, or more than lag entries behind its commit;
+// a node that knows no leader counts every other member (the cluster
+// lost its majority, or is electing); a follower with a leader leaves it
+// to the leader (not known).
+func (c *cluster) membersDown(lag uint64) (int, bool) {
+	if !c.node.IsLeader() {
+		if c.node.Leader() == "" {
+			return len(c.node.Peers()) - 1, true
+		}
+		return 0, false
+	}
+	commit := c.node.CommitIndex()
+	down := 0
+	for _, m := range c.members() {
+		if m.ID == c.node.ID() {
+			continue
+		}
+		if m.State != "follower" || m.AppliedIndex+lag < commit {
+			down++
+		}
+	}
+	return down, true
+}
+
+// members asks every other node for its own line, at the same time.
+func (c *cluster) members() []clusterNode {
 	peers := c.node.Peers()
 	out := make([]clusterNode, len(peers))
 	var wg sync.WaitGroup
@@ -591,7 +622,7 @@ func (c *cluster) view() map[string]any {
 		}()
 	}
 	wg.Wait()
-	return map[string]any{"leader": c.node.Leader(), "nodes": out}
+	return out
 }
 
 // route serves /v1/cluster (admin), and /v1/cluster/self and
