@@ -404,3 +404,29 @@ func TestWALStoreConcurrentReadWrite(t *testing.T) {
 	}
 	checkRange(t, s, 1, last)
 }
+
+// TestWALStoreRefusesTheOtherStoresLog: a data directory keeps the log
+// store it began with; opening it with the other would look like a node
+// that lost its log.
+func TestWALStoreRefusesTheOtherStoresLog(t *testing.T) {
+	c := newTestClusterWith(t, &testCluster{t: t, store: "bolt"})
+	c.leader()
+	c.stop(0)
+	_, err := Open(Config{ID: c.peers[0].ID, Peers: c.peers, Dir: c.dirs[0], StateDir: c.stateDir(0), LogStore: "wal"})
+	if err == nil || !strings.Contains(err.Error(), "open it with the bolt log store") {
+		t.Fatalf("opening a bolt node's directory with the wal store: %v", err)
+	}
+	c.start(0)
+
+	w := newTestClusterWith(t, &testCluster{t: t, store: "wal"})
+	w.leader()
+	if w.nodes[0].wal == nil {
+		t.Fatal("the wal cluster runs without the wal store")
+	}
+	w.stop(0)
+	_, err = Open(Config{ID: w.peers[0].ID, Peers: w.peers, Dir: w.dirs[0], StateDir: w.stateDir(0), LogStore: "bolt"})
+	if err == nil || !strings.Contains(err.Error(), "open it with the wal log store") {
+		t.Fatalf("opening a wal node's directory with the bolt store: %v", err)
+	}
+	w.start(0)
+}
