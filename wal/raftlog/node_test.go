@@ -223,8 +223,11 @@ func TestStaleTermRecordIsSkipped(t *testing.T) {
 // BenchmarkReplicatedAppend commits records through a three-node cluster on
 // loopback from 64 writers at once: the replicated log alone, without HTTP
 // or the engine. It reports records/s and the mean commit latency.
+//
+// RAFTLOG_BENCH_STORE chooses the log store (bolt or wal; default bolt) and
+// RAFTLOG_BENCH_WRITERS the number of writers.
 func BenchmarkReplicatedAppend(b *testing.B) {
-	c := newTestCluster(b)
+	c := newTestClusterWith(b, &testCluster{t: b, store: os.Getenv("RAFTLOG_BENCH_STORE")})
 	li := c.leader()
 	j := c.nodes[li].Journal()
 	j.Start()
