@@ -137,8 +137,12 @@ func (s *walStore) open() error {
 		DirPerms:   0o750,
 		FilePerms:  0o640,
 	})
+	if errors.Is(err, twal.ErrCorrupt) {
+		// Open repaired the tail segment already: an earlier one is damaged.
+		return fmt.Errorf("raft log store: open %s: %w (a segment before the last is damaged: empty the node's data directory; it then catches up from the others)", s.dir, err)
+	}
 	if err != nil {
-		return fmt.Errorf("raft log store: open %s: %w (a damaged segment that is not the last one needs the node's data directory emptied; the node then catches up from the others)", s.dir, err)
+		return fmt.Errorf("raft log store: open %s: %w", s.dir, err)
 	}
 	// tidwall creates the first segment and finishes an interrupted
 	// truncation by renames without syncing the directory.
@@ -611,10 +615,7 @@ func (s *walStore) repairTail() error {
 				return fmt.Errorf("raft log store: entry %d in %s at offset %d is damaged (%v) and a valid entry follows at offset %d: not a torn write (empty the node's data directory; it then catches up from the others)", idx, path, off, cause, p)
 			}
 		}
-		kept := "no copy kept"
-		if err := os.WriteFile(path+".broken", data, 0o640); err == nil {
-			kept = "damaged file kept as " + path + ".broken"
-		}
+		kept := keepBroken(path, data)
 		if err := truncateSync(path, int64(off)); err != nil {
 			return fmt.Errorf("raft log store: cut torn tail of %s at offset %d: %w", path, off, err)
 		}
@@ -623,6 +624,38 @@ func (s *walStore) repairTail() error {
 		return nil
 	}
 	return nil
+}
+
+// keepBroken copies a segment about to be cut to the first free name of
+// <path>.broken, .broken.2, ... (a repair keeps its evidence), and says
+// what became of it. A copy that fails is no reason to keep the node down:
+// the cut only drops what was never acknowledged.
+func keepBroken(path string, data []byte) string {
+	for i := 1; i <= 16; i++ {
+		name := path + ".broken"
+		if i > 1 {
+			name += "." + strconv.Itoa(i)
+		}
+		f, err := os.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o640)
+		if errors.Is(err, os.ErrExist) {
+			continue
+		}
+		if err == nil {
+			_, err = f.Write(data)
+			if err == nil {
+				err = f.Sync()
+			}
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+		}
+		if err != nil {
+			os.Remove(name)
+			return fmt.Sprintf("no copy kept (%v)", err)
+		}
+		return "damaged file kept as " + name
+	}
+	return "no copy kept: 16 copies of " + path + " exist already"
 }
 
 func truncateSync(path string, size int64) error {
