@@ -298,10 +298,12 @@ func (s *walStore) StoreLogs(logs []*raft.Log) error {
 			return s.fail(fmt.Errorf("raft log store: sync %s after a new segment: %w (restart the node to reopen the log; the fsync is not retried)", s.dir, err))
 		}
 	}
+	// last before first: FirstIndex, read without mu, says 0 (nothing
+	// held) until both are right.
+	s.last.Store(logs[len(logs)-1].Index)
 	if s.first.Load() == 0 {
 		s.first.Store(at)
 	}
-	s.last.Store(logs[len(logs)-1].Index)
 	s.next = s.last.Load() + 1
 	return nil
 }
