@@ -271,7 +271,7 @@ func (n *Node) replay(from, to uint64, fn func(seq uint64, ev *wal.Event) error)
 // replayRaw is replay before the records are decoded; body is valid during
 // the call only.
 func (n *Node) replayRaw(from, to uint64, fn func(seq uint64, body []byte) error) error {
-	first, err := n.store.FirstIndex()
+	first, err := n.logs.FirstIndex()
 	if err != nil {
 		return err
 	}
@@ -296,7 +296,7 @@ func (n *Node) replayRaw(from, to uint64, fn func(seq uint64, body []byte) error
 	}
 	var l raft.Log
 	for i := start; i <= to && i > 0; i++ {
-		if err := n.store.GetLog(i, &l); err != nil {
+		if err := n.logs.GetLog(i, &l); err != nil {
 			return fmt.Errorf("raft log entry %d: %w", i, err)
 		}
 		if l.Type != raft.LogCommand || len(l.Data) == 0 || l.Data[0] != kindRecord {

@@ -1,5 +1,6 @@
 // Package raftlog replicates the engine's records over Raft
-// (hashicorp/raft, with raft-boltdb as its log and stable store). Each
+// (hashicorp/raft; raft-boltdb is its stable store, and its log store
+// unless Config.LogStore chooses tidwall/wal segment files). Each
 // record is one Raft command; it is durable once a majority of the nodes
 // has stored it (each one fsyncs). The engine runs on the leader only: it
 // decides, appends through a Journal of the current term, and answers once
@@ -42,7 +43,7 @@ const (
 	heartbeatTimeout = 500 * time.Millisecond
 	electionTimeout  = 500 * time.Millisecond
 	leaseTimeout     = 250 * time.Millisecond
-	// maxAppendEntries is the most records one log write (one bolt fsync)
+	// maxAppendEntries is the most records one log write (one fsync)
 	// and one replication round carry: the group commit.
 	maxAppendEntries = 512
 	rpcTimeout       = 5 * time.Second
@@ -92,7 +93,7 @@ func ParsePeers(s string) ([]Peer, error) {
 type Config struct {
 	ID    string // this node's id, one of Peers
 	Peers []Peer // every member, the same list on every node
-	Dir   string // raft.db and snapshots go here
+	Dir   string // raft.db, raft-log/ and snapshots go here
 	// StateDir is where the engine keeps its snapshot files; the Raft
 	// snapshots carry them (see snapshot.go).
 	StateDir string
@@ -100,7 +101,12 @@ type Config struct {
 	// so that a follower lagging by fewer catches up without one (0:
 	// 10240).
 	TrailingLogs uint64
-	Logger       *slog.Logger
+	// LogStore holds Raft's log: "" or "bolt" in raft.db with the term and
+	// vote (raft-boltdb), "wal" in tidwall/wal segment files in
+	// <Dir>/raft-log, one append and one fsync per batch (walstore.go). A
+	// data directory keeps the store it was created with.
+	LogStore string
+	Logger   *slog.Logger
 }
 
 // Node is this process's member of the cluster.
@@ -108,7 +114,9 @@ type Node struct {
 	cfg   Config
 	addr  string
 	r     *raft.Raft
-	store *raftboltdb.BoltStore
+	store *raftboltdb.BoltStore // the stable store, and the log store unless wal is set
+	logs  raft.LogStore         // store or wal
+	wal   *walStore
 	snaps *raft.FileSnapshotStore
 	logs  *raft.LogCache // Raft's view of store
 	trans *raft.NetworkTransport
@@ -156,20 +164,31 @@ func Open(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w (is another node using this data directory?)", filepath.Join(cfg.Dir, "raft.db"), err)
 	}
+	logs, ws, err := openLogStore(cfg, store)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	closeStores := func() {
+		store.Close()
+		if ws != nil {
+			ws.Close()
+		}
+	}
 	hl := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: slogWriter{cfg.Logger}})
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hl)
 	if err != nil {
-		store.Close()
+		closeStores()
 		return nil, fmt.Errorf("raft snapshots: %w", err)
 	}
 	adv, err := net.ResolveTCPAddr("tcp", self.Addr)
 	if err != nil {
-		store.Close()
+		closeStores()
 		return nil, fmt.Errorf("--raft-addr %q: %w", self.Addr, err)
 	}
 	trans, err := raft.NewTCPTransportWithLogger(self.Addr, adv, 8, rpcTimeout, hl)
 	if err != nil {
-		store.Close()
+		closeStores()
 		return nil, fmt.Errorf("listen for raft on %s: %w (is another node using it? choose another with --raft-addr)", self.Addr, err)
 	}
 	rc := raft.DefaultConfig()
@@ -189,7 +208,7 @@ func Open(cfg Config) (*Node, error) {
 	if cfg.TrailingLogs > 0 {
 		rc.TrailingLogs = cfg.TrailingLogs
 	}
-	n := &Node{cfg: cfg, addr: self.Addr, store: store, snaps: snaps, trans: trans,
+	n := &Node{cfg: cfg, addr: self.Addr, store: store, logs: logs, wal: ws, snaps: snaps, trans: trans,
 		changed: make(chan struct{}, 1), stop: make(chan struct{}), snapReq: make(chan struct{}, 1)}
 	n.fsm = newFSM(n)
 	var servers []raft.Server
@@ -198,23 +217,23 @@ func Open(cfg Config) (*Node, error) {
 	}
 	// Every member bootstraps its fresh store with the same list; a store
 	// that has any state refuses, which is a restart.
-	err = raft.BootstrapCluster(rc, store, store, snaps, trans, raft.Configuration{Servers: servers})
+	err = raft.BootstrapCluster(rc, logs, store, snaps, trans, raft.Configuration{Servers: servers})
 	if err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
 		trans.Close()
-		store.Close()
+		closeStores()
 		return nil, fmt.Errorf("bootstrap the cluster: %w", err)
 	}
-	cache, err := raft.NewLogCache(512, store)
+	cache, err := raft.NewLogCache(512, logs)
 	if err != nil {
 		trans.Close()
-		store.Close()
+		closeStores()
 		return nil, err
 	}
 	n.logs = cache
 	r, err := raft.NewRaft(rc, n.fsm, cache, store, snaps, trans)
 	if err != nil {
 		trans.Close()
-		store.Close()
+		closeStores()
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	n.r = r
@@ -388,7 +407,36 @@ func (n *Node) Close() error {
 	err := n.r.Shutdown().Error()
 	n.r.DeregisterObserver(n.obs)
 	n.done.Wait()
-	return errors.Join(err, n.trans.Close(), n.store.Close())
+	err = errors.Join(err, n.trans.Close(), n.store.Close())
+	if n.wal != nil {
+		err = errors.Join(err, n.wal.Close())
+	}
+	return err
+}
+
+// openLogStore opens the log store cfg.LogStore names. A data directory
+// whose log is in the other store is refused: Raft would take an empty log
+// for one that lost its entries, and this node may have acknowledged them.
+func openLogStore(cfg Config, bolt *raftboltdb.BoltStore) (raft.LogStore, *walStore, error) {
+	dir := filepath.Join(cfg.Dir, "raft-log")
+	switch cfg.LogStore {
+	case "", "bolt":
+		if ents, err := os.ReadDir(dir); err == nil && len(ents) > 0 {
+			return nil, nil, fmt.Errorf("%s holds this node's Raft log: open it with the wal log store, or empty the data directory to start it afresh", dir)
+		}
+		return bolt, nil, nil
+	case "wal":
+		if last, err := bolt.LastIndex(); err != nil || last > 0 {
+			return nil, nil, fmt.Errorf("%s holds this node's Raft log (last entry %d, %v): open it with the bolt log store, or empty the data directory to start it afresh",
+				filepath.Join(cfg.Dir, "raft.db"), last, err)
+		}
+		ws, err := openWALStore(dir, 0, func(format string, args ...any) { cfg.Logger.Warn(fmt.Sprintf(format, args...)) })
+		if err != nil {
+			return nil, nil, err
+		}
+		return ws, ws, nil
+	}
+	return nil, nil, fmt.Errorf("raft log store %q: choose bolt or wal", cfg.LogStore)
 }
 
 // notLeader turns the library's leadership errors into wal.ErrNotLeader.

@@ -27,6 +27,7 @@ func freeAddr(t testing.TB) string {
 type testCluster struct {
 	t        testing.TB
 	trailing uint64 // Config.TrailingLogs
+	store    string // Config.LogStore; "" takes RAFTLOG_STORE
 	peers    []Peer
 	dirs     []string
 	nodes    []*Node // nil when stopped
@@ -38,6 +39,9 @@ func newTestCluster(t testing.TB) *testCluster {
 
 // newTestClusterWith starts three nodes configured as c says.
 func newTestClusterWith(t testing.TB, c *testCluster) *testCluster {
+	if c.store == "" {
+		c.store = os.Getenv("RAFTLOG_STORE")
+	}
 	base := t.TempDir()
 	for i := range 3 {
 		c.peers = append(c.peers, Peer{ID: fmt.Sprintf("n%d", i+1), Addr: freeAddr(t)})
@@ -56,7 +60,7 @@ func newTestClusterWith(t testing.TB, c *testCluster) *testCluster {
 }
 
 func (c *testCluster) start(i int) {
-	n, err := Open(Config{ID: c.peers[i].ID, Peers: c.peers, Dir: c.dirs[i], StateDir: c.stateDir(i), TrailingLogs: c.trailing})
+	n, err := Open(Config{ID: c.peers[i].ID, Peers: c.peers, Dir: c.dirs[i], StateDir: c.stateDir(i), TrailingLogs: c.trailing, LogStore: c.store})
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -219,8 +223,11 @@ func TestStaleTermRecordIsSkipped(t *testing.T) {
 // BenchmarkReplicatedAppend commits records through a three-node cluster on
 // loopback from 64 writers at once: the replicated log alone, without HTTP
 // or the engine. It reports records/s and the mean commit latency.
+//
+// RAFTLOG_BENCH_STORE chooses the log store (bolt or wal; default bolt) and
+// RAFTLOG_BENCH_WRITERS the number of writers.
 func BenchmarkReplicatedAppend(b *testing.B) {
-	c := newTestCluster(b)
+	c := newTestClusterWith(b, &testCluster{t: b, store: os.Getenv("RAFTLOG_BENCH_STORE")})
 	li := c.leader()
 	j := c.nodes[li].Journal()
 	j.Start()

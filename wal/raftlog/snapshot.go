@@ -109,14 +109,14 @@ func (n *Node) firstSeq() uint64 {
 	if b := n.base.Load(); b != nil {
 		return b.hdr.First
 	}
-	first, _ := n.store.FirstIndex()
+	first, _ := n.logs.FirstIndex()
 	return first
 }
 
 // lastIndex is the last entry of the log, or the base's if the log has
 // none after it.
 func (n *Node) lastIndex() uint64 {
-	last, _ := n.store.LastIndex()
+	last, _ := n.logs.LastIndex()
 	if b := n.base.Load(); b != nil {
 		last = max(last, b.index)
 	}
@@ -133,7 +133,7 @@ func (n *Node) SnapshotIndex() uint64 {
 
 // FirstIndex is the first entry kept in the Raft log.
 func (n *Node) FirstIndex() uint64 {
-	first, _ := n.store.FirstIndex()
+	first, _ := n.logs.FirstIndex()
 	return first
 }
 

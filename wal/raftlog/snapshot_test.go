@@ -46,7 +46,13 @@ func recordsFrom(t *testing.T, n *Node, to uint64) map[uint64]string {
 // metadata, and the same records from the floor on. A restart restores the
 // newest snapshot; a follower's state built before an install is failed.
 func TestSnapshotCompactsAndInstalls(t *testing.T) {
-	c2 := newTestClusterWith(t, &testCluster{t: t, trailing: 5})
+	for _, store := range []string{"bolt", "wal"} {
+		t.Run(store, func(t *testing.T) { testSnapshotCompactsAndInstalls(t, store) })
+	}
+}
+
+func testSnapshotCompactsAndInstalls(t *testing.T, store string) {
+	c2 := newTestClusterWith(t, &testCluster{t: t, trailing: 5, store: store})
 	li := c2.leader()
 	ld := c2.nodes[li]
 	if err := ld.SetMeta(ld.ID(), "127.0.0.1:1", []byte("key")); err != nil {
@@ -119,6 +125,17 @@ func TestSnapshotCompactsAndInstalls(t *testing.T) {
 		t.Fatal(err)
 	}
 	more := appendAll(t, j, "c00", "c01", "c02", "c03", "c04", "c05", "c06", "c07", "c08", "c09")
+	// The follower's log goes on right after the installed snapshot (a
+	// store that holds no gaps was emptied by the install first).
+	waitFor(t, "the follower stored the entries after the snapshot", func() bool {
+		last, err := fl.logs.LastIndex()
+		return err == nil && last >= more[9]
+	})
+	if store == "wal" {
+		if first, _ := fl.logs.FirstIndex(); fl.wal == nil || first <= seqs[len(seqs)-1] {
+			t.Fatalf("the follower's wal log store begins at %d, before the installed snapshot's last record %d", first, seqs[len(seqs)-1])
+		}
+	}
 	floor2 := more[5]
 	wal.WriteSnapshot(c2.stateDir(li), "s00000", floor2, []byte("sale state 2"))
 	wal.WriteSnapshot(c2.stateDir(li), "s00001", floor2, []byte("second"))
