@@ -86,6 +86,8 @@ type Options struct {
 	// RaftTrailingLogs is how many Raft entries are kept behind a
 	// snapshot for followers that lag (0: the library's 10240).
 	RaftTrailingLogs uint64
+	// RaftLogStore is raftlog.Config.LogStore.
+	RaftLogStore string
 }
 
 // AddFlags registers the options that serve and bench share, under the same
@@ -118,6 +120,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.NodeID, "node-id", o.NodeID, "cluster mode: this node's id in --peers")
 	fs.StringVar(&o.RaftAddr, "raft-addr", o.RaftAddr, "cluster mode: this node's Raft address (host:port), as listed in --peers")
 	fs.Uint64Var(&o.RaftTrailingLogs, "raft-trailing-logs", o.RaftTrailingLogs, "cluster mode: Raft log entries kept behind a snapshot, so that a follower lagging by fewer catches up from the log instead of a copy of the snapshot (0: 10240)")
+	fs.StringVar(&o.RaftLogStore, "raft-log-store", o.RaftLogStore, "cluster mode: where Raft's log is kept: wal (segment files, one fsync a batch; the default for a new data directory) or bolt (raft-boltdb); a data directory keeps the one it began with")
 	fs.StringVar(&o.Peers, "peers", o.Peers, "cluster mode: every node as id=host:port (their Raft addresses), the same list on every node, e.g. n1=127.0.0.1:7001,n2=127.0.0.1:7002,n3=127.0.0.1:7003")
 	fs.BoolVar(&o.NoSync, "unsafe-no-fsync", o.NoSync, "skip fsync: acknowledged writes can be lost on a crash; for experiments only")
 }
@@ -319,7 +322,7 @@ func (r *Running) startCluster(o Options, m *Metrics, fatal chan error) error {
 		return err
 	}
 	node, err := raftlog.Open(raftlog.Config{ID: o.NodeID, Peers: peers, Dir: filepath.Join(o.Dir, "raft"),
-		StateDir: filepath.Join(o.Dir, "snap"), TrailingLogs: o.RaftTrailingLogs, Logger: o.Logger})
+		StateDir: filepath.Join(o.Dir, "snap"), TrailingLogs: o.RaftTrailingLogs, LogStore: o.RaftLogStore, Logger: o.Logger})
 	if err != nil {
 		return err
 	}

@@ -27,7 +27,7 @@ func freeAddr(t testing.TB) string {
 type testCluster struct {
 	t        testing.TB
 	trailing uint64 // Config.TrailingLogs
-	store    string // Config.LogStore; "" takes RAFTLOG_STORE
+	store    string // Config.LogStore; "" takes RAFTLOG_STORE (unset: the default)
 	peers    []Peer
 	dirs     []string
 	nodes    []*Node // nil when stopped

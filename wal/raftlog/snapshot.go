@@ -339,18 +339,18 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 
 // dropBelow deletes the log's entries up to index.
 func (n *Node) dropBelow(index uint64) error {
-	first, err := n.logs.FirstIndex()
+	first, err := n.cache.FirstIndex()
 	if err != nil {
 		return err
 	}
-	last, err := n.logs.LastIndex()
+	last, err := n.cache.LastIndex()
 	if err != nil {
 		return err
 	}
 	if first == 0 || first > index {
 		return nil
 	}
-	return n.logs.DeleteRange(first, min(index, last))
+	return n.cache.DeleteRange(first, min(index, last))
 }
 
 // noteFloorOnly raises the floor without asking for a snapshot.

@@ -225,10 +225,10 @@ func TestInstallDropsUncommittedEntries(t *testing.T) {
 		a.r.Apply(recordData(term, &wal.Event{Type: wal.TypeQueueJoined, Sale: "s", Buyer: fmt.Sprintf("X%03d", i), At: 1}), 0)
 	}
 	waitFor(t, "the lone leader stored its uncommitted entries", func() bool {
-		last, _ := a.store.LastIndex()
+		last, _ := a.logs.LastIndex()
 		return last >= a.CommitIndex()+300
 	})
-	stale, _ := a.store.LastIndex()
+	stale, _ := a.logs.LastIndex()
 	c.stop(ai)
 
 	c.start(bi)
@@ -253,7 +253,7 @@ func TestInstallDropsUncommittedEntries(t *testing.T) {
 		return a.SnapshotsInstalled() > 0 && a.AppliedIndex() >= last
 	})
 	var l raft.Log
-	if err := a.store.GetLog(stale, &l); !errors.Is(err, raft.ErrLogNotFound) {
+	if err := a.logs.GetLog(stale, &l); !errors.Is(err, raft.ErrLogNotFound) {
 		t.Fatalf("entry %d the old leader stored and never committed is still in its log (term %d, err %v)", stale, l.Term, err)
 	}
 	got := recordsFrom(t, a, last)
