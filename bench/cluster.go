@@ -199,7 +199,11 @@ func (cl *benchCluster) peers() string {
 func (cl *benchCluster) start(i int, peers string) error {
 	o := cl.o
 	o.ServerCPUProfile = "" // one profile file cannot take three servers
-	s, err := startChild(o, filepath.Join(cl.dir, cl.ids[i]), cl.admin, "--node-id", cl.ids[i], "--raft-addr", cl.raft[i], "--peers", peers)
+	args := []string{"--node-id", cl.ids[i], "--raft-addr", cl.raft[i], "--peers", peers}
+	if o.Server.RaftLogStore != "" {
+		args = append(args, "--raft-log-store", o.Server.RaftLogStore)
+	}
+	s, err := startChild(o, filepath.Join(cl.dir, cl.ids[i]), cl.admin, args...)
 	if err != nil {
 		return fmt.Errorf("start cluster node %s: %w", cl.ids[i], err)
 	}
