@@ -203,6 +203,11 @@ func (e *Engine) Checkout(r CheckoutRequest, p Payer) Result {
 	}
 	switch {
 	case looked:
+	case perr != nil && perr.Code == CodeUnavailable:
+		// Refused before the provider was called (this node could not
+		// confirm it leads): nothing to ask, and no key to close from a
+		// node that may be deposed. The leader's settler finishes it.
+		state = ChargeUnknown
 	case perr != nil && perr.Code != CodePaymentDecline:
 		// The gateway failed or was not asked: the money may or may not
 		// have moved. Ask it, under the same key, closing the key if

@@ -71,6 +71,10 @@ type fakePayer struct {
 	// refundDown fails every refund, as a gateway that is down.
 	refundDown bool
 	voided     map[string]bool // order ids whose charge key Void closed
+	// unconfirmed refuses charges as a cluster node that cannot confirm
+	// it leads does, before calling the provider (a void still goes
+	// through).
+	unconfirmed bool
 }
 
 func newFakePayer() *fakePayer {
@@ -82,8 +86,11 @@ func (p *fakePayer) Charge(pay Payment) *Error {
 	p.mu.Lock()
 	p.attempts++
 	p.seen = append(p.seen, pay)
-	hook, down := p.onCharge, p.down
+	hook, down, unconfirmed := p.onCharge, p.down, p.unconfirmed
 	p.mu.Unlock()
+	if unconfirmed {
+		return errorf(CodeUnavailable, "nothing was charged: this node could not confirm it leads")
+	}
 	if hook != nil {
 		hook(orderID)
 	}
@@ -134,11 +141,11 @@ func (p *fakePayer) Void(pay Payment) (ChargeState, *Error) {
 	return ChargeNone, nil
 }
 
-// wasVoided reports whether Void closed the order's charge key.
-func (p *fakePayer) wasVoided(orderID string) bool {
+// wasVoidedAny reports whether Void closed any charge key.
+func (p *fakePayer) wasVoidedAny() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.voided[orderID]
+	return len(p.voided) > 0
 }
 
 func (p *fakePayer) Refund(pay Payment) *Error {

@@ -123,6 +123,27 @@ func TestSettleAttemptNeverCharged(t *testing.T) {
 	requireEqual(t, len(p.charges), 1)
 }
 
+// TestCheckoutUnconfirmedLeavesTheKey: a charge refused before the
+// provider was called (the node could not confirm it leads) closes no
+// key from that node: the attempt is left to the settler, which closes it
+// once it can, and the buyer's retry pays.
+func TestCheckoutUnconfirmedLeavesTheKey(t *testing.T) {
+	h, p, _, v, req := settleSetup(t, false)
+	p.mu.Lock()
+	p.unconfirmed = true
+	p.mu.Unlock()
+	requireCode(t, h.e.Checkout(req, p), CodeUnavailable)
+	// Asked at once: the settler's first try comes settleBackoffMin later.
+	requireTrue(t, !p.wasVoidedAny(), "no key closed by the checkout")
+	p.mu.Lock()
+	p.unconfirmed = false
+	p.mu.Unlock()
+	h.settled()
+	requireTrue(t, p.wasVoidedAny(), "the settler closed the key")
+	requireEqual(t, requireHold(t, h.e.GetHold(v.ID, "b1", false)).State, "active")
+	requireOrder(t, h.e.Checkout(req, p))
+}
+
 // TestSettleRetryResumes: with no Payer at open nothing finishes the attempt
 // in the background; the buyer's retry with the same key resumes it under
 // the same order id, so the charge key is the first one's.

@@ -28,8 +28,11 @@ type Metrics struct {
 	// now: the onsale_storage_unavailable gauge to alert on.
 	storageDown atomic.Pointer[func() bool]
 
-	paymentLatency  *metrics.PrometheusHistogram
-	paymentErrors   *metrics.Counter
+	paymentLatency *metrics.PrometheusHistogram
+	paymentErrors  *metrics.Counter
+	// paymentsClosed counts charges refused because their key was closed
+	// (Void): an attempt settled as unpaid, not a gateway failure.
+	paymentsClosed  *metrics.Counter
 	paymentDeclines *metrics.Counter
 	paymentInFlight atomic.Int64
 	// refundsOwed reads the engine's payments still owed a refund or an
@@ -81,6 +84,7 @@ func NewMetrics() *Metrics {
 		set:             s,
 		paymentLatency:  s.NewPrometheusHistogramExt("onsale_payment_gateway_duration_seconds", latencyBuckets),
 		paymentErrors:   s.NewCounter("onsale_payment_gateway_errors_total"),
+		paymentsClosed:  s.NewCounter("onsale_payment_charges_refused_closed_total"),
 		paymentDeclines: s.NewCounter("onsale_payment_declines_total"),
 		walBatch:        s.NewPrometheusHistogramExt("onsale_log_batch_records", batchBuckets),
 		walFsync:        s.NewPrometheusHistogramExt("onsale_log_fsync_duration_seconds", latencyBuckets),

@@ -67,7 +67,8 @@ const chargeVoided actors.ChargeState = 255
 
 // errVoided is a charge with a key that Void closed: the attempt was
 // settled as unpaid meanwhile, so nothing is taken and the buyer retries.
-var errVoided = fmt.Errorf("%w: the attempt was settled as unpaid meanwhile; retry the checkout", ErrGatewayDown)
+// Not a gateway failure: it is not counted in the payment error rate.
+var errVoided = fmt.Errorf("%w: the attempt was settled as unpaid meanwhile", ErrGatewayDown)
 
 // simulatorKeysMax bounds the simulator's memory of keys: far more orders
 // than a rehearsal makes; past it the oldest are not dropped but new keys
@@ -84,7 +85,11 @@ func (s *Simulator) rememberLocked(key string, st actors.ChargeState) {
 	if s.keys == nil {
 		s.keys = make(map[string]actors.ChargeState)
 	}
-	if _, ok := s.keys[key]; ok || len(s.keys) < simulatorKeysMax {
+	have, ok := s.keys[key]
+	if ok && st == actors.ChargeNone && have != actors.ChargeNone {
+		return // a decline under a key charged or closed meanwhile changes nothing
+	}
+	if ok || len(s.keys) < simulatorKeysMax {
 		s.keys[key] = st
 	}
 }
@@ -390,6 +395,9 @@ func (b *bulkhead) call(op string, f func(ctx context.Context) error) *actors.Er
 		return nil
 	case errors.Is(err, errNotConfirmed):
 		return &actors.Error{Code: actors.CodeUnavailable, Message: "nothing was charged: " + err.Error() + "; retry with the same Idempotency-Key"}
+	case errors.Is(err, errVoided):
+		b.m.paymentsClosed.Inc()
+		return &actors.Error{Code: actors.CodePaymentDown, Message: "nothing was charged: this payment attempt was settled as unpaid while it waited; retry the checkout, your hold stays until it expires"}
 	case errors.Is(err, ErrAuthRequired):
 		b.m.paymentDeclines.Inc()
 		return &actors.Error{Code: actors.CodePaymentDecline, Message: "the card requires authentication (3-D Secure), which this checkout cannot complete; use another card, your hold stays until it expires"}

@@ -166,6 +166,21 @@ func TestSimulatorVoid(t *testing.T) {
 	requireEqual(t, ops, []string{"void o1", "charge o2"})
 }
 
+// TestBulkheadClosedKey: a charge refused because its key was closed
+// tells the buyer so, and counts apart from the gateway's failures (the
+// payment error rate alert).
+func TestBulkheadClosedKey(t *testing.T) {
+	m := NewMetrics()
+	b := newBulkhead(&Simulator{}, 4, m)
+	p := actors.Payment{OrderID: "o1", HoldID: "h1", AmountCents: 100, Token: "tok_visa"}
+	st, err := b.Void(p)
+	requireTrue(t, err == nil && st == actors.ChargeNone, "void: %v %v", st, err)
+	cerr := b.Charge(p)
+	requireTrue(t, cerr != nil && cerr.Code == actors.CodePaymentDown && strings.Contains(cerr.Message, "settled as unpaid"), "the late charge: %+v", cerr)
+	requireEqual(t, m.paymentsClosed.Get(), uint64(1))
+	requireEqual(t, m.paymentErrors.Get(), uint64(0), "not a gateway failure")
+}
+
 // TestSimulatorJournalTornLine: a writer that died mid-line leaves a torn
 // line; the next charge must not be joined to it and lost to the others.
 func TestSimulatorJournalTornLine(t *testing.T) {

@@ -159,6 +159,10 @@ func (s *Stripe) chargeError(p actors.Payment, err error) error {
 		s.remember(p.OrderID, se.PaymentIntent.ID)
 	}
 	switch {
+	case se.Type == stripe.ErrorTypeIdempotency:
+		// The charge key was closed by a void (or used otherwise): no
+		// money is taken under it.
+		return errVoided
 	case se.Type == stripe.ErrorTypeCard && se.Code == stripe.ErrorCodeAuthenticationRequired:
 		return ErrAuthRequired
 	case se.Type == stripe.ErrorTypeCard:
@@ -264,11 +268,22 @@ func (s *Stripe) Void(ctx context.Context, p actors.Payment) (actors.ChargeState
 	}
 	params.SetIdempotencyKey(p.ChargeKey())
 	pi, err := s.sc.V1PaymentIntents.Create(ctx, params)
-	if err != nil {
-		var se *stripe.Error
-		if errors.As(err, &se) && se.Type == stripe.ErrorTypeIdempotency {
-			return actors.ChargeUnknown, fmt.Errorf("%w: void: the charge key of order %s was used already; its PaymentIntent is not found yet", ErrGatewayDown, p.OrderID)
+	var se *stripe.Error
+	switch {
+	case err == nil:
+	case errors.As(err, &se) && se.Type == stripe.ErrorTypeIdempotency:
+		// The key was used. Once the search is past its lag, finding no
+		// PaymentIntent means the key keeps a failure that made none (a
+		// 500 Stripe stored): a charge under it replays that failure.
+		if p.StartedAt != 0 && time.Since(time.UnixMilli(p.StartedAt)) >= stripeSearchLag+stripeSearchMargin {
+			return actors.ChargeNone, nil
 		}
+		return actors.ChargeUnknown, fmt.Errorf("%w: void: the charge key of order %s was used already; its PaymentIntent is not found yet", ErrGatewayDown, p.OrderID)
+	case errors.As(err, &se) && se.Type == stripe.ErrorTypeInvalidRequest && (se.Param == "amount" || se.Param == "currency"):
+		// Stripe refuses the charge's own amount or currency (under its
+		// minimum, say): a charge with them is refused the same way.
+		return actors.ChargeNone, nil
+	default:
 		return actors.ChargeUnknown, fmt.Errorf("%w: void: %v", ErrGatewayDown, err)
 	}
 	// An earlier void's PaymentIntent when Stripe replays it.

@@ -47,6 +47,9 @@ type fakeStripe struct {
 	// searchLags: the search finds nothing, as Stripe's index right
 	// after a write.
 	searchLags bool
+	// keep500: a 500 is kept for its key, as Stripe does once the
+	// endpoint began executing.
+	keep500 bool
 }
 
 type fakeAnswer struct {
@@ -134,7 +137,10 @@ func (f *fakeStripe) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		a = fakeAnswer{404, stripeError("invalid_request_error", "", "Unrecognized request URL", "")}
 	}
-	if r.Method == "POST" && key != "" && a.status != 500 {
+	f.mu.Lock()
+	keep := a.status != 500 || f.keep500
+	f.mu.Unlock()
+	if r.Method == "POST" && key != "" && keep {
 		f.mu.Lock()
 		f.params[key] = r.PostForm.Encode()
 		f.answers[key] = a // Stripe does not keep 500s: a retry runs again
@@ -161,9 +167,12 @@ func (f *fakeStripe) create(form url.Values) fakeAnswer {
 	if pm == pmUnknown {
 		return fakeAnswer{400, stripeError("invalid_request_error", "resource_missing", "No such PaymentMethod: 'pm_nonexistent'", `,"param":"payment_method"`)}
 	}
-	f.creates++
 	var amount int64
 	fmt.Sscan(form.Get("amount"), &amount)
+	if amount < 50 {
+		return fakeAnswer{400, stripeError("invalid_request_error", "amount_too_small", "Amount must be at least €0.50 eur", `,"param":"amount"`)}
+	}
+	f.creates++
 	pi := &fakeIntent{ID: fmt.Sprintf("pi_fake%d", f.creates), Order: form.Get("metadata[order_id]"), Amount: amount}
 	f.intents[pi.ID] = pi
 	switch pm {
@@ -345,7 +354,7 @@ func TestStripeVoid(t *testing.T) {
 	requireNoErr(t, err, "void of an unused key")
 	requireEqual(t, st, actors.ChargeNone)
 	late := gw.Charge(ctx, pay("unused", pmPaid))
-	requireTrue(t, errors.Is(late, ErrGatewayDown) && !errors.Is(late, ErrDeclined), "a late charge under a closed key: %v", late)
+	requireTrue(t, errors.Is(late, errVoided) && !errors.Is(late, ErrDeclined), "a late charge under a closed key: %v", late)
 	st, err = gw.Void(ctx, pay("unused", ""))
 	requireNoErr(t, err, "void again")
 	requireEqual(t, st, actors.ChargeNone, "closed still")
@@ -377,6 +386,28 @@ func TestStripeVoid(t *testing.T) {
 	st, err = fresh.Void(ctx, pay("hidden", ""))
 	requireNoErr(t, err, "found once the search catches up")
 	requireEqual(t, st, actors.ChargePaid)
+
+	// A charge that failed with a 500 Stripe kept: the key is used, no
+	// intent exists. Unknown while the search may lag; none after.
+	f.mu.Lock()
+	f.keep500 = true
+	f.mu.Unlock()
+	outage := pay("outage", pmOutage)
+	requireTrue(t, errors.Is(gw.Charge(ctx, outage), ErrGatewayDown), "the 500")
+	st, err = gw.Void(ctx, outage)
+	requireTrue(t, err != nil && st == actors.ChargeUnknown, "a fresh failed attempt: %v %v", st, err)
+	outage.StartedAt = time.Now().Add(-time.Hour).UnixMilli()
+	st, err = gw.Void(ctx, outage)
+	requireNoErr(t, err, "an old attempt whose key keeps a failure")
+	requireEqual(t, st, actors.ChargeNone)
+
+	// An amount Stripe refuses (under its minimum): no charge can take
+	// it either.
+	free := pay("free", "")
+	free.AmountCents = 0
+	st, err = gw.Void(ctx, free)
+	requireNoErr(t, err, "void of an amount Stripe refuses")
+	requireEqual(t, st, actors.ChargeNone)
 }
 
 // TestStripeCheckoutThroughServer: a buyer's checkout through a real server
