@@ -410,8 +410,19 @@ func (b *bulkhead) call(op string, f func(ctx context.Context) error) *actors.Er
 	}
 }
 
+// A free ticket (a zone priced 0) moves no money: its charge and refund
+// succeed without the provider, which would refuse the amount (Stripe's
+// minimum is 50 cents). Lookups and voids still ask the provider, which
+// knows no charge for it: an attempt left open is closed as unpaid and the
+// buyer checks out again. (Answering "paid" without asking would make an
+// order of the settler's stand-in for an attempt whose amount it does
+// not know.)
+
 // Charge implements actors.Payer.
 func (b *bulkhead) Charge(p actors.Payment) *actors.Error {
+	if p.AmountCents == 0 {
+		return nil
+	}
 	return b.call("charge", func(ctx context.Context) error {
 		// After the slot's wait, right before the money moves: a leader
 		// deposed meanwhile must not charge an attempt the new leader may
@@ -427,6 +438,9 @@ func (b *bulkhead) Charge(p actors.Payment) *actors.Error {
 
 // Refund implements actors.Payer.
 func (b *bulkhead) Refund(p actors.Payment) *actors.Error {
+	if p.AmountCents == 0 {
+		return nil
+	}
 	return b.call("refund", func(ctx context.Context) error { return b.gw.Refund(ctx, p) })
 }
 

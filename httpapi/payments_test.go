@@ -200,3 +200,24 @@ func TestSimulatorJournalTornLine(t *testing.T) {
 	requireNoErr(t, err, "read")
 	requireEqual(t, strings.Count(string(data), `"op":"charge","key":"onsale-charge-o1"`), 1, "charges of o1")
 }
+
+// TestBulkheadFreeTicket: a zone priced 0 checks out and cancels without
+// the provider, which would refuse the amount; asking about it still goes
+// to the provider, which knows no charge.
+func TestBulkheadFreeTicket(t *testing.T) {
+	g := &flakyGateway{}
+	g.down.Store(true)
+	b := newBulkhead(g, 4, NewMetrics())
+	free := actors.Payment{OrderID: "o1", HoldID: "h1", AmountCents: 0, Token: "tok_visa"}
+	requireTrue(t, b.Charge(free) == nil, "a free charge needs no provider")
+	requireTrue(t, b.Refund(free) == nil, "a free refund needs no provider")
+	_, err := b.Void(free)
+	requireTrue(t, err != nil, "a void still asks the provider (down here)")
+	g.down.Store(false)
+	st, err := b.Void(free)
+	requireTrue(t, err == nil && st == actors.ChargeNone, "the provider knows no charge: %v %v", st, err)
+	paid := free
+	paid.AmountCents = 100
+	g.down.Store(true)
+	requireTrue(t, b.Charge(paid) != nil, "a priced charge asks the provider")
+}
