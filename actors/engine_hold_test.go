@@ -10,6 +10,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"onsale/wal"
 )
 
 func TestEngineHoldQuantityGA(t *testing.T) {
@@ -388,4 +391,32 @@ func TestEngineMaxPerBuyerConcurrent(t *testing.T) {
 	for b, n := range final {
 		requireEqual(t, h.sale("limits").ledger.count(b), n, "buyer %s after recovery", b)
 	}
+}
+
+// TestSeatsTakenWaitsForTheHold: a refusal read from a hold whose record is
+// still on its way to the disk waits for it: were the record lost (a crash,
+// or a cluster leader deposed before it committed), seats_taken would have
+// been a lie. With its fsync held back, the second buyer gets no answer;
+// once it goes through, seats_taken.
+func TestSeatsTakenWaitsForTheHold(t *testing.T) {
+	ffs := wal.NewFaultFS(nil)
+	h := &harness{t: t, dir: t.TempDir(), clock: &fakeClock{}, logFS: ffs, sync: true}
+	h.open()
+	defer h.close()
+	s := h.createSale(stdSaleDef())
+	ffs.BlockSyncs()
+	first := make(chan Result, 1)
+	go func() { first <- s.Hold(HoldRequest{Buyer: "b1", Zone: "vip", Seats: []string{"A-1"}}) }()
+	waitFor(t, "the first hold's fsync is held back", func() bool { return ffs.SyncsBlocked() > 0 })
+	second := make(chan Result, 1)
+	go func() { second <- s.Hold(HoldRequest{Buyer: "b2", Zone: "vip", Seats: []string{"A-1"}}) }()
+	select {
+	case r := <-second:
+		ffs.Heal()
+		t.Fatalf("answered before the hold it was read from was durable: %s", describe(r))
+	case <-time.After(300 * time.Millisecond):
+	}
+	ffs.Heal()
+	requireHold(t, <-first)
+	requireCode(t, <-second, CodeSeatsTaken)
 }

@@ -220,13 +220,17 @@ func (j *commitJoin) arrive() {
 	}
 }
 
-// refuse answers c with a refusal. When c carries an idempotency key and the
-// refusal is one that is stored, it is made durable first, so a retry after a
-// crash gets the same answer.
+// refuse answers c with a refusal that follows from what the zone holds.
+// When c carries an idempotency key and the refusal is one that is stored,
+// it is made durable first, so a retry after a crash gets the same answer;
+// its record comes after every record the refusal was read from. Without
+// one, the answer waits until those records are durable: seats_taken read
+// from a hold whose record is still in flight would be a lie if the record
+// were lost (a crash, or a cluster leader deposed before it committed).
 func (a *zoneActor) refuse(c *call, e *Error) {
 	r := Result{Err: e}
 	if c.key.key == "" || !storable(r) {
-		a.s.finish(c, r)
+		a.s.answerDurable(&a.log, c, r)
 		return
 	}
 	f := idemFail{Buyer: c.key.buyer, Scope: c.key.scope, Key: c.key.key, Hash: c.hash, At: c.at, Err: e}
