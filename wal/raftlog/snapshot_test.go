@@ -141,6 +141,11 @@ func testSnapshotCompactsAndInstalls(t *testing.T, store string) {
 	wal.WriteSnapshot(c2.stateDir(li), "s00001", floor2, []byte("second"))
 	j.TruncateFront(floor2)
 	waitFor(t, "the second snapshot", func() bool { return ld.SnapshotIndex() >= more[9] && ld.FirstIndex() > more[3] })
+	// Raft restores an install with its own loop waiting and then skips
+	// what the snapshot holds; this direct restore must come after the
+	// follower applied that far, or its Raft would look for the entries
+	// the restore drops.
+	waitFor(t, "the follower applied the snapshot's entries", func() bool { return fl.AppliedIndex() >= ld.SnapshotIndex() })
 	installSnapshotOf(t, ld, fl)
 	select {
 	case err := <-failed:

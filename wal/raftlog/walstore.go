@@ -43,6 +43,7 @@ import (
 //	     0    1 version   1
 //	     1    4 crc       CRC-32C (Castagnoli) of every byte after it
 //	     5    . index     uvarint
+//	     . batch     uvarint, index minus the first index of its batch
 //	     . term      uvarint
 //	     . type      1 byte, raft.LogType
 //	     . appended  varint, AppendedAt in Unix nanoseconds; 0: zero time
@@ -51,7 +52,10 @@ import (
 //
 // tidwall has no checksum; the CRC lets Open tell a torn tail (zeros, or an
 // entry cut short) from the entries before it, and GetLog refuse a damaged
-// entry instead of handing Raft garbage.
+// entry instead of handing Raft garbage. The batch field tells a torn last
+// batch (its one write reached the disk in any order, some entries whole,
+// some not, before its fsync returned) from damage to entries a later
+// batch followed.
 type walStore struct {
 	dir     string
 	segSize int
@@ -111,8 +115,15 @@ func openWALStore(dir string, segSize int, logf func(string, ...any)) (*walStore
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, fmt.Errorf("raft log store: %w", err)
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, fmt.Errorf("raft log store: %w", err)
+		}
+		// Its entry in the parent, or a crash could lose the directory
+		// while raft.db (the term and vote) survives.
+		if err := wal.OS.SyncDir(filepath.Dir(dir)); err != nil {
+			return nil, fmt.Errorf("raft log store: %w", err)
+		}
 	}
 	s := &walStore{dir: dir, segSize: segSize, logf: logf}
 	if err := s.repairTail(); err != nil {
@@ -280,7 +291,11 @@ func (s *walStore) StoreLogs(logs []*raft.Log) error {
 		s.tailBytes = 0
 	}
 	for _, l := range logs {
-		s.buf = appendWALEntry(s.buf[:0], l)
+		s.buf = appendWALEntry(s.buf[:0], l, at)
+		if len(s.buf) > walEntryBytesMax {
+			// Open would take it for an entry cut short.
+			return fmt.Errorf("raft log store: entry %d is %d bytes, over the %d byte limit", l.Index, len(s.buf), walEntryBytesMax)
+		}
 		s.batch.Write(l.Index, s.buf)
 		s.tailBytes += uvarintLen(uint64(len(s.buf))) + len(s.buf)
 		if s.tailBytes >= s.segSize {
@@ -419,11 +434,13 @@ func (s *walStore) Close() error {
 	return s.tw.Close()
 }
 
-// appendWALEntry appends the version-1 encoding of l.
-func appendWALEntry(b []byte, l *raft.Log) []byte {
+// appendWALEntry appends the version-1 encoding of l, written in the batch
+// that begins at index batch.
+func appendWALEntry(b []byte, l *raft.Log, batch uint64) []byte {
 	start := len(b)
 	b = append(b, walEntryVersion, 0, 0, 0, 0)
 	b = binary.AppendUvarint(b, l.Index)
+	b = binary.AppendUvarint(b, l.Index-batch)
 	b = binary.AppendUvarint(b, l.Term)
 	b = append(b, byte(l.Type))
 	var at int64
@@ -442,14 +459,21 @@ func appendWALEntry(b []byte, l *raft.Log) []byte {
 // decodeWALEntry decodes b into l; Data and Extensions are copies (Raft
 // keeps them).
 func decodeWALEntry(b []byte, l *raft.Log) error {
+	_, err := decodeWALEntryBatch(b, l)
+	return err
+}
+
+// decodeWALEntryBatch is decodeWALEntry that also says where the entry's
+// batch began.
+func decodeWALEntryBatch(b []byte, l *raft.Log) (batch uint64, err error) {
 	if len(b) < walEntryHeader {
-		return fmt.Errorf("%w: %d bytes", errWALEntry, len(b))
+		return 0, fmt.Errorf("%w: %d bytes", errWALEntry, len(b))
 	}
 	if b[0] != walEntryVersion {
-		return fmt.Errorf("%w: version %d", errWALEntry, b[0])
+		return 0, fmt.Errorf("%w: version %d", errWALEntry, b[0])
 	}
 	if crc32.Checksum(b[walEntryHeader:], walCastagnoli) != binary.LittleEndian.Uint32(b[1:]) {
-		return fmt.Errorf("%w: checksum mismatch", errWALEntry)
+		return 0, fmt.Errorf("%w: checksum mismatch", errWALEntry)
 	}
 	p := b[walEntryHeader:]
 	uv := func() uint64 {
@@ -462,26 +486,30 @@ func decodeWALEntry(b []byte, l *raft.Log) error {
 		return v
 	}
 	index := uv()
+	back := uv()
 	term := uv()
+	if p == nil || back >= index {
+		return 0, fmt.Errorf("%w: index fields", errWALEntry)
+	}
 	if len(p) < 1 {
-		return fmt.Errorf("%w: cut short", errWALEntry)
+		return 0, fmt.Errorf("%w: cut short", errWALEntry)
 	}
 	typ := raft.LogType(p[0])
 	p = p[1:]
 	at, n := binary.Varint(p)
 	if n <= 0 {
-		return fmt.Errorf("%w: cut short", errWALEntry)
+		return 0, fmt.Errorf("%w: cut short", errWALEntry)
 	}
 	p = p[n:]
 	dlen := uv()
 	if p == nil || dlen > uint64(len(p)) {
-		return fmt.Errorf("%w: data length", errWALEntry)
+		return 0, fmt.Errorf("%w: data length", errWALEntry)
 	}
 	data := p[:dlen]
 	p = p[dlen:]
 	elen := uv()
 	if p == nil || elen != uint64(len(p)) {
-		return fmt.Errorf("%w: extensions length", errWALEntry)
+		return 0, fmt.Errorf("%w: extensions length", errWALEntry)
 	}
 	ext := p
 	*l = raft.Log{Index: index, Term: term, Type: typ}
@@ -501,7 +529,7 @@ func decodeWALEntry(b []byte, l *raft.Log) error {
 			l.Extensions = own[len(data):]
 		}
 	}
-	return nil
+	return index - back, nil
 }
 
 func uvarintLen(x uint64) int {
@@ -609,13 +637,30 @@ func (s *walStore) repairTail() error {
 				continue
 			}
 			if cause == nil {
-				return fmt.Errorf("raft log store: entry %d in %s at offset %d holds index %d (empty the node's data directory; it then catches up from the others)", idx, path, off, l.Index)
+				return fmt.Errorf("raft log store: entry %d in %s at offset %d holds index %d. "+
+					"The file may hold the only copy of committed records: keep the data directory; if the other nodes are up and hold the log (GET /v1/cluster), this node can be started afresh from an empty data directory and catches up from them", idx, path, off, l.Index)
 			}
 		}
+		// A whole entry after the damage is either of the same batch (the
+		// last one written: its one write reached the disk out of order
+		// before its fsync returned, so none of it was acknowledged) or of
+		// a later batch, which means entries acknowledged before it were
+		// damaged: that is refused.
 		for p := off + 1; p < len(data); p++ {
-			if e, n := walFrame(data[p:]); n > 0 && len(e) > walEntryHeader && e[0] == walEntryVersion && decodeWALEntry(e, &l) == nil {
-				return fmt.Errorf("raft log store: entry %d in %s at offset %d is damaged (%v) and a valid entry follows at offset %d: not a torn write (empty the node's data directory; it then catches up from the others)", idx, path, off, cause, p)
+			e, n := walFrame(data[p:])
+			if n == 0 || len(e) <= walEntryHeader || e[0] != walEntryVersion {
+				continue
 			}
+			batch, err := decodeWALEntryBatch(e, &l)
+			if err != nil {
+				continue
+			}
+			if batch > idx || l.Index <= idx {
+				return fmt.Errorf("raft log store: entry %d in %s at offset %d is damaged (%v), and entry %d of a later write follows at offset %d: not a torn write. "+
+					"The file may hold the only copy of committed records: keep the data directory; if the other nodes are up and hold the log (GET /v1/cluster), this node can be started afresh from an empty data directory and catches up from them",
+					idx, path, off, cause, l.Index, p)
+			}
+			p += n - 1
 		}
 		kept := keepBroken(path, data)
 		if err := truncateSync(path, int64(off)); err != nil {

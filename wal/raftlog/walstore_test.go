@@ -328,32 +328,55 @@ func TestWALStoreTornTail(t *testing.T) {
 }
 
 // TestWALStoreDamageBeforeValidEntries: damage followed by whole entries
-// is no torn write, and cutting there would lose acknowledged entries:
-// Open refuses and says where.
+// of a later write is no torn write, and cutting there would lose
+// acknowledged entries: Open refuses and says where. Damage followed only
+// by entries of the same, last write is a torn write (its sectors reached
+// the disk out of order before its fsync returned): cut.
 func TestWALStoreDamageBeforeValidEntries(t *testing.T) {
-	dir := t.TempDir()
-	s := openTestStore(t, dir, 0)
-	if err := s.StoreLogs(testEntries(1, 20)); err != nil {
-		t.Fatal(err)
+	damage := func(t *testing.T, batches [][2]uint64, at func(data []byte) int) (string, []byte, error) {
+		dir := t.TempDir()
+		s := openTestStore(t, dir, 0)
+		for _, b := range batches {
+			if err := s.StoreLogs(testEntries(b[0], b[1])); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s.Close()
+		path, _, _ := tailSegment(dir)
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data[at(data)] ^= 0xff
+		if err := os.WriteFile(path, data, 0o640); err != nil {
+			t.Fatal(err)
+		}
+		_, err = openWALStore(dir, 0, t.Logf)
+		return dir, data, err
 	}
-	s.Close()
-	path, _, _ := tailSegment(dir)
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data[len(data)/2] ^= 0xff
-	if err := os.WriteFile(path, data, 0o640); err != nil {
-		t.Fatal(err)
-	}
-	_, err = openWALStore(dir, 0, t.Logf)
-	if err == nil || !strings.Contains(err.Error(), "a valid entry follows") {
-		t.Fatalf("open of a segment damaged in the middle: %v", err)
-	}
-	after, _ := os.ReadFile(path)
-	if !bytes.Equal(after, data) {
-		t.Fatal("open changed a segment it refused")
-	}
+	t.Run("a later write follows", func(t *testing.T) {
+		dir, data, err := damage(t, [][2]uint64{{1, 10}, {11, 20}}, func(data []byte) int { return len(data) / 4 })
+		if err == nil || !strings.Contains(err.Error(), "not a torn write") || !strings.Contains(err.Error(), "keep the data directory") {
+			t.Fatalf("open of a segment damaged before a later write: %v", err)
+		}
+		path, _, _ := tailSegment(dir)
+		after, _ := os.ReadFile(path)
+		if !bytes.Equal(after, data) {
+			t.Fatal("open changed a segment it refused")
+		}
+	})
+	t.Run("the last write, torn", func(t *testing.T) {
+		dir, _, err := damage(t, [][2]uint64{{1, 10}, {11, 20}}, func(data []byte) int { return len(data) * 3 / 4 })
+		if err != nil {
+			t.Fatalf("open of a segment whose last write is torn: %v", err)
+		}
+		s := openTestStore(t, dir, 0)
+		last, _ := s.LastIndex()
+		if last < 10 || last >= 20 {
+			t.Fatalf("after the cut the store ends at %d, want the first write whole and the second cut", last)
+		}
+		checkRange(t, s, 1, last)
+	})
 }
 
 // TestWALStoreConcurrentReadWrite: Raft reads entries (replication, the
