@@ -296,6 +296,17 @@ func (s *Simulator) Refund(ctx context.Context, p actors.Payment) error {
 
 // Lookup implements Gateway.
 func (s *Simulator) Lookup(ctx context.Context, p actors.Payment) (actors.ChargeState, error) {
+	return s.ask(ctx, func() (actors.ChargeState, error) {
+		if st, ok := s.keys[p.ChargeKey()]; ok && st != chargeVoided {
+			return st, nil
+		}
+		return actors.ChargeNone, nil
+	})
+}
+
+// ask answers a call about a key: after the provider's latency, with the
+// keys caught up and locked.
+func (s *Simulator) ask(ctx context.Context, f func() (actors.ChargeState, error)) (actors.ChargeState, error) {
 	if err := s.wait(ctx); err != nil {
 		return actors.ChargeUnknown, err
 	}
@@ -304,22 +315,16 @@ func (s *Simulator) Lookup(ctx context.Context, p actors.Payment) (actors.Charge
 		return actors.ChargeUnknown, err
 	}
 	defer unlock()
-	if st, ok := s.keys[p.ChargeKey()]; ok && st != chargeVoided {
-		return st, nil
-	}
-	return actors.ChargeNone, nil
+	return f()
 }
 
 // Void implements Gateway.
 func (s *Simulator) Void(ctx context.Context, p actors.Payment) (actors.ChargeState, error) {
-	if err := s.wait(ctx); err != nil {
-		return actors.ChargeUnknown, err
-	}
-	unlock, err := s.lock()
-	if err != nil {
-		return actors.ChargeUnknown, err
-	}
-	defer unlock()
+	return s.ask(ctx, func() (actors.ChargeState, error) { return s.voidLocked(p) })
+}
+
+// voidLocked is Void, under the lock.
+func (s *Simulator) voidLocked(p actors.Payment) (actors.ChargeState, error) {
 	switch st, ok := s.keys[p.ChargeKey()]; {
 	case ok && st == chargeVoided:
 		return actors.ChargeNone, nil

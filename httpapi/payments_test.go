@@ -63,15 +63,7 @@ func TestSimulatorJournal(t *testing.T) {
 	requireEqual(t, st, actors.ChargePaid, "paid before the restart")
 	requireNoErr(t, r.Charge(ctx, kept), "a retry after the restart")
 
-	b, err := os.ReadFile(path)
-	requireNoErr(t, err, "read")
-	var ops []string
-	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		var e JournalEntry
-		requireNoErr(t, json.Unmarshal([]byte(line), &e), line)
-		ops = append(ops, e.Op+" "+e.Order)
-	}
-	requireEqual(t, ops, []string{"charge o1", "charge o2", "refund o1"})
+	requireEqual(t, journalOps(t, path), []string{"charge o1", "charge o2", "refund o1"})
 }
 
 // TestSimulatorSharedJournal: simulators of several processes sharing one
@@ -155,15 +147,7 @@ func TestSimulatorVoid(t *testing.T) {
 	requireNoErr(t, r.OpenJournal(path), "reopen")
 	requireTrue(t, errors.Is(r.Charge(ctx, pay("o1")), ErrGatewayDown), "closed after a restart")
 
-	b2, err := os.ReadFile(path)
-	requireNoErr(t, err, "read")
-	var ops []string
-	for _, line := range strings.Split(strings.TrimSpace(string(b2)), "\n") {
-		var e JournalEntry
-		requireNoErr(t, json.Unmarshal([]byte(line), &e), line)
-		ops = append(ops, e.Op+" "+e.Order)
-	}
-	requireEqual(t, ops, []string{"void o1", "charge o2"})
+	requireEqual(t, journalOps(t, path), []string{"void o1", "charge o2"})
 }
 
 // TestBulkheadClosedKey: a charge refused because its key was closed
@@ -220,4 +204,18 @@ func TestBulkheadFreeTicket(t *testing.T) {
 	paid.AmountCents = 100
 	g.down.Store(true)
 	requireTrue(t, b.Charge(paid) != nil, "a priced charge asks the provider")
+}
+
+// journalOps is the simulator journal's lines in order, as "op order".
+func journalOps(t *testing.T, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	requireNoErr(t, err, "read")
+	var ops []string
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var e JournalEntry
+		requireNoErr(t, json.Unmarshal([]byte(line), &e), line)
+		ops = append(ops, e.Op+" "+e.Order)
+	}
+	return ops
 }

@@ -248,20 +248,33 @@ const testStripeKey = "sk_test_onsale"
 // quietLogger drops the gateway's warnings, which these tests provoke.
 var quietLogger = slog.New(slog.NewTextHandler(io.Discard, nil))
 
+// stripeFixture is a fake Stripe, a gateway on it, and the payment of an
+// order (by name, with a payment method) whose attempt started at started.
+func stripeFixture(t *testing.T, started time.Time) (*fakeStripe, string, *Stripe, func(order, pm string) actors.Payment) {
+	f, base := newFakeStripe(t)
+	gw := newTestStripe(t, base)
+	pay := func(order, pm string) actors.Payment {
+		return actors.Payment{Sale: "s", HoldID: "h_" + order, OrderID: "o_" + order, AmountCents: 4500, Currency: "eur", Token: pm,
+			StartedAt: started.UnixMilli()}
+	}
+	return f, base, gw, pay
+}
+
+// newTestStripe is a gateway on the fake (or stripe-mock) at base.
+func newTestStripe(t *testing.T, base string) *Stripe {
+	gw, err := NewStripe(StripeConfig{Key: testStripeKey, APIBase: base, Timeout: 300 * time.Millisecond, Logger: quietLogger})
+	requireNoErr(t, err)
+	return gw
+}
+
 // TestStripeOutcomes: each answer Stripe can give a charge becomes the
 // gateway error the bulkhead turns into the contract's codes; refunds and
 // lookups follow the intent, with and without the id in memory.
 func TestStripeOutcomes(t *testing.T) {
 	t.Parallel()
-	f, base := newFakeStripe(t)
-	gw, err := NewStripe(StripeConfig{Key: testStripeKey, APIBase: base, Timeout: 300 * time.Millisecond, Logger: quietLogger})
-	requireNoErr(t, err)
+	// Started long ago: Stripe's search is trusted for these.
+	f, base, gw, pay := stripeFixture(t, time.Now().Add(-time.Hour))
 	ctx := context.Background()
-	pay := func(order, pm string) actors.Payment {
-		// Started long ago: Stripe's search is trusted for these.
-		return actors.Payment{Sale: "s", HoldID: "h_" + order, OrderID: "o_" + order, AmountCents: 4500, Currency: "eur", Token: pm,
-			StartedAt: time.Now().Add(-time.Hour).UnixMilli()}
-	}
 	for _, c := range []struct {
 		pm       string
 		want     error // nil, ErrDeclined, ErrAuthRequired or ErrGatewayDown
@@ -317,8 +330,7 @@ func TestStripeOutcomes(t *testing.T) {
 
 	// As after a restart: found by search; a refund under a new key of an
 	// intent refunded already counts as done.
-	fresh, err := NewStripe(StripeConfig{Key: testStripeKey, APIBase: base, Timeout: 300 * time.Millisecond, Logger: quietLogger})
-	requireNoErr(t, err)
+	fresh := newTestStripe(t, base)
 	st, err = fresh.Lookup(ctx, paid)
 	requireNoErr(t, err)
 	requireEqual(t, st, actors.ChargeRefunded, "found by search")
@@ -340,16 +352,10 @@ func TestStripeOutcomes(t *testing.T) {
 // one, and "unknown" when the key was used but its intent is not found yet.
 func TestStripeVoid(t *testing.T) {
 	t.Parallel()
-	f, base := newFakeStripe(t)
-	gw, err := NewStripe(StripeConfig{Key: testStripeKey, APIBase: base, Timeout: 300 * time.Millisecond, Logger: quietLogger})
-	requireNoErr(t, err)
+	// Just started: Lookup would not trust "not found" yet; Void does not
+	// need to.
+	f, base, gw, pay := stripeFixture(t, time.Now())
 	ctx := context.Background()
-	pay := func(order, pm string) actors.Payment {
-		// Just started: Lookup would not trust "not found" yet; Void does
-		// not need to.
-		return actors.Payment{Sale: "s", HoldID: "h_" + order, OrderID: "o_" + order, AmountCents: 4500, Currency: "eur", Token: pm,
-			StartedAt: time.Now().UnixMilli()}
-	}
 	st, err := gw.Void(ctx, pay("unused", ""))
 	requireNoErr(t, err, "void of an unused key")
 	requireEqual(t, st, actors.ChargeNone)
@@ -376,8 +382,7 @@ func TestStripeVoid(t *testing.T) {
 	f.mu.Lock()
 	f.searchLags = true
 	f.mu.Unlock()
-	fresh, err := NewStripe(StripeConfig{Key: testStripeKey, APIBase: base, Timeout: 300 * time.Millisecond, Logger: quietLogger})
-	requireNoErr(t, err)
+	fresh := newTestStripe(t, base)
 	st, err = fresh.Void(ctx, pay("hidden", ""))
 	requireTrue(t, err != nil && st == actors.ChargeUnknown, "a used key whose intent is not found: %v %v", st, err)
 	f.mu.Lock()
@@ -416,8 +421,7 @@ func TestStripeVoid(t *testing.T) {
 func TestStripeCheckoutThroughServer(t *testing.T) {
 	t.Parallel()
 	f, base := newFakeStripe(t)
-	gw, err := NewStripe(StripeConfig{Key: testStripeKey, APIBase: base, Timeout: 300 * time.Millisecond, Logger: quietLogger})
-	requireNoErr(t, err)
+	gw := newTestStripe(t, base)
 	ts := startServer(t, func(o *Options) { o.Gateway = gw })
 	ts.createSale(t, newSaleSpec("s").with("currency", "usd"))
 	tok := ts.admit(t, "s", "b1")
