@@ -346,7 +346,10 @@ func (a *zoneActor) refusal(c *call, r *seats.Refusal) {
 		a.refuse(c, refusalError(r))
 		return
 	}
-	a.s.finish(c, Result{Err: refusalError(r)})
+	// Not stored, but it may still be read from the zone's state (a hold
+	// expired or bought, the sale paused) that a record in flight made:
+	// answered once that is durable, like a read.
+	a.s.answerDurable(&a.log, c, Result{Err: refusalError(r)})
 }
 
 // refusalError is the engine's error for a refusal of the seat core: the one
