@@ -1,6 +1,6 @@
 // Package raftlog replicates the engine's records over Raft
-// (hashicorp/raft; raft-boltdb is its stable store, and its log store
-// unless Config.LogStore chooses tidwall/wal segment files). Each
+// (hashicorp/raft; its log in tidwall/wal segment files, walstore.go, or
+// in raft-boltdb, which is its stable store either way). Each
 // record is one Raft command; it is durable once a majority of the nodes
 // has stored it (each one fsyncs). The engine runs on the leader only: it
 // decides, appends through a Journal of the current term, and answers once
