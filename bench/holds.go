@@ -62,13 +62,18 @@ type holdResult struct {
 // holdPhase has o.Conns buyers hold one seat after another for o.Duration
 // (after a warm-up), each through one of cs in turn. Buyers join the line
 // (admitted at once) and hold up to max_per_buyer seats each. If during is
-// set, it runs beside the measured phase; the phase ends when both are done.
+// set, it runs beside the measured phase, and the buyers go on holding
+// until it is done too (a failover it waits for may outlast the phase);
+// holds after the phase's end are not counted in its rate.
 func holdPhase(o Options, cs []*client, sale string, during func(acked func() time.Time)) holdResult {
 	var holds, failures atomic.Int64
 	var firstErr atomic.Value
 	var lastAck atomic.Int64 // unix ns of the last acknowledged hold's send
 	measureFrom := time.Now().Add(warmup)
 	deadline := measureFrom.Add(o.Duration)
+	var duringDone atomic.Bool
+	duringDone.Store(during == nil)
+	going := func() bool { return time.Now().Before(deadline) || !duringDone.Load() }
 	var wg sync.WaitGroup
 	for w := 0; w < o.Conns; w++ {
 		c := cs[w%len(cs)]
@@ -76,7 +81,7 @@ func holdPhase(o Options, cs []*client, sale string, during func(acked func() ti
 		go func(w int) {
 			defer wg.Done()
 			token, left, n := "", 0, 0
-			for time.Now().Before(deadline) {
+			for going() {
 				if left == 0 {
 					var t struct {
 						State       string `json:"state"`
@@ -107,7 +112,7 @@ func holdPhase(o Options, cs []*client, sale string, during func(acked func() ti
 						break
 					}
 				}
-				if time.Now().After(measureFrom) {
+				if now := time.Now(); now.After(measureFrom) && now.Before(deadline) {
 					holds.Add(1)
 				}
 				left--
@@ -118,6 +123,7 @@ func holdPhase(o Options, cs []*client, sale string, during func(acked func() ti
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer duringDone.Store(true)
 			during(func() time.Time { return time.Unix(0, lastAck.Load()) })
 		}()
 	}
