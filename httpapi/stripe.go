@@ -288,6 +288,17 @@ func (s *Stripe) Void(ctx context.Context, p actors.Payment) (actors.ChargeState
 	}
 	// An earlier void's PaymentIntent when Stripe replays it.
 	s.remember(p.OrderID, pi.ID)
+	if pi.Status == stripe.PaymentIntentStatusRequiresPaymentMethod {
+		// Cancelled, so that the dashboard shows it as closed rather than
+		// an incomplete payment. The key stays closed either way: a
+		// failure here changes nothing but that.
+		cp := &stripe.PaymentIntentCancelParams{CancellationReason: stripe.String(string(stripe.PaymentIntentCancellationReasonAbandoned))}
+		var se *stripe.Error
+		if _, err := s.sc.V1PaymentIntents.Cancel(ctx, pi.ID, cp); err != nil &&
+			!(errors.As(err, &se) && se.Code == stripe.ErrorCodePaymentIntentUnexpectedState) { // cancelled by an earlier void
+			s.logger.Warn("stripe: cancel the PaymentIntent that closed a charge key", "order", p.OrderID, "payment_intent", pi.ID, "err", err)
+		}
+	}
 	return chargeState(pi), nil
 }
 

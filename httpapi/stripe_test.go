@@ -121,6 +121,19 @@ func (f *fakeStripe) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		a = f.create(r.PostForm)
+	case r.Method == "POST" && strings.HasPrefix(r.URL.Path, "/v1/payment_intents/") && strings.HasSuffix(r.URL.Path, "/cancel"):
+		f.mu.Lock()
+		pi, ok := f.intents[strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/v1/payment_intents/"), "/cancel")]
+		switch {
+		case !ok:
+			a = fakeAnswer{404, stripeError("invalid_request_error", "resource_missing", "No such payment_intent", "")}
+		case pi.Status == "succeeded" || pi.Status == "canceled":
+			a = fakeAnswer{400, stripeError("invalid_request_error", "payment_intent_unexpected_state", "You cannot cancel this PaymentIntent", "")}
+		default:
+			pi.Status = "canceled"
+			a = fakeAnswer{200, f.intentJSON(pi)}
+		}
+		f.mu.Unlock()
 	case r.Method == "POST" && r.URL.Path == "/v1/refunds":
 		a = f.refund(r.PostForm.Get("payment_intent"))
 	case r.Method == "GET" && r.URL.Path == "/v1/payment_intents/search":
@@ -366,7 +379,7 @@ func TestStripeVoid(t *testing.T) {
 	requireEqual(t, st, actors.ChargeNone, "closed still")
 	f.mu.Lock()
 	for _, pi := range f.intents {
-		requireTrue(t, pi.Status != "succeeded", "intent %s of %s took money", pi.ID, pi.Order)
+		requireTrue(t, pi.Status == "canceled", "the void's intent %s of %s is %s, want canceled", pi.ID, pi.Order, pi.Status)
 	}
 	f.mu.Unlock()
 
