@@ -304,8 +304,9 @@ func (a *roomActor) join(m *roomJoinCmd) {
 		a.publish(now, nil)
 		m.c.finish(Result{Err: a.refusal(err)})
 	case err != nil:
-		a.publish(now, nil)
-		m.c.finish(Result{Err: errorf(CodeLineFull, "%v", err)})
+		// Read from the line as it is, joins in flight included: answered
+		// once they are durable, as a change would be.
+		a.answerPublished(now, m.c, Result{Err: errorf(CodeLineFull, "%v", err)})
 	default:
 		a.answerPublished(now, m.c, Result{Ticket: a.ticket(t, now)})
 	}
