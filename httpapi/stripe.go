@@ -222,11 +222,17 @@ func (s *Stripe) Lookup(ctx context.Context, p actors.Payment) (actors.ChargeSta
 	if err != nil {
 		return actors.ChargeUnknown, fmt.Errorf("%w: lookup: %v", ErrGatewayDown, err)
 	}
+	return s.stateOf(ctx, "lookup", id)
+}
+
+// stateOf reads the PaymentIntent id as a ChargeState; op names the call
+// in an error.
+func (s *Stripe) stateOf(ctx context.Context, op, id string) (actors.ChargeState, error) {
 	params := &stripe.PaymentIntentRetrieveParams{}
 	params.AddExpand("latest_charge")
 	pi, err := s.sc.V1PaymentIntents.Retrieve(ctx, id, params)
 	if err != nil {
-		return actors.ChargeUnknown, fmt.Errorf("%w: lookup: %v", ErrGatewayDown, err)
+		return actors.ChargeUnknown, fmt.Errorf("%w: %s: %v", ErrGatewayDown, op, err)
 	}
 	return chargeState(pi), nil
 }
@@ -250,13 +256,7 @@ func (s *Stripe) Void(ctx context.Context, p actors.Payment) (actors.ChargeState
 	id, err := s.intent(ctx, p)
 	switch {
 	case err == nil:
-		params := &stripe.PaymentIntentRetrieveParams{}
-		params.AddExpand("latest_charge")
-		pi, err := s.sc.V1PaymentIntents.Retrieve(ctx, id, params)
-		if err != nil {
-			return actors.ChargeUnknown, fmt.Errorf("%w: void: %v", ErrGatewayDown, err)
-		}
-		return chargeState(pi), nil
+		return s.stateOf(ctx, "void", id)
 	case !errors.Is(err, errNoIntent):
 		return actors.ChargeUnknown, fmt.Errorf("%w: void: %v", ErrGatewayDown, err)
 	}
