@@ -305,8 +305,10 @@ func (a *roomActor) join(m *roomJoinCmd) {
 		m.c.finish(Result{Err: a.refusal(err)})
 	case err != nil:
 		// Read from the line as it is, joins in flight included: answered
-		// once they are durable, as a change would be.
-		a.answerPublished(now, m.c, Result{Err: errorf(CodeLineFull, "%v", err)})
+		// once they are durable, as a read would be (no publication of its
+		// own: a full line refuses many).
+		a.publish(now, nil)
+		a.s.answerDurable(&a.log, m.c, Result{Err: errorf(CodeLineFull, "%v", err)})
 	default:
 		a.answerPublished(now, m.c, Result{Ticket: a.ticket(t, now)})
 	}
