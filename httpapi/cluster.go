@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"bytes"
+	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
@@ -37,7 +39,7 @@ import (
 const (
 	hdrForwardedBy  = "Onsale-Forwarded-By"  // the id of the node that forwarded the request
 	hdrForwardedFor = "Onsale-Forwarded-For" // the client's address, for the leader's limits
-	hdrClusterProof = "Onsale-Cluster-Proof" // sha256 of the admin token: the request is from a member
+	hdrClusterProof = "Onsale-Cluster-Proof" // <unix s>.<HMAC>: the request is from a member (see sign)
 	hdrNode         = "Onsale-Node"          // on every API answer: the id of the node that made it
 	hdrApplied      = "Onsale-Applied"       // on a forwarded answer: the leader's log index when it answered
 )
@@ -64,7 +66,7 @@ type cluster struct {
 	s     *Server
 	node  *raftlog.Node
 	self  string // this node's HTTP address
-	proof string // hex sha256 of the admin token
+	proof []byte // sha256 of the admin token: the key of the members' proofs, never sent
 	key   []byte // the signing key this node proposes if the cluster has none
 	log   *slog.Logger
 
@@ -92,17 +94,76 @@ type cluster struct {
 	// failover is how long this node last took, from the cluster having no
 	// leader it knew to its own engine serving as leader (ns).
 	failover atomic.Int64
+	// skewWarned is the second the last clock-skew warning was logged in.
+	skewWarned atomic.Int64
 }
 
-func clusterProof(adminToken string) string {
+func clusterProof(adminToken string) []byte {
 	h := sha256.Sum256([]byte(adminToken))
-	return hex.EncodeToString(h[:])
+	return h[:]
 }
 
-// fromMember reports whether a request carries the cluster's proof.
+// clusterProofSkew bounds how far a proof's time may be from the
+// receiver's clock: the nodes' clocks must agree within it.
+const clusterProofSkew = 5 * time.Minute
+
+// A member's request to another carries a proof that it comes from a
+// member: the time, and an HMAC under the cluster's key (made from the
+// admin token, which every member has) of that time, the method, the
+// client address it passes on (Onsale-Forwarded-For) and the body's hash.
+// One seen on the wire is no use for long (clusterProofSkew) nor for
+// another request: it cannot pass on another client's address, nor carry
+// another body (a node registration, say).
+
+// sign puts the proof on req, a request to another member; call it once
+// its method, Forwarded-For header and body are set.
+func (c *cluster) sign(req *fasthttp.Request) {
+	t := strconv.FormatInt(time.Now().Unix(), 10)
+	req.Header.Set(hdrClusterProof, t+"."+c.proofMAC(t, req.Header.Method(), req.Header.Peek(hdrForwardedFor), req.Body()))
+}
+
+func (c *cluster) proofMAC(t string, method, forwardedFor, body []byte) string {
+	bh := sha256.Sum256(body)
+	m := hmac.New(sha256.New, c.proof)
+	for _, part := range [][]byte{[]byte(t), method, forwardedFor, bh[:]} {
+		m.Write(part)
+		m.Write([]byte{0})
+	}
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// memberKey keeps a request's verdict (fromMember is asked several times).
+type memberKey struct{}
+
+// fromMember reports whether a request carries a valid proof.
 func (c *cluster) fromMember(ctx *fasthttp.RequestCtx) bool {
+	if v, ok := ctx.UserValue(memberKey{}).(bool); ok {
+		return v
+	}
+	ok := c.verifyProof(ctx)
+	ctx.SetUserValue(memberKey{}, ok)
+	return ok
+}
+
+func (c *cluster) verifyProof(ctx *fasthttp.RequestCtx) bool {
 	p := ctx.Request.Header.Peek(hdrClusterProof)
-	return len(p) > 0 && subtle.ConstantTimeCompare(p, []byte(c.proof)) == 1
+	if len(p) == 0 {
+		return false
+	}
+	ts, mac, ok := bytes.Cut(p, []byte("."))
+	t, err := strconv.ParseInt(string(ts), 10, 64)
+	if !ok || err != nil {
+		return false
+	}
+	if d := time.Since(time.Unix(t, 0)); d > clusterProofSkew || d < -clusterProofSkew {
+		if now := time.Now().Unix(); c.skewWarned.Swap(now) != now {
+			c.log.Warn("cluster: a member's request is refused: its clock is too far from this node's; keep the nodes' clocks in step (NTP)",
+				"from", ctx.RemoteIP().String(), "skew", d.Round(time.Second), "allowed", clusterProofSkew)
+		}
+		return false
+	}
+	want := c.proofMAC(string(ts), ctx.Method(), ctx.Request.Header.Peek(hdrForwardedFor), ctx.PostBody())
+	return subtle.ConstantTimeCompare(mac, []byte(want)) == 1
 }
 
 // run keeps an engine on this node: the deciding one while it leads, a
@@ -425,10 +486,10 @@ func (c *cluster) register() bool {
 	defer fasthttp.ReleaseResponse(resp)
 	req.Header.SetMethod("POST")
 	req.SetRequestURI("http://" + addr + "/v1/cluster/nodes")
-	req.Header.Set(hdrClusterProof, c.proof)
 	req.Header.SetContentType("application/json")
 	b, _ := json.Marshal(map[string]string{"id": c.node.ID(), "http_addr": c.self})
 	req.SetBody(b)
+	c.sign(req)
 	if err := c.client(addr).DoTimeout(req, resp, peerAskTimeout*4); err != nil || resp.StatusCode() != 204 {
 		return false
 	}
@@ -476,7 +537,7 @@ func (c *cluster) forward(ctx *fasthttp.RequestCtx, parts []string) {
 	ctx.Request.CopyTo(req)
 	req.Header.Set(hdrForwardedBy, c.node.ID())
 	req.Header.Set(hdrForwardedFor, ctx.RemoteIP().String())
-	req.Header.Set(hdrClusterProof, c.proof)
+	c.sign(req)
 	req.SetHost(addr)
 	done := make(chan error, 1)
 	go func() {
@@ -611,7 +672,7 @@ func (c *cluster) members() []clusterNode {
 			defer fasthttp.ReleaseRequest(req)
 			defer fasthttp.ReleaseResponse(resp)
 			req.SetRequestURI("http://" + out[i].HTTPAddr + "/v1/cluster/self")
-			req.Header.Set(hdrClusterProof, c.proof)
+			c.sign(req)
 			if err := c.client(out[i].HTTPAddr).DoTimeout(req, resp, peerAskTimeout); err != nil || resp.StatusCode() != 200 {
 				return
 			}

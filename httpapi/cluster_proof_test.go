@@ -1,0 +1,99 @@
+package httpapi
+
+import (
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// TestClusterProof: a member's proof passes once, for the request it was
+// made for; another client address, another body, another cluster's key
+// or a time past the allowed skew fail it.
+func TestClusterProof(t *testing.T) {
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	c := &cluster{proof: clusterProof("the admin token"), log: quiet}
+	signed := func() *fasthttp.Request {
+		req := fasthttp.AcquireRequest()
+		req.Header.SetMethod("POST")
+		req.SetRequestURI("/v1/sales/s/holds")
+		req.Header.Set(hdrForwardedFor, "203.0.113.7")
+		req.SetBodyString(`{"zone":"ga","quantity":1}`)
+		c.sign(req)
+		return req
+	}
+	check := func(req *fasthttp.Request, by *cluster) bool {
+		var ctx fasthttp.RequestCtx
+		req.CopyTo(&ctx.Request)
+		return by.fromMember(&ctx)
+	}
+	requireTrue(t, check(signed(), c), "a signed request passes")
+
+	req := signed()
+	req.Header.Set(hdrForwardedFor, "198.51.100.1")
+	requireTrue(t, !check(req, c), "another client's address fails")
+
+	req = signed()
+	req.SetBodyString(`{"zone":"ga","quantity":9}`)
+	requireTrue(t, !check(req, c), "another body fails")
+
+	req = signed()
+	req.Header.SetMethod("PUT")
+	requireTrue(t, !check(req, c), "another method fails")
+
+	other := &cluster{proof: clusterProof("another token"), log: quiet}
+	requireTrue(t, !check(signed(), other), "another cluster's key fails")
+
+	// A proof made 10 minutes ago, valid but for its time.
+	req = signed()
+	old := strconv.FormatInt(time.Now().Add(-10*time.Minute).Unix(), 10)
+	req.Header.Set(hdrClusterProof, old+"."+c.proofMAC(old, req.Header.Method(), req.Header.Peek(hdrForwardedFor), req.Body()))
+	requireTrue(t, !check(req, c), "a proof past the allowed skew fails")
+
+	req = signed()
+	req.Header.Del(hdrClusterProof)
+	requireTrue(t, !check(req, c), "no proof fails")
+	req.Header.Set(hdrClusterProof, "garbage")
+	requireTrue(t, !check(req, c), "a malformed proof fails")
+}
+
+// TestClusterProofOverTheWire: a proof signed as a forwarded request is
+// (the client's request copied, the client's address added) passes on
+// the receiving member once it went through fasthttp's client and server.
+func TestClusterProofOverTheWire(t *testing.T) {
+	c := &cluster{proof: clusterProof("the admin token"), log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	requireNoErr(t, err)
+	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		if c.fromMember(ctx) {
+			ctx.SetStatusCode(204)
+		} else {
+			ctx.SetStatusCode(403)
+		}
+	}}
+	go srv.Serve(ln)
+	defer srv.Shutdown()
+	hc := &fasthttp.HostClient{Addr: ln.Addr().String(), DisablePathNormalizing: true}
+	for _, tc := range []struct{ method, uri, body string }{
+		{"POST", "/v1/sales/s/holds", `{"zone":"ga","quantity":2}`},
+		{"GET", "/v1/sales/s/queue/q_1?x=%2F%20y", ""},
+		{"DELETE", "/v1/sales/s/queue/q_1", ""},
+	} {
+		var client fasthttp.Request // as the buyer sent it
+		client.Header.SetMethod(tc.method)
+		client.SetRequestURI(tc.uri)
+		client.SetBodyString(tc.body)
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		client.CopyTo(req)
+		req.Header.Set(hdrForwardedBy, "n2")
+		req.Header.Set(hdrForwardedFor, "203.0.113.7")
+		c.sign(req)
+		req.SetHost(ln.Addr().String())
+		requireNoErr(t, hc.DoTimeout(req, resp, 5*time.Second), tc.method)
+		requireEqual(t, resp.StatusCode(), 204, tc.method+" "+tc.uri)
+	}
+}
