@@ -94,12 +94,7 @@ func (n *Node) snapshotLoop() {
 // noteFloor records that the engine's snapshot files need no record before
 // seq, and takes a Raft snapshot to drop them.
 func (n *Node) noteFloor(seq uint64) {
-	for {
-		cur := n.floor.Load()
-		if seq <= cur || n.floor.CompareAndSwap(cur, seq) {
-			break
-		}
-	}
+	n.noteFloorOnly(seq)
 	n.snapshotSoon()
 }
 
