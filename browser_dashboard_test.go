@@ -165,6 +165,14 @@ func TestBrowserDashboard(t *testing.T) {
 		[...document.querySelectorAll('#alerts details tr.resolved td:first-child')].some(td => td.textContent === 'payment_error_rate')`)
 	b.do("open the alert history", chromedp.Evaluate[chromedp.Void](`document.querySelector('#alerts details').open = true`))
 	b.shot("alert-resolved")
+	// The page updates every second; what the operator opened or focused
+	// stays so across updates.
+	b.do("focus pause calm", chromedp.Evaluate[chromedp.Void](`window.beforeUpdate = document.getElementById('status').textContent;
+		document.querySelector('button[data-sale="calm"]').focus()`))
+	b.waitJS("two more updates", `document.getElementById('status').textContent !== window.beforeUpdate &&
+		(window.beforeUpdate = document.getElementById('status').textContent, window.seenOne = (window.seenOne || 0) + 1) >= 2`)
+	b.waitJS("the focus kept", `document.activeElement === document.querySelector('button[data-sale="calm"]')`)
+	b.waitJS("the history kept open", `document.querySelector('#alerts details').open`)
 	load.end(t)
 	if load.down.Load() < 5 {
 		t.Fatalf("the alert fired on %d gateway errors; it needs at least 5", load.down.Load())
@@ -172,7 +180,7 @@ func TestBrowserDashboard(t *testing.T) {
 
 	// Pause and resume from the buttons; confirm() is accepted.
 	dialogs := b.acceptDialogs()
-	button := `button[onclick*='"calm"']`
+	button := `button[data-sale="calm"]`
 	b.do("pause calm", chromedp.Click(chromedp.CSS(button)))
 	if m := waitDialog(t, dialogs); m != "Pause sale calm?" {
 		t.Fatalf("pause asked %q", m)
