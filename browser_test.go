@@ -456,6 +456,56 @@ func TestBrowserBuyerSeatMap(t *testing.T) {
 	}
 }
 
+// TestBrowserBuyerLiveSeats: while a buyer picks seats, the map shows what
+// another buyer holds and lets go without a click, in place: a picked seat
+// someone else took is unpicked with a message, and the focus stays where
+// the buyer left it.
+func TestBrowserBuyerLiveSeats(t *testing.T) {
+	b := startBrowser(t, 1280, 900)
+	s := startBrowserServer(t, nil)
+	s.createSale(t, map[string]any{
+		"id": "live", "name": "Live Map", "max_per_buyer": 4,
+		"zones": []any{map[string]any{"id": "vip", "name": "Stalls", "price_cents": 2500,
+			"rows": []any{map[string]any{"row": "A", "seats": 8}}}},
+	})
+	b.do("open the sale's page", chromedp.Navigate(s.base+"/sales/live"), chromedp.WaitVisible(chromedp.ID("join")))
+	b.do("join and be admitted", chromedp.Click(chromedp.ID("join")), chromedp.WaitVisible(chromedp.CSS(`button[data-seat="A-5"]`)))
+	b.do("pick A-5", chromedp.Click(chromedp.CSS(`button[data-seat="A-5"]`)))
+	b.do("focus A-2", chromedp.Focus(chromedp.CSS(`button[data-seat="A-2"]`)))
+	b.waitJS("A-5 picked", `document.querySelector('button[data-seat="A-5"]').getAttribute('aria-pressed') === 'true'`)
+
+	tok := s.admit(t, "live", "rival")
+	h := s.must(t, 201, "POST", "/v1/sales/live/holds", map[string]any{"zone": "vip", "seats": []string{"A-5", "A-6"}}, tok, "k-rival")
+	b.waitJS("the rival's seats shown held", `['A-5', 'A-6'].every(id => {
+		const b = document.querySelector('button[data-seat="' + id + '"]');
+		return b.disabled && b.classList.contains('held') && b.getAttribute('aria-label').endsWith('held');
+	})`)
+	if st := b.text("status"); st != "Seat A-5 was just taken by someone else; pick another." {
+		t.Fatalf("status %q, want the lost seat named", st)
+	}
+	if p := b.text("picked"); p != "No seats picked." {
+		t.Fatalf("picked line %q after the seat was taken", p)
+	}
+	if pressed := eval[string](b, "A-5 pressed", `document.querySelector('button[data-seat="A-5"]').getAttribute('aria-pressed')`); pressed != "false" {
+		t.Fatalf("A-5 aria-pressed %q after it was taken", pressed)
+	}
+	if focused := eval[string](b, "focus", `document.activeElement.dataset.seat || document.activeElement.tagName`); focused != "A-2" {
+		t.Fatalf("focus on %q after the update, want A-2", focused)
+	}
+	b.shot("taken")
+
+	s.must(t, 200, "DELETE", "/v1/holds/"+fmt.Sprint(h["hold_id"]), nil, tok, "")
+	b.waitJS("the released seats free again", `['A-5', 'A-6'].every(id => {
+		const b = document.querySelector('button[data-seat="' + id + '"]');
+		return !b.disabled && b.classList.contains('free');
+	})`)
+	b.do("pick A-6 now free", chromedp.Click(chromedp.CSS(`button[data-seat="A-6"]`)))
+	if p := b.text("picked"); p != "Picked: A-6" {
+		t.Fatalf("picked line %q", p)
+	}
+	b.shot("released")
+}
+
 // TestBrowserBuyerSoldOut: a buyer who comes when every seat is sold is
 // told so in the line (and keeps a place); one who is choosing when another
 // takes a zone's last seat is told so when asking for it, with the zones
