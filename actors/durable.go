@@ -78,7 +78,10 @@ func (o *ownerLog) whenDurable(f func(err error)) {
 		return
 	}
 	if o.resolved.Load() == o.appended {
-		f(nil)
+		// Err again: a log sets its error before it resolves the record
+		// that failed, so a failure that resolved the owner's last record
+		// after the first look shows now.
+		f(o.log.Err())
 		return
 	}
 	o.log.Barrier(f)
