@@ -138,9 +138,6 @@ type Engine struct {
 	dispatchers []*pinnedDispatcher
 	dispatchWG  sync.WaitGroup
 
-	// followed is signalled by the actor that applied a record passed to
-	// Follow (a follower's engine; made by its first call).
-	followed chan struct{}
 	// followDone is the last record Follow finished: every owner has
 	// applied its records up to it (Follow is serial and waits for each).
 	followDone atomic.Uint64

@@ -36,9 +36,6 @@ func (e *Engine) Follow(seq uint64, ev *wal.Event) {
 	if !e.cfg.Follower {
 		panic("Follow on an engine that decides")
 	}
-	if e.followed == nil {
-		e.followed = make(chan struct{}, 1)
-	}
 	defer e.followDone.Store(seq)
 	switch ev.Type {
 	case wal.TypeMarker:
@@ -82,11 +79,14 @@ func (e *Engine) Follow(seq uint64, ev *wal.Event) {
 // followAt has the actor at pid apply the record and waits until it has,
 // or until the engine stops.
 func (e *Engine) followAt(pid *actor.PID, seq uint64, ev *wal.Event) {
-	e.sys.Root.Send(pid, followMsg{seq: seq, ev: ev, done: e.followed})
+	// A channel per record: the signal of one that timed out and was
+	// applied late can never stand for the next.
+	done := make(chan struct{}, 1)
+	e.sys.Root.Send(pid, followMsg{seq: seq, ev: ev, done: done})
 	t := time.NewTimer(e.cfg.CallTimeout)
 	defer t.Stop()
 	select {
-	case <-e.followed:
+	case <-done:
 	case <-e.stop:
 	case <-t.C:
 		// A lost message (the actor failed) would hold Raft's apply loop

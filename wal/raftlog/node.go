@@ -155,6 +155,11 @@ func Open(cfg Config) (*Node, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("raft directory: %w", err)
 	}
+	// The directory's entry in its parent: a crash soon after a first start
+	// must not bring the node back without the votes and entries it gave.
+	if err := wal.OS.SyncDir(filepath.Dir(filepath.Clean(cfg.Dir))); err != nil {
+		return nil, fmt.Errorf("raft directory: %w", err)
+	}
 	store, err := raftboltdb.New(raftboltdb.Options{
 		Path: filepath.Join(cfg.Dir, "raft.db"),
 		// The freelist is rebuilt at open instead of written at every
@@ -181,6 +186,12 @@ func Open(cfg Config) (*Node, error) {
 	if err != nil {
 		closeStores()
 		return nil, fmt.Errorf("raft snapshots: %w", err)
+	}
+	// bolt and the snapshot store create raft.db and snapshots/ without
+	// syncing their directory.
+	if err := wal.OS.SyncDir(cfg.Dir); err != nil {
+		closeStores()
+		return nil, fmt.Errorf("raft directory: %w", err)
 	}
 	adv, err := net.ResolveTCPAddr("tcp", self.Addr)
 	if err != nil {
@@ -508,6 +519,8 @@ func (f *fsm) Apply(l *raft.Log) any {
 				// The follower's state would miss it: it must stop.
 				err = fmt.Errorf("raft log entry %d: %w", l.Index, err)
 				f.followFail(err)
+				// A failed copy gets nothing more; the node builds another.
+				f.follow, f.followFail = nil, nil
 				return err
 			}
 			f.follow(l.Index, ev)

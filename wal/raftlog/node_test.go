@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/raft"
+
 	"onsale/wal"
 )
 
@@ -270,4 +272,29 @@ func BenchmarkReplicatedAppend(b *testing.B) {
 	n := per * writers
 	b.ReportMetric(float64(n)/time.Since(start).Seconds(), "records/s")
 	b.ReportMetric(float64(total.Microseconds())/float64(n)/1000, "ms/commit")
+}
+
+// TestFollowStopsAtADamagedRecord: a record the follower's copy cannot
+// decode fails the copy once, and no later record reaches it: the node
+// builds another from the log.
+func TestFollowStopsAtADamagedRecord(t *testing.T) {
+	f := newFSM(nil)
+	var got []uint64
+	var fails []error
+	f.follow = func(seq uint64, ev *wal.Event) { got = append(got, seq) }
+	f.followFail = func(err error) { fails = append(fails, err) }
+	good := recordData(1, &wal.Event{Type: wal.TypeHoldReleased, Sale: "s", Zone: "z", Hold: "h"})
+	damaged := append(recordData(1, &wal.Event{Type: wal.TypeHoldReleased})[:2:2], 0xff, 0xff, 0xff)
+	for i, data := range [][]byte{good, damaged, good} {
+		f.Apply(&raft.Log{Index: uint64(i + 1), Term: 1, Type: raft.LogCommand, Data: data})
+	}
+	if len(got) != 1 || got[0] != 1 {
+		t.Fatalf("the copy was given records %v; want [1], nothing after the damaged one", got)
+	}
+	if len(fails) != 1 {
+		t.Fatalf("the copy was failed %d times; want once", len(fails))
+	}
+	if f.last.Load() != 3 {
+		t.Fatalf("applied index %d; want 3", f.last.Load())
+	}
 }
