@@ -341,7 +341,7 @@ func (r *Running) startCluster(o Options, m *Metrics, fatal chan error) error {
 	srv.cluster = c
 	c.gauges(m)
 	confirm := func() error {
-		if !c.confirmed(time.Now()) {
+		if !c.confirmed(c.epoch.Load()) {
 			return errNotConfirmed
 		}
 		return nil

@@ -87,6 +87,9 @@ type cluster struct {
 	stopped chan struct{}
 	eng     atomic.Pointer[actors.Engine]
 	leading atomic.Bool
+	// epoch counts this node's leaderships: an answer is confirmed only
+	// by a round of the leadership it was made in (see confirmed).
+	epoch atomic.Uint64
 	// keyed: the cluster's signing key is in force here. Until then a
 	// follower forwards everything, so that it never hands out or accepts
 	// a token under its own key.
@@ -278,6 +281,7 @@ func (c *cluster) gauges(m *Metrics) {
 type confirmer struct {
 	mu     sync.Mutex
 	okAt   time.Time     // start of the last successful round
+	okOf   uint64        // the leadership (cluster.epoch) that round ran in
 	start  time.Time     // start of the round running now (zero: none)
 	done   chan struct{} // closed when that round ends
 	demand chan struct{} // capacity 1: a request waits for a round
@@ -302,8 +306,8 @@ const confirmIdleAfter = 2 * time.Second
 // confirmWaitMax bounds a request's wait for a round.
 const confirmWaitMax = time.Second
 
-// runConfirm runs rounds until stop closes.
-func (c *cluster) runConfirm(stop <-chan struct{}) {
+// runConfirm runs rounds for the leadership epoch until stop closes.
+func (c *cluster) runConfirm(stop <-chan struct{}, epoch uint64) {
 	cf := c.confirm
 	t := time.NewTicker(confirmEvery)
 	defer t.Stop()
@@ -324,7 +328,7 @@ func (c *cluster) runConfirm(stop <-chan struct{}) {
 		err := c.node.Verify()
 		cf.mu.Lock()
 		if err == nil {
-			cf.okAt = start
+			cf.okAt, cf.okOf = start, epoch
 		}
 		cf.start, cf.done = time.Time{}, nil
 		cf.mu.Unlock()
@@ -332,9 +336,11 @@ func (c *cluster) runConfirm(stop <-chan struct{}) {
 	}
 }
 
-// confirmed reports whether an answer to a request that began at t0, made
-// by now, may be sent as this cluster's: this node led when it was made.
-func (c *cluster) confirmed(t0 time.Time) bool {
+// confirmed reports whether an answer made by now, in leadership epoch (read
+// before the request was routed), may be sent as this cluster's: this node
+// led when it was made, in that leadership. A round of a later leadership
+// proves nothing of an engine dropped before it.
+func (c *cluster) confirmed(epoch uint64) bool {
 	cf := c.confirm
 	// The answer was made by now. A round that succeeded proves this node
 	// led up to its start (a majority was still in its term) and, by the
@@ -345,9 +351,12 @@ func (c *cluster) confirmed(t0 time.Time) bool {
 	deadline := made.Add(confirmWaitMax)
 	for {
 		cf.mu.Lock()
-		okAt, start, done := cf.okAt, cf.start, cf.done
+		okAt, okOf, start, done := cf.okAt, cf.okOf, cf.start, cf.done
 		cf.mu.Unlock()
-		if !okAt.IsZero() && okAt.Add(raftlog.Lease).After(made) {
+		if c.epoch.Load() != epoch {
+			return false
+		}
+		if okOf == epoch && !okAt.IsZero() && okAt.Add(raftlog.Lease).After(made) {
 			return true
 		}
 		if !c.leading.Load() || time.Now().After(deadline) {
@@ -425,7 +434,8 @@ func (c *cluster) lead() error {
 	c.eng.Store(eng)
 	c.journal = j
 	c.confirmStop = make(chan struct{})
-	go c.runConfirm(c.confirmStop)
+	epoch := c.epoch.Add(1)
+	go c.runConfirm(c.confirmStop, epoch)
 	c.leading.Store(true)
 	c.s.SetEngine(eng)
 	c.log.Info("cluster: leading", "node", c.node.ID(), "term", j.Term(), "rebuilt_in", time.Since(start).Round(time.Millisecond), "sales", len(eng.Sales()))
@@ -436,6 +446,7 @@ func (c *cluster) lead() error {
 // as not done, and the API goes to the leader from here on.
 func (c *cluster) drop() {
 	leading := c.leading.Swap(false)
+	c.epoch.Add(1)
 	if c.confirmStop != nil {
 		close(c.confirmStop)
 		c.confirmStop = nil

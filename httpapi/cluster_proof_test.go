@@ -97,3 +97,21 @@ func TestClusterProofOverTheWire(t *testing.T) {
 		requireEqual(t, resp.StatusCode(), 204, tc.method+" "+tc.uri)
 	}
 }
+
+// TestConfirmedIsPerLeadership: a round that proved this node leads
+// confirms answers made in the same leadership only. An answer made by an
+// engine of an earlier leadership is refused even though the node leads
+// again and its latest round succeeded.
+func TestConfirmedIsPerLeadership(t *testing.T) {
+	c := &cluster{confirm: newConfirmer()}
+	c.epoch.Store(3) // leading, third leadership
+	c.leading.Store(true)
+	c.confirm.okAt, c.confirm.okOf = time.Now(), 3
+	requireEqual(t, c.confirmed(3), true, "an answer of this leadership")
+	requireEqual(t, c.confirmed(1), false, "an answer of an earlier leadership")
+
+	// A round of an earlier leadership confirms nothing of this one: with
+	// no round running, the wait ends at the deadline unconfirmed.
+	c.confirm.okOf = 1
+	requireEqual(t, c.confirmed(3), false, "an answer confirmed by an earlier leadership's round")
+}

@@ -221,9 +221,15 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	}()
 	// Taken before routing: a leader deposed while it answers must still
 	// have its answer confirmed (and refused).
+	// The epoch first: a leadership that begins between the two reads
+	// makes the confirmation fail, never pass for the wrong engine.
+	var epoch uint64
+	if s.cluster != nil {
+		epoch = s.cluster.epoch.Load()
+	}
 	leading := s.cluster != nil && s.cluster.leading.Load()
 	route = s.route(ctx, leading)
-	if c := s.cluster; leading && !ctx.Hijacked() && !committed(ctx) && !c.confirmed(start) {
+	if c := s.cluster; leading && !ctx.Hijacked() && !committed(ctx) && !c.confirmed(epoch) {
 		ctx.Response.Reset()
 		ctx.Response.Header.Set(hdrNode, c.node.ID())
 		retryAfter(ctx, 1)
