@@ -115,7 +115,7 @@ func Run(o Options) error {
 	default:
 		return fmt.Errorf("unknown --mode %q: use sale, holds, polls, streams or cluster", o.Mode)
 	}
-	if o.Server.NodeID != "" || o.Server.Peers != "" {
+	if o.Server.NodeID != "" || o.Server.Peers != "" || o.Server.Rejoin {
 		return errors.New("the bench starts its own servers: leave out --node-id, --raft-addr and --peers (--mode cluster starts a cluster)")
 	}
 	if err := o.Server.Check(); err != nil {

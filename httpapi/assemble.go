@@ -88,6 +88,9 @@ type Options struct {
 	RaftTrailingLogs uint64
 	// RaftLogStore is raftlog.Config.LogStore.
 	RaftLogStore string
+	// Rejoin is raftlog.Config.Rejoin: a member that lost its data
+	// directory comes back without bootstrapping.
+	Rejoin bool
 }
 
 // AddFlags registers the options that serve and bench share, under the same
@@ -121,6 +124,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.RaftAddr, "raft-addr", o.RaftAddr, "cluster mode: this node's Raft address (host:port), as listed in --peers")
 	fs.Uint64Var(&o.RaftTrailingLogs, "raft-trailing-logs", o.RaftTrailingLogs, "cluster mode: Raft log entries kept behind a snapshot, so that a follower lagging by fewer catches up from the log instead of a copy of the snapshot (0: 10240)")
 	fs.StringVar(&o.RaftLogStore, "raft-log-store", o.RaftLogStore, "cluster mode: where Raft's log is kept: wal (segment files, one fsync a batch; the default for a new data directory) or bolt (raft-boltdb); a data directory keeps the one it began with")
+	fs.BoolVar(&o.Rejoin, "rejoin", o.Rejoin, "cluster mode: this member lost its data directory (or it was emptied to repair it): start empty without bootstrapping, catch up from the leader, and vote in no election until caught up; ignored when the directory holds the node's Raft state")
 	fs.StringVar(&o.Peers, "peers", o.Peers, "cluster mode: every node as id=host:port (their Raft addresses), the same list on every node, e.g. n1=127.0.0.1:7001,n2=127.0.0.1:7002,n3=127.0.0.1:7003")
 	fs.BoolVar(&o.NoSync, "unsafe-no-fsync", o.NoSync, "skip fsync: acknowledged writes can be lost on a crash; for experiments only")
 }
@@ -169,6 +173,9 @@ func (o *Options) Check() error {
 	}
 	if o.StripeAPIBase != "" && o.Payments != PaymentsStripe {
 		return errors.New("--stripe-api-base is for --payments stripe")
+	}
+	if o.Rejoin && o.NodeID == "" {
+		return errors.New("--rejoin is for a cluster node: give it with --node-id, --raft-addr and --peers")
 	}
 	if o.NodeID != "" || o.Peers != "" || o.RaftAddr != "" {
 		if o.NodeID == "" || o.Peers == "" {
@@ -322,7 +329,7 @@ func (r *Running) startCluster(o Options, m *Metrics, fatal chan error) error {
 		return err
 	}
 	node, err := raftlog.Open(raftlog.Config{ID: o.NodeID, Peers: peers, Dir: filepath.Join(o.Dir, "raft"),
-		StateDir: filepath.Join(o.Dir, "snap"), TrailingLogs: o.RaftTrailingLogs, LogStore: o.RaftLogStore, Logger: o.Logger})
+		StateDir: filepath.Join(o.Dir, "snap"), TrailingLogs: o.RaftTrailingLogs, LogStore: o.RaftLogStore, Rejoin: o.Rejoin, Logger: o.Logger})
 	if err != nil {
 		return err
 	}

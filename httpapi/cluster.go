@@ -802,7 +802,7 @@ func clusterDataDir(dir string) error {
 	_, rerr := os.Stat(filepath.Join(dir, "raft", "raft.db"))
 	snaps, _ := filepath.Glob(filepath.Join(dir, "snap", "*.snap"))
 	if errors.Is(rerr, fs.ErrNotExist) && len(snaps) > 0 {
-		return fmt.Errorf("%s has snapshots (snap/) but not the Raft log they belong to (raft/raft.db): remove snap/ to start this node afresh; it catches up from the others", dir)
+		return fmt.Errorf("%s has snapshots (snap/) but not the Raft log they belong to (raft/raft.db): if this node was a member, move the data directory aside and start it with an empty one and --rejoin; it catches up from the others", dir)
 	}
 	return nil
 }

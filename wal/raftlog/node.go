@@ -107,7 +107,13 @@ type Config struct {
 	// as fast here; "" the one the data directory holds, wal for a fresh
 	// one. A data directory keeps the store it was created with.
 	LogStore string
-	Logger   *slog.Logger
+	// Rejoin: this node was a member and lost its data directory (or it
+	// was emptied to repair it). An empty directory then does not
+	// bootstrap: the node waits for the leader and votes in no election
+	// until it holds what it acknowledged before (rejoin.go). Ignored
+	// when the directory holds Raft state.
+	Rejoin bool
+	Logger *slog.Logger
 }
 
 // Node is this process's member of the cluster.
@@ -121,8 +127,11 @@ type Node struct {
 	snaps *raft.FileSnapshotStore
 	cache *raft.LogCache // Raft's view of logs
 	trans *raft.NetworkTransport
-	fsm   *fsm
-	obs   *raft.Observer
+	guard *rejoinGuard // the transport Raft uses while rejoining; nil otherwise
+	// running is r, for what may run before NewRaft returns.
+	running atomic.Pointer[raft.Raft]
+	fsm     *fsm
+	obs     *raft.Observer
 
 	base      atomic.Pointer[base] // the newest Raft snapshot (snapshot.go)
 	floor     atomic.Uint64        // the engine's files need no record before it
@@ -227,28 +236,63 @@ func Open(cfg Config) (*Node, error) {
 	for _, p := range cfg.Peers {
 		servers = append(servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.Addr)})
 	}
-	// Every member bootstraps its fresh store with the same list; a store
-	// that has any state refuses, which is a restart.
-	err = raft.BootstrapCluster(rc, logs, store, snaps, trans, raft.Configuration{Servers: servers})
-	if err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+	existing, err := raft.HasExistingState(logs, store, snaps)
+	if err != nil {
 		trans.Close()
 		closeStores()
-		return nil, fmt.Errorf("bootstrap the cluster: %w", err)
+		return nil, fmt.Errorf("read the raft state in %s: %w", cfg.Dir, err)
+	}
+	var rt raft.Transport = trans
+	switch {
+	case existing:
+		// A restart: the state says who the members are.
+	case cfg.Rejoin:
+		// Raft's applied index, not the FSM's: the leader's mark may be
+		// an entry the FSM never sees (a new term's no-op).
+		applied := func() uint64 {
+			if r := n.running.Load(); r != nil {
+				return r.AppliedIndex()
+			}
+			return 0
+		}
+		n.guard = newRejoinGuard(trans, cfg.ID, self.Addr, applied, func(format string, args ...any) {
+			cfg.Logger.Info(fmt.Sprintf(format, args...))
+		})
+		rt = n.guard
+		cfg.Logger.Info("raft: rejoining with an empty data directory: waiting for the cluster's leader to reach this node (if this is the cluster's first start, restart without --rejoin)", "dir", cfg.Dir)
+	default:
+		// A first start: every member bootstraps its fresh store with the
+		// same list.
+		err = raft.BootstrapCluster(rc, logs, store, snaps, trans, raft.Configuration{Servers: servers})
+		if err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+			trans.Close()
+			closeStores()
+			return nil, fmt.Errorf("bootstrap the cluster: %w", err)
+		}
+		cfg.Logger.Info("raft: bootstrapped a fresh data directory as a first start of the cluster (a member that lost its data directory restarts with --rejoin instead)", "dir", cfg.Dir)
+	}
+	closeTrans := func() {
+		if n.guard != nil {
+			n.guard.Close()
+		} else {
+			trans.Close()
+		}
 	}
 	cache, err := raft.NewLogCache(512, logs)
 	if err != nil {
-		trans.Close()
+		closeTrans()
 		closeStores()
 		return nil, err
 	}
 	n.cache = cache
-	r, err := raft.NewRaft(rc, n.fsm, cache, store, snaps, trans)
+	r, err := raft.NewRaft(rc, n.fsm, cache, store, snaps, rt)
 	if err != nil {
-		trans.Close()
+		closeTrans()
 		closeStores()
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	n.r = r
+	n.running.Store(r)
 	n.started.Store(true)
 	ch := make(chan raft.Observation, 64)
 	n.obs = raft.NewObserver(ch, false, func(o *raft.Observation) bool {
@@ -419,7 +463,12 @@ func (n *Node) Close() error {
 	err := n.r.Shutdown().Error()
 	n.r.DeregisterObserver(n.obs)
 	n.done.Wait()
-	err = errors.Join(err, n.trans.Close(), n.store.Close())
+	if n.guard != nil {
+		err = errors.Join(err, n.guard.Close())
+	} else {
+		err = errors.Join(err, n.trans.Close())
+	}
+	err = errors.Join(err, n.store.Close())
 	if n.wal != nil {
 		err = errors.Join(err, n.wal.Close())
 	}

@@ -61,8 +61,12 @@ func newTestClusterWith(t testing.TB, c *testCluster) *testCluster {
 	return c
 }
 
-func (c *testCluster) start(i int) {
-	n, err := Open(Config{ID: c.peers[i].ID, Peers: c.peers, Dir: c.dirs[i], StateDir: c.stateDir(i), TrailingLogs: c.trailing, LogStore: c.store})
+func (c *testCluster) start(i int) { c.startWith(i, false) }
+
+// startWith starts node i, as a member that lost its data directory if
+// rejoin is set.
+func (c *testCluster) startWith(i int, rejoin bool) {
+	n, err := Open(Config{ID: c.peers[i].ID, Peers: c.peers, Dir: c.dirs[i], StateDir: c.stateDir(i), TrailingLogs: c.trailing, LogStore: c.store, Rejoin: rejoin})
 	if err != nil {
 		c.t.Fatal(err)
 	}

@@ -97,6 +97,9 @@ const (
 	walEntryBytesMax = 256 << 20
 )
 
+// startAfresh is what a node whose log is damaged can do.
+const startAfresh = "if the other nodes are up and hold the log (GET /v1/cluster on one of them), move this node's data directory aside and start it with an empty one and --rejoin: it catches up from them"
+
 var (
 	walCastagnoli = crc32.MakeTable(crc32.Castagnoli)
 	errWALEntry   = errors.New("damaged entry")
@@ -150,7 +153,7 @@ func (s *walStore) open() error {
 	})
 	if errors.Is(err, twal.ErrCorrupt) {
 		// Open repaired the tail segment already: an earlier one is damaged.
-		return fmt.Errorf("raft log store: open %s: %w (a segment before the last is damaged: empty the node's data directory; it then catches up from the others)", s.dir, err)
+		return fmt.Errorf("raft log store: open %s: %w (a segment before the last is damaged: %s)", s.dir, err, startAfresh)
 	}
 	if err != nil {
 		return fmt.Errorf("raft log store: open %s: %w", s.dir, err)
@@ -244,10 +247,10 @@ func (s *walStore) read(index uint64, l *raft.Log) error {
 		return fmt.Errorf("raft log store: read entry %d: %w", index, err)
 	}
 	if err := decodeWALEntry(b, l); err != nil {
-		return fmt.Errorf("raft log store: entry %d in %s: %w (empty the node's data directory; it then catches up from the others)", index, s.dir, err)
+		return fmt.Errorf("raft log store: entry %d in %s: %w (%s)", index, s.dir, err, startAfresh)
 	}
 	if l.Index != index {
-		return fmt.Errorf("raft log store: entry %d in %s holds index %d (empty the node's data directory; it then catches up from the others)", index, s.dir, l.Index)
+		return fmt.Errorf("raft log store: entry %d in %s holds index %d (%s)", index, s.dir, l.Index, startAfresh)
 	}
 	return nil
 }
@@ -638,7 +641,7 @@ func (s *walStore) repairTail() error {
 			}
 			if cause == nil {
 				return fmt.Errorf("raft log store: entry %d in %s at offset %d holds index %d. "+
-					"The file may hold the only copy of committed records: keep the data directory; if the other nodes are up and hold the log (GET /v1/cluster), this node can be started afresh from an empty data directory and catches up from them", idx, path, off, l.Index)
+					"The file may hold the only copy of committed records: keep the data directory; %s", idx, path, off, l.Index, startAfresh)
 			}
 		}
 		// A whole entry after the damage is either of the same batch (the
@@ -657,8 +660,8 @@ func (s *walStore) repairTail() error {
 			}
 			if batch > idx || l.Index <= idx {
 				return fmt.Errorf("raft log store: entry %d in %s at offset %d is damaged (%v), and entry %d of a later write follows at offset %d: not a torn write. "+
-					"The file may hold the only copy of committed records: keep the data directory; if the other nodes are up and hold the log (GET /v1/cluster), this node can be started afresh from an empty data directory and catches up from them",
-					idx, path, off, cause, l.Index, p)
+					"The file may hold the only copy of committed records: keep the data directory; %s",
+					idx, path, off, cause, l.Index, p, startAfresh)
 			}
 			p += n - 1
 		}
