@@ -286,6 +286,7 @@ func Start(o Options) (*Running, error) {
 	}()
 	if c := srv.cluster; c != nil {
 		go c.run()
+		go c.watchWrites(raftWriteStallMax, c.node.WriteStalled)
 		return r, nil
 	}
 	start := time.Now()

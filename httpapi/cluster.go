@@ -483,6 +483,35 @@ func (c *cluster) engineFatal(err error) {
 	}
 }
 
+// raftWriteStallMax is how long a write of the Raft log may go unanswered
+// before the node stops. A leader blocked in its disk keeps its followers
+// from electing another (its heartbeats go on), so the cluster would wait
+// for the disk; stopped, it hands over within an election timeout.
+const raftWriteStallMax = 10 * time.Second
+
+// watchWrites stops the process once a Raft log write has stalled (how
+// long the oldest write in progress has run) for longer than stall, leader
+// or follower: a node that cannot write its log serves nothing fresh, and
+// the operator's supervisor restarts it.
+func (c *cluster) watchWrites(stall time.Duration, stalled func() time.Duration) {
+	t := time.NewTicker(stall / 10)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-t.C:
+		}
+		if d := stalled(); d > stall {
+			select {
+			case c.fatal <- fmt.Errorf("a write of the Raft log has not finished for %s: this node's disk has stopped answering; it stops so that another node leads (check the disk, then restart it)", d.Round(100*time.Millisecond)):
+			default:
+			}
+			return
+		}
+	}
+}
+
 // register tells the leader this node's HTTP address.
 func (c *cluster) register() bool {
 	if c.node.HTTPAddr(c.node.ID()) == c.self {

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -114,4 +116,28 @@ func TestConfirmedIsPerLeadership(t *testing.T) {
 	// no round running, the wait ends at the deadline unconfirmed.
 	c.confirm.okOf = 1
 	requireEqual(t, c.confirmed(3), false, "an answer confirmed by an earlier leadership's round")
+}
+
+// TestWatchWritesStopsOnAStall: a Raft log write stalled past the limit
+// stops the node with an error that says what to do; a shorter one, or
+// none, does not.
+func TestWatchWritesStopsOnAStall(t *testing.T) {
+	var stalled atomic.Int64
+	fatal := make(chan error, 1)
+	c := &cluster{stop: make(chan struct{}), fatal: fatal}
+	go c.watchWrites(200*time.Millisecond, func() time.Duration { return time.Duration(stalled.Load()) })
+	defer close(c.stop)
+	stalled.Store(int64(150 * time.Millisecond))
+	select {
+	case err := <-fatal:
+		t.Fatalf("stopped on a stall under the limit: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	stalled.Store(int64(time.Second))
+	select {
+	case err := <-fatal:
+		requireTrue(t, strings.Contains(err.Error(), "check the disk, then restart it"), "the error says what to do: %v", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("a stall of 1 s past a 200 ms limit did not stop the node")
+	}
 }

@@ -114,6 +114,9 @@ type Config struct {
 	// when the directory holds Raft state.
 	Rejoin bool
 	Logger *slog.Logger
+
+	// wrapLogs, if set, wraps the log store (tests: a disk that hangs).
+	wrapLogs func(raft.LogStore) raft.LogStore
 }
 
 // Node is this process's member of the cluster.
@@ -125,7 +128,8 @@ type Node struct {
 	logs  raft.LogStore         // store or wal
 	wal   *walStore
 	snaps *raft.FileSnapshotStore
-	cache *raft.LogCache // Raft's view of logs
+	timed *timedLogStore // logs, its writes timed
+	cache *raft.LogCache // Raft's view of logs, through timed
 	trans *raft.NetworkTransport
 	guard *rejoinGuard // the transport Raft uses while rejoining; nil otherwise
 	// running is r, for what may run before NewRaft returns.
@@ -278,7 +282,11 @@ func Open(cfg Config) (*Node, error) {
 			trans.Close()
 		}
 	}
-	cache, err := raft.NewLogCache(512, logs)
+	n.timed = &timedLogStore{LogStore: logs}
+	if cfg.wrapLogs != nil {
+		n.timed.LogStore = cfg.wrapLogs(logs)
+	}
+	cache, err := raft.NewLogCache(512, n.timed)
 	if err != nil {
 		closeTrans()
 		closeStores()
@@ -490,12 +498,12 @@ func openLogStore(cfg Config, bolt *raftboltdb.BoltStore) (raft.LogStore, *walSt
 	switch choice {
 	case "bolt":
 		if ents, err := os.ReadDir(dir); err == nil && len(ents) > 0 {
-			return nil, nil, fmt.Errorf("%s holds this node's Raft log: open it with the wal log store, or empty the data directory to start it afresh", dir)
+			return nil, nil, fmt.Errorf("%s holds this node's Raft log: open it with the wal log store, or move the data directory aside and start the node with an empty one and --rejoin", dir)
 		}
 		return bolt, nil, nil
 	case "wal":
 		if last, err := bolt.LastIndex(); err != nil || last > 0 {
-			return nil, nil, fmt.Errorf("%s holds this node's Raft log (last entry %d, %v): open it with the bolt log store, or empty the data directory to start it afresh",
+			return nil, nil, fmt.Errorf("%s holds this node's Raft log (last entry %d, %v): open it with the bolt log store, or move the data directory aside and start the node with an empty one and --rejoin",
 				filepath.Join(cfg.Dir, "raft.db"), last, err)
 		}
 		ws, err := openWALStore(dir, 0, func(format string, args ...any) { cfg.Logger.Warn(fmt.Sprintf(format, args...)) })

@@ -30,6 +30,8 @@ type testCluster struct {
 	t        testing.TB
 	trailing uint64 // Config.TrailingLogs
 	store    string // Config.LogStore; "" takes RAFTLOG_STORE (unset: the default)
+	// wrap, if set, gives node i's Config.wrapLogs.
+	wrap func(i int) func(raft.LogStore) raft.LogStore
 	peers    []Peer
 	dirs     []string
 	nodes    []*Node // nil when stopped
@@ -66,7 +68,11 @@ func (c *testCluster) start(i int) { c.startWith(i, false) }
 // startWith starts node i, as a member that lost its data directory if
 // rejoin is set.
 func (c *testCluster) startWith(i int, rejoin bool) {
-	n, err := Open(Config{ID: c.peers[i].ID, Peers: c.peers, Dir: c.dirs[i], StateDir: c.stateDir(i), TrailingLogs: c.trailing, LogStore: c.store, Rejoin: rejoin})
+	cfg := Config{ID: c.peers[i].ID, Peers: c.peers, Dir: c.dirs[i], StateDir: c.stateDir(i), TrailingLogs: c.trailing, LogStore: c.store, Rejoin: rejoin}
+	if c.wrap != nil {
+		cfg.wrapLogs = c.wrap(i)
+	}
+	n, err := Open(cfg)
 	if err != nil {
 		c.t.Fatal(err)
 	}
