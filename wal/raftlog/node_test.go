@@ -31,10 +31,10 @@ type testCluster struct {
 	trailing uint64 // Config.TrailingLogs
 	store    string // Config.LogStore; "" takes RAFTLOG_STORE (unset: the default)
 	// wrap, if set, gives node i's Config.wrapLogs.
-	wrap func(i int) func(raft.LogStore) raft.LogStore
-	peers    []Peer
-	dirs     []string
-	nodes    []*Node // nil when stopped
+	wrap  func(i int) func(raft.LogStore) raft.LogStore
+	peers []Peer
+	dirs  []string
+	nodes []*Node // nil when stopped
 }
 
 func newTestCluster(t testing.TB) *testCluster {
