@@ -469,13 +469,28 @@ func autoSeekersMax(st Stock) int64 {
 
 // etaRate is the admissions/s that eta_s and poll_after_s assume: the
 // measured rate, or before any measurement the rate in force, never below
+// a floor. While every shopping place is taken (active_limit), the line
+// moves only as shoppers leave, and each leaves by the end of their access
+// window at the latest: the floor is then active_limit / access window,
+// the pace the line keeps however slow the shoppers, so that a still shop
+// shows the wait it may really be. Otherwise the floor is
 // roomETARateFloor.
 func (r *Room) etaRate(now int64, st Stock) float64 {
 	rate := r.rate
 	if !r.rateOn {
 		rate = r.RateInForce(now, st)
 	}
-	return max(rate, roomETARateFloor)
+	floor := roomETARateFloor
+	if r.shopFull(st) {
+		floor = float64(r.cfg.ActiveLimit) * 1000 / float64(r.cfg.AccessTTL)
+	}
+	return max(rate, floor)
+}
+
+// shopFull reports whether the line waits for shoppers to leave: it would
+// admit (open, drawn, seats to sell) but active_limit buyers are shopping.
+func (r *Room) shopFull(st Stock) bool {
+	return !r.paused && r.drawn && !st.soldOut() && r.shopping >= int64(r.cfg.ActiveLimit)
 }
 
 // TicketView is what GET queue/{id} shows of t at now. View.TicketView

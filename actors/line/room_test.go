@@ -759,3 +759,36 @@ func TestRoomAutomaticIdleShoppers(t *testing.T) {
 	r2.advance(now)
 	requireEqual(t, r2.freshCount, h.r.freshCount, "fresh shoppers after a restore")
 }
+
+// TestRoomETAWhileTheShopIsFull: with every shopping place taken, the line
+// moves only as shoppers leave, at the latest when their access window
+// ends. A still shop must not read as a wait of a few seconds: number 3
+// behind one place of 120 s windows is told minutes, never less than the
+// pace the windows guarantee, and the estimate is the same from the
+// published view.
+func TestRoomETAWhileTheShopIsFull(t *testing.T) {
+	cfg := testRoomConfig()
+	cfg.ActiveLimit, cfg.AccessTTL = 1, 120_000
+	h := newRoomHarness(t, cfg)
+	var tks []*Ticket
+	for i := range 4 {
+		tks = append(tks, h.join(fmt.Sprintf("b%d", i), roomT0+int64(i), roomPlenty))
+	}
+	requireEqual(t, len(h.admitted), 1)
+	now := roomT0
+	for now < roomT0+15_000 {
+		now += 1000
+		h.tick(now, roomPlenty)
+	}
+	requireEqual(t, len(h.admitted), 1, "nobody leaves the shop, nobody is admitted")
+	third := tks[3]
+	requireEqual(t, h.r.Position(third), int64(3))
+	v := h.r.TicketView(third, now, roomPlenty)
+	// The windows guarantee one admission per 120 s here; the measured
+	// rate, decaying since the one admission, may promise a little more.
+	requireTrue(t, v.ETAS >= 120, "number 3 behind a full shop of one place is told %d s", v.ETAS)
+	requireTrue(t, v.ETAS <= 3*120, "eta_s %d s is beyond what the access windows allow", v.ETAS)
+	pv, ok := h.r.Publish(now, roomPlenty).TicketView(third, now)
+	requireTrue(t, ok, "the view shows the ticket")
+	requireEqual(t, pv.ETAS, v.ETAS, "the published view's estimate")
+}
