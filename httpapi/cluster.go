@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -18,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -600,8 +602,9 @@ func (c *cluster) forward(ctx *fasthttp.RequestCtx, parts []string) {
 			fasthttp.ReleaseRequest(req)
 			fasthttp.ReleaseResponse(resp)
 			if err != nil {
+				c.log.Warn("cluster: forward to the leader failed", "leader", leader, "addr", addr, "err", err)
 				retryAfter(ctx, 1)
-				fail(ctx, actors.CodeUnavailable, fmt.Sprintf("the cluster's leader (%s) did not answer: %v; the change may or may not have been made: retry with the same Idempotency-Key", leader, err))
+				fail(ctx, actors.CodeUnavailable, fmt.Sprintf("the cluster's leader (%s) %s; %s", leader, forwardFailure(err), maybeMade(ctx)))
 			}
 			return
 		case <-tick.C:
@@ -615,10 +618,38 @@ func (c *cluster) forward(ctx *fasthttp.RequestCtx, parts []string) {
 				fasthttp.ReleaseResponse(resp)
 			}()
 			retryAfter(ctx, 1)
-			fail(ctx, actors.CodeUnavailable, fmt.Sprintf("the cluster's leader (%s) was replaced while it had this request; the change may or may not have been made: retry with the same Idempotency-Key", leader))
+			fail(ctx, actors.CodeUnavailable, fmt.Sprintf("the cluster's leader (%s) was replaced while it had this request; %s", leader, maybeMade(ctx)))
 			return
 		}
 	}
+}
+
+// forwardFailure says, for a buyer, why a forwarded request got no answer;
+// the client library's own text (advice to server authors) goes to the log.
+func forwardFailure(err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, fasthttp.ErrDialTimeout):
+		return fmt.Sprintf("did not answer within %s", forwardTimeout)
+	case errors.Is(err, fasthttp.ErrConnectionClosed), errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET):
+		return "closed the connection before it answered (it may have stopped)"
+	case errors.Is(err, syscall.ECONNREFUSED), errors.As(err, &ne):
+		return "could not be reached (it may have stopped)"
+	}
+	return "did not answer"
+}
+
+// maybeMade is the advice for a write whose outcome is unknown: the same
+// Idempotency-Key gets the first answer; without one, a retry may do it
+// twice (a join keeps the buyer's place; a hold or a checkout may not).
+func maybeMade(ctx *fasthttp.RequestCtx) string {
+	if ctx.IsGet() || ctx.IsHead() {
+		return "retry in a moment"
+	}
+	if len(ctx.Request.Header.Peek("Idempotency-Key")) > 0 {
+		return "the change may or may not have been made: retry with the same Idempotency-Key, which gets the first answer"
+	}
+	return "the change may or may not have been made, and without an Idempotency-Key a retry may make it twice: check before you retry, and send an Idempotency-Key with writes"
 }
 
 // waitApplied waits, at most appliedWaitMax, until this node has applied

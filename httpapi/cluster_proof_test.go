@@ -1,12 +1,14 @@
 package httpapi
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -140,4 +142,32 @@ func TestWatchWritesStopsOnAStall(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("a stall of 1 s past a 200 ms limit did not stop the node")
 	}
+}
+
+// TestForwardFailureSpeaksToBuyers: a forward that failed is told in the
+// buyer's terms, never in the client library's, and the advice fits the
+// request: the same key for a keyed write, a check before a retry of one
+// without a key.
+func TestForwardFailureSpeaksToBuyers(t *testing.T) {
+	closed := fmt.Errorf("wrapped: %w", fasthttp.ErrConnectionClosed)
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{fasthttp.ErrTimeout, "did not answer within"},
+		{closed, "closed the connection"},
+		{&net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}, "could not be reached"},
+	} {
+		got := forwardFailure(tc.err)
+		requireTrue(t, strings.Contains(got, tc.want), "%v told as %q", tc.err, got)
+		requireTrue(t, !strings.Contains(got, "make sure the server"), "%q passes on the library's advice", got)
+	}
+	var keyed, bare, get fasthttp.RequestCtx
+	keyed.Request.Header.SetMethod("POST")
+	keyed.Request.Header.Set("Idempotency-Key", "k1")
+	bare.Request.Header.SetMethod("POST")
+	get.Request.Header.SetMethod("GET")
+	requireTrue(t, strings.Contains(maybeMade(&keyed), "same Idempotency-Key"), "keyed: %q", maybeMade(&keyed))
+	requireTrue(t, strings.Contains(maybeMade(&bare), "check before you retry"), "no key: %q", maybeMade(&bare))
+	requireTrue(t, !strings.Contains(maybeMade(&get), "may or may not"), "a read: %q", maybeMade(&get))
 }
