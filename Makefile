@@ -16,7 +16,7 @@ CLUSTER_TOKEN ?= cluster-demo-token
 PEERS = n1=127.0.0.1:7001,n2=127.0.0.1:7002,n3=127.0.0.1:7003
 cluster: build
 	@echo "cluster: http://127.0.0.1:8081 .. 8083, admin token $(CLUSTER_TOKEN); try: curl -s -H 'Authorization: Bearer $(CLUSTER_TOKEN)' http://127.0.0.1:8081/v1/cluster"
-	@trap 'kill 0' INT TERM EXIT; \
+	@trap 'trap - INT TERM EXIT; kill $$(jobs -p) 2>/dev/null; wait' INT TERM EXIT; \
 	for i in 1 2 3; do \
 		./bin/onsale serve --addr 127.0.0.1:808$$i --data $(DATA)/n$$i --admin-token $(CLUSTER_TOKEN) \
 			--node-id n$$i --raft-addr 127.0.0.1:700$$i --peers $(PEERS) --demo testdata/demo-sale.json & \

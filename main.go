@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/pprof"
 	"strconv"
 	"syscall"
@@ -41,6 +42,9 @@ func main() {
 		fmt.Fprintf(os.Stderr, "onsale: unknown command %q\n\n", os.Args[1])
 		usage()
 		os.Exit(2)
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return // -h: the flags were printed as asked
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "onsale:", err)
@@ -88,6 +92,7 @@ func serve(args []string) error {
 	fs.StringVar(&o.AdminToken, "admin-token", o.AdminToken, "admin bearer token (ONSALE_ADMIN_TOKEN); made and kept in the data directory if empty")
 	demo := fs.String("demo", env("ONSALE_DEMO", ""), "a sale definition (JSON) to create at start if no sale with its id exists (ONSALE_DEMO)")
 	o.AddFlags(fs)
+	o.AddClusterFlags(fs)
 	verbose := fs.Bool("v", false, "debug logging")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file until the server stops (diagnostics)")
 	if err := fs.Parse(args); err != nil {
@@ -114,6 +119,10 @@ func serve(args []string) error {
 		level = slog.LevelDebug
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if o.NodeID != "" {
+		// Several nodes may log to one place (make cluster, a collector).
+		logger = logger.With("node", o.NodeID)
+	}
 	o.Logger = logger
 	if step := os.Getenv("ONSALE_CRASH_AT"); step != "" {
 		// Crash tests only: die as kill -9 would at that step of a
@@ -128,6 +137,16 @@ func serve(args []string) error {
 		}
 	}
 
+	// The demo sale is read first: a start that fails on it must not spend
+	// the one showing of a new admin token.
+	var demoDef *actors.SaleDef
+	if *demo != "" {
+		def, err := readDemo(*demo)
+		if err != nil {
+			return err
+		}
+		demoDef = def
+	}
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return fmt.Errorf("create data directory %q: %w (choose another with --data)", o.Dir, err)
 	}
@@ -138,18 +157,20 @@ func serve(args []string) error {
 	}
 	if run.Secrets.NewAdminToken {
 		fmt.Fprintf(os.Stderr, "admin token (kept in %s/admin-token; shown only now): %s\n", o.Dir, run.Secrets.AdminToken)
+	} else if o.AdminToken == "" {
+		logger.Info("the admin token is the one kept in the data directory", "file", filepath.Join(o.Dir, "admin-token"))
 	}
 	if eng := run.Engine; eng != nil {
 		logger.Info("ready", "addr", run.Addr, "recovery", run.Recovery.Round(time.Millisecond), "sales", len(eng.Sales()), "log_seq", eng.LogSeq())
-		if *demo != "" {
-			if err := createDemo(eng, *demo, run.Addr, logger); err != nil {
+		if demoDef != nil {
+			if err := createDemo(eng, *demoDef, *demo, run.Addr, logger); err != nil {
 				return errors.Join(err, run.Close(10*time.Second))
 			}
 		}
 	} else {
-		logger.Info("cluster node started; the engine runs on the leader", "addr", run.Addr, "node", o.NodeID, "raft", o.RaftAddr)
-		if *demo != "" {
-			go demoWhenLeading(run, *demo, logger)
+		logger.Info("cluster node started; the engine runs on the leader", "addr", run.Addr, "raft", o.RaftAddr)
+		if demoDef != nil {
+			go demoWhenLeading(run, *demoDef, *demo, logger)
 		}
 	}
 
@@ -172,7 +193,7 @@ func serve(args []string) error {
 
 // demoWhenLeading creates the demo sale once this cluster node leads (each
 // node tries; the sale is created once, the others find it).
-func demoWhenLeading(run *httpapi.Running, path string, logger *slog.Logger) {
+func demoWhenLeading(run *httpapi.Running, def actors.SaleDef, path string, logger *slog.Logger) {
 	for {
 		select {
 		case <-run.Served():
@@ -180,7 +201,7 @@ func demoWhenLeading(run *httpapi.Running, path string, logger *slog.Logger) {
 		case <-time.After(200 * time.Millisecond):
 		}
 		if eng := run.CurrentEngine(); eng != nil {
-			if err := createDemo(eng, path, run.Addr, logger); err != nil {
+			if err := createDemo(eng, def, path, run.Addr, logger); err != nil {
 				logger.Warn("demo sale", "err", err)
 				continue
 			}
@@ -189,16 +210,21 @@ func demoWhenLeading(run *httpapi.Running, path string, logger *slog.Logger) {
 	}
 }
 
-// createDemo creates the sale in path unless it exists.
-func createDemo(eng *actors.Engine, path, addr string, logger *slog.Logger) error {
+// readDemo reads the sale definition in path.
+func readDemo(path string) (*actors.SaleDef, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return fmt.Errorf("read demo sale: %w", err)
+		return nil, fmt.Errorf("--demo: read the demo sale: %w", err)
 	}
 	var def actors.SaleDef
 	if err := json.Unmarshal(b, &def); err != nil {
-		return fmt.Errorf("demo sale %s: %w", path, err)
+		return nil, fmt.Errorf("--demo: %s is not a sale definition (JSON, as POST /v1/sales takes): %w", path, err)
 	}
+	return &def, nil
+}
+
+// createDemo creates the sale def (read from path) unless it exists.
+func createDemo(eng *actors.Engine, def actors.SaleDef, path, addr string, logger *slog.Logger) error {
 	if _, ok := eng.Sale(def.ID); ok {
 		logger.Info("demo sale exists", "sale", def.ID)
 		return nil

@@ -29,10 +29,10 @@ const (
 	tickInterval = 100 * time.Millisecond
 	// callTimeoutDefault bounds how long the HTTP edge waits for an answer.
 	callTimeoutDefault = 5 * time.Second
-	// snapshotRecordsDefault is how many records the log may grow by before
+	// SnapshotRecordsDefault is how many records the log may grow by before
 	// the engine snapshots every sale and truncates it: replaying 1,000,000
 	// records takes well under 2 s.
-	snapshotRecordsDefault = 1_000_000
+	SnapshotRecordsDefault = 1_000_000
 	// snapshotRetryAfter spaces attempts after a failed snapshot: each one
 	// serializes every zone on its actor, so retrying every tick would
 	// stall holds while the cause (a full disk, say) lasts.
@@ -62,7 +62,7 @@ type Config struct {
 	Now             func() time.Time
 	Logger          *slog.Logger
 	CallTimeout     time.Duration
-	SnapshotRecords uint64 // 0: snapshotRecordsDefault
+	SnapshotRecords uint64 // 0: SnapshotRecordsDefault
 	// HoldRetention is how long a released or expired hold is kept after
 	// it ends, for reads and its idempotency key, before it is dropped from
 	// memory; 0: HoldRetentionDefault. Orders are always kept.
@@ -167,7 +167,7 @@ func Open(cfg Config) (*Engine, error) {
 		cfg.CallTimeout = callTimeoutDefault
 	}
 	if cfg.SnapshotRecords == 0 {
-		cfg.SnapshotRecords = snapshotRecordsDefault
+		cfg.SnapshotRecords = SnapshotRecordsDefault
 	}
 	if cfg.HoldRetention <= 0 {
 		cfg.HoldRetention = HoldRetentionDefault

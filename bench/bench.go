@@ -75,7 +75,7 @@ func Main(args []string) error {
 	fs.IntVar(&o.Buyers, "buyers", o.Buyers, "sale mode: buyers arriving in the burst")
 	fs.IntVar(&o.Seats, "seats", o.Seats, "sale mode: seats on sale (one general-admission zone)")
 	fs.IntVar(&o.Conns, "conns", o.Conns, "keep-alive connections of the load generator")
-	fs.DurationVar(&o.Duration, "duration", o.Duration, "holds mode: how long each phase runs")
+	fs.DurationVar(&o.Duration, "duration", o.Duration, "holds, polls, streams and cluster modes: how long each phase runs")
 	fs.Float64Var(&o.Abandon, "abandon", o.Abandon, "sale mode: share of buyers who hold and walk away")
 	fs.Float64Var(&o.Decline, "decline", o.Decline, "sale mode: share of checkouts declined first (retried with another card)")
 	fs.IntVar(&o.ActiveLimit, "active-limit", o.ActiveLimit, "sale mode: the sale's waiting_room.active_limit, buyers shopping at once")
@@ -114,9 +114,6 @@ func Run(o Options) error {
 	case "sale", "holds", "polls", "streams", "cluster":
 	default:
 		return fmt.Errorf("unknown --mode %q: use sale, holds, polls, streams or cluster", o.Mode)
-	}
-	if o.Server.NodeID != "" || o.Server.Peers != "" || o.Server.Rejoin {
-		return errors.New("the bench starts its own servers: leave out --node-id, --raft-addr and --peers (--mode cluster starts a cluster)")
 	}
 	if err := o.Server.Check(); err != nil {
 		return err

@@ -45,10 +45,7 @@ func createHoldsSale(c *client) (string, error) {
 		"waiting_room": map[string]any{"active_limit": 1_000_000, "access_ttl_s": 3600},
 		"zones":        []any{map[string]any{"id": "ga", "capacity": 1_000_000, "price_cents": 1000}},
 	}
-	if st, err := c.do("create_sale", "POST", "/v1/sales", c.admin, "", def, nil); err != nil || st != 201 {
-		return "", fmt.Errorf("create bench sale: status %d, %v", st, err)
-	}
-	return sale, nil
+	return sale, createSales(c, def)
 }
 
 // holdResult is one holds phase.

@@ -129,11 +129,22 @@ func shopSale(id string) map[string]any {
 		"zones": []any{map[string]any{"id": "ga", "capacity": 1_000_000}}}
 }
 
-// createSales creates the bench's sales.
+// createSales creates the bench's sales; a failure says what to check.
 func createSales(c *client, defs ...map[string]any) error {
 	for _, def := range defs {
-		if st, err := c.do("create_sale", "POST", "/v1/sales", c.admin, "", def, nil); err != nil || st != 201 {
-			return fmt.Errorf("create bench sale %v: status %d, %v", def["id"], st, err)
+		var ans struct {
+			Error struct{ Code, Message string } `json:"error"`
+		}
+		st, err := c.do("create_sale", "POST", "/v1/sales", c.admin, "", def, &ans)
+		switch {
+		case err != nil && st == 0:
+			return fmt.Errorf("create bench sale %v: the server at %s cannot be reached (%v): is it running, and is --target right?", def["id"], c.hc.Addr, err)
+		case st == 401 || st == 403:
+			return fmt.Errorf("create bench sale %v: the server refused the admin token (%d %s): give the target's --admin-token", def["id"], st, ans.Error.Code)
+		case err != nil:
+			return fmt.Errorf("create bench sale %v: status %d: %v", def["id"], st, err)
+		case st != 201:
+			return fmt.Errorf("create bench sale %v: status %d %s: %s", def["id"], st, ans.Error.Code, ans.Error.Message)
 		}
 	}
 	return nil

@@ -125,8 +125,12 @@ func runSale(o Options, c *client, srv *server) error {
 		"waiting_room": map[string]any{"active_limit": o.ActiveLimit, "admit_per_s": o.AdmitPerS, "access_ttl_s": o.AccessTTL},
 		"zones":        []any{map[string]any{"id": "ga", "capacity": o.Seats, "price_cents": 4500}},
 	}
-	if st, err := c.do("create_sale", "POST", "/v1/sales", c.admin, "", def, nil); err != nil || st != 201 {
-		return fmt.Errorf("create bench sale: status %d, %v (is --admin-token right?)", st, err)
+	if err := createSales(c, def); err != nil {
+		return err
+	}
+	if o.Target != "" {
+		// A sale is never deleted: on a server buyers use, it stays listed.
+		fmt.Fprintf(os.Stderr, "bench: created sale %s on %s; it stays in that server's list of sales (GET /v1/sales): rehearse on a server of its own, not the one buyers use\n", sale, o.Target)
 	}
 	progressOut := o.Out
 	if o.JSON {

@@ -93,6 +93,16 @@ type Options struct {
 	Rejoin bool
 }
 
+// AddClusterFlags registers a cluster node's identity (--node-id,
+// --raft-addr, --peers, --rejoin): serve's alone, since the bench starts
+// its own nodes.
+func (o *Options) AddClusterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&o.NodeID, "node-id", o.NodeID, "cluster mode: this node's id in --peers")
+	fs.StringVar(&o.RaftAddr, "raft-addr", o.RaftAddr, "cluster mode: this node's Raft address (host:port), as listed in --peers")
+	fs.StringVar(&o.Peers, "peers", o.Peers, "cluster mode: every node as id=host:port (their Raft addresses), the same list on every node, e.g. n1=127.0.0.1:7001,n2=127.0.0.1:7002,n3=127.0.0.1:7003")
+	fs.BoolVar(&o.Rejoin, "rejoin", o.Rejoin, "cluster mode: this member lost its data directory (or it was emptied to repair it): start empty without bootstrapping, catch up from the leader, and vote in no election until caught up; ignored when the directory holds the node's Raft state")
+}
+
 // AddFlags registers the options that serve and bench share, under the same
 // names, with their environment defaults already in o.
 func (o *Options) AddFlags(fs *flag.FlagSet) {
@@ -106,8 +116,8 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.PaymentJournal, "payment-journal", o.PaymentJournal, "built-in payment simulator: keep every charge and refund in this file and remember them across restarts (tests, rehearsals)")
 	fs.IntVar(&o.PaymentSlots, "payment-slots", o.PaymentSlots, "payment calls in flight at most (the bulkhead)")
 	fs.Float64Var(&o.PollBudget, "poll-budget", o.PollBudget, "polls per second a sale's whole waiting line may cause: poll_after_s grows with the position to keep it so")
-	fs.Uint64Var(&o.SnapshotRecords, "snapshot-records", o.SnapshotRecords, "log records between snapshots of the state (0: the default); fewer make recovery and a cluster's takeover faster and cost more writes")
-	fs.DurationVar(&o.HoldRetention, "hold-retention", o.HoldRetention, "how long a released or expired hold stays readable (and its Idempotency-Key answer) before it is dropped from memory; orders are kept (at least 24h)")
+	fs.Uint64Var(&o.SnapshotRecords, "snapshot-records", o.SnapshotRecords, fmt.Sprintf("log records between snapshots of the state (0: %d); fewer make recovery and a cluster's takeover faster and cost more writes", actors.SnapshotRecordsDefault))
+	fs.DurationVar(&o.HoldRetention, "hold-retention", o.HoldRetention, "how long a released or expired hold stays readable (and its Idempotency-Key answer) before it is dropped from memory, at least 24h (orders are always kept)")
 	a := &o.Alerts
 	fs.StringVar(&a.Webhook, "alert-webhook", a.Webhook, "POST every alert transition here as JSON (a Slack incoming webhook works); ONSALE_ALERT_WEBHOOK keeps it out of ps")
 	fs.StringVar(&a.DashboardURL, "alert-dashboard-url", a.DashboardURL, "the dashboard's public address, linked from webhook alerts (e.g. https://tickets.example/dashboard)")
@@ -120,12 +130,8 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&a.DiskFreeMiB, "alert-disk-free", a.DiskFreeMiB, "alert when the data directory's disk has less free space than this, in MiB (negative: off)")
 	fs.Float64Var(&a.RateLimited, "alert-rate-limited", a.RateLimited, "alert when this share of requests is refused 429 (0..1; negative: off)")
 	fs.Float64Var(&a.ClusterLag, "alert-cluster-lag", a.ClusterLag, "cluster mode: alert when a member is unreachable, not following, or trails the leader by more than this many log entries (negative: off)")
-	fs.StringVar(&o.NodeID, "node-id", o.NodeID, "cluster mode: this node's id in --peers")
-	fs.StringVar(&o.RaftAddr, "raft-addr", o.RaftAddr, "cluster mode: this node's Raft address (host:port), as listed in --peers")
 	fs.Uint64Var(&o.RaftTrailingLogs, "raft-trailing-logs", o.RaftTrailingLogs, "cluster mode: Raft log entries kept behind a snapshot, so that a follower lagging by fewer catches up from the log instead of a copy of the snapshot (0: 10240)")
 	fs.StringVar(&o.RaftLogStore, "raft-log-store", o.RaftLogStore, "cluster mode: where Raft's log is kept: wal (segment files, one fsync a batch; the default for a new data directory) or bolt (raft-boltdb); a data directory keeps the one it began with")
-	fs.BoolVar(&o.Rejoin, "rejoin", o.Rejoin, "cluster mode: this member lost its data directory (or it was emptied to repair it): start empty without bootstrapping, catch up from the leader, and vote in no election until caught up; ignored when the directory holds the node's Raft state")
-	fs.StringVar(&o.Peers, "peers", o.Peers, "cluster mode: every node as id=host:port (their Raft addresses), the same list on every node, e.g. n1=127.0.0.1:7001,n2=127.0.0.1:7002,n3=127.0.0.1:7003")
 	fs.BoolVar(&o.NoSync, "unsafe-no-fsync", o.NoSync, "skip fsync: acknowledged writes can be lost on a crash; for experiments only")
 }
 

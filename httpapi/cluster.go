@@ -246,7 +246,7 @@ func (c *cluster) follow() error {
 	}
 	c.eng.Store(eng)
 	c.s.SetEngine(eng)
-	c.log.Info("cluster: following", "node", c.node.ID(), "leader", c.node.Leader(), "built_in", time.Since(start).Round(time.Millisecond), "sales", len(eng.Sales()))
+	c.log.Info("cluster: following", "leader", c.node.Leader(), "built_in", time.Since(start).Round(time.Millisecond), "sales", len(eng.Sales()))
 	return nil
 }
 
@@ -440,7 +440,7 @@ func (c *cluster) lead() error {
 	go c.runConfirm(c.confirmStop, epoch)
 	c.leading.Store(true)
 	c.s.SetEngine(eng)
-	c.log.Info("cluster: leading", "node", c.node.ID(), "term", j.Term(), "rebuilt_in", time.Since(start).Round(time.Millisecond), "sales", len(eng.Sales()))
+	c.log.Info("cluster: leading", "term", j.Term(), "rebuilt_in", time.Since(start).Round(time.Millisecond), "sales", len(eng.Sales()))
 	return nil
 }
 
@@ -465,7 +465,7 @@ func (c *cluster) drop() {
 		c.log.Warn("cluster: close the engine", "err", err)
 	}
 	if leading {
-		c.log.Info("cluster: stopped leading", "node", c.node.ID())
+		c.log.Info("cluster: stopped leading")
 	}
 }
 

@@ -345,6 +345,9 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, leading bool) string {
 		if n >= 2 && parts[1] == "cluster" {
 			return s.cluster.route(ctx, parts)
 		}
+	} else if n == 2 && parts[1] == "cluster" {
+		fail(ctx, actors.CodeNotFound, "this server runs as one node, not in a cluster: there is no cluster to show (a cluster's nodes start with --node-id, --raft-addr and --peers)")
+		return "/v1/cluster"
 	}
 	eng := s.eng.Load()
 	if c := s.cluster; c != nil && !leading {

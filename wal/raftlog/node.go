@@ -14,6 +14,7 @@
 package raftlog
 
 import (
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -194,7 +195,7 @@ func Open(cfg Config) (*Node, error) {
 			ws.Close()
 		}
 	}
-	hl := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: slogWriter{cfg.Logger}})
+	hl := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: newSlogWriter(cfg.Logger), DisableTime: true})
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hl)
 	if err != nil {
 		closeStores()
@@ -611,10 +612,66 @@ func (f *fsm) signingKey() []byte {
 	return f.key
 }
 
-// slogWriter passes the library's log lines to the server's logger.
-type slogWriter struct{ l *slog.Logger }
+// slogWriter passes the library's log lines (hclog's, without their time)
+// to the server's logger at their own level. A peer that is down makes
+// the library say the same thing twice a second: a line that repeats
+// within slogRepeatEvery is counted, and the next one that passes says
+// how many were left out.
+type slogWriter struct {
+	l    *slog.Logger
+	mu   sync.Mutex
+	seen map[string]*slogRepeat
+}
 
-func (w slogWriter) Write(p []byte) (int, error) {
-	w.l.Warn(strings.TrimSpace(string(p)), "lib", "raft")
+type slogRepeat struct {
+	at      time.Time
+	dropped int
+}
+
+const slogRepeatEvery = 10 * time.Second
+
+func newSlogWriter(l *slog.Logger) *slogWriter {
+	return &slogWriter{l: l, seen: map[string]*slogRepeat{}}
+}
+
+func (w *slogWriter) Write(p []byte) (int, error) {
+	line := strings.TrimSpace(string(p))
+	level := slog.LevelWarn
+	for tag, l := range map[string]slog.Level{"[ERROR]": slog.LevelError, "[WARN]": slog.LevelWarn, "[INFO]": slog.LevelInfo, "[DEBUG]": slog.LevelDebug, "[TRACE]": slog.LevelDebug} {
+		if rest, ok := strings.CutPrefix(line, tag); ok {
+			line, level = strings.TrimSpace(rest), l
+			break
+		}
+	}
+	// hclog writes "name: message: key=value ...".
+	if name, rest, ok := strings.Cut(line, ": "); ok && !strings.Contains(name, " ") {
+		line = rest
+	}
+	msg, fields, _ := strings.Cut(line, ": ")
+	now := time.Now()
+	w.mu.Lock()
+	r := w.seen[msg]
+	if r != nil && now.Sub(r.at) < slogRepeatEvery {
+		r.dropped++
+		w.mu.Unlock()
+		return len(p), nil
+	}
+	dropped := 0
+	if r != nil {
+		dropped = r.dropped
+	}
+	if len(w.seen) > 1000 {
+		clear(w.seen)
+	}
+	w.seen[msg] = &slogRepeat{at: now}
+	w.mu.Unlock()
+	args := []any{"lib", "raft"}
+	if fields != "" {
+		args = append(args, "detail", fields)
+	}
+	if dropped > 0 {
+		args = append(args, "repeated", dropped)
+	}
+	w.l.Log(context.Background(), level, msg, args...)
 	return len(p), nil
 }

@@ -1,0 +1,41 @@
+package raftlog
+
+import (
+	"bytes"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// TestSlogWriterLevelsAndRepeats: the library's lines reach the server's
+// log at their own level, without hclog's time and name, and a line that
+// repeats is written once with the count of those left out.
+func TestSlogWriterLevelsAndRepeats(t *testing.T) {
+	var out bytes.Buffer
+	w := newSlogWriter(slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	hl := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: w, DisableTime: true})
+	for range 5 {
+		hl.Error("failed to appendEntries to", "peer", "n2", "error", "dial tcp: connection refused")
+	}
+	hl.Warn("heartbeat timeout reached, starting election", "last-leader-id", "n1")
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("wrote %d lines, want 2 (the repeats left out):\n%s", len(lines), out.String())
+	}
+	if !strings.Contains(lines[0], "level=ERROR") || !strings.Contains(lines[0], `msg="failed to appendEntries to"`) ||
+		!strings.Contains(lines[0], "peer=n2") || strings.Contains(lines[0], "[ERROR]") {
+		t.Fatalf("error line: %s", lines[0])
+	}
+	if !strings.Contains(lines[1], "level=WARN") || !strings.Contains(lines[1], `msg="heartbeat timeout reached, starting election"`) {
+		t.Fatalf("warning line: %s", lines[1])
+	}
+	// Once the quiet time has passed, the next says how many were left out.
+	w.seen["failed to appendEntries to"].at = w.seen["failed to appendEntries to"].at.Add(-slogRepeatEvery)
+	out.Reset()
+	hl.Error("failed to appendEntries to", "peer", "n2", "error", "dial tcp: connection refused")
+	if !strings.Contains(out.String(), "repeated=4") {
+		t.Fatalf("the line after the quiet time: %s", out.String())
+	}
+}
