@@ -460,8 +460,8 @@ func (a *saleActor) pause(m *pauseCmd) {
 
 // SaleStats are counters since the server started.
 type SaleStats struct {
-	HoldsPlaced  int64
-	HoldsExpired int64
+	HoldsPlaced  int64 `json:"holds_placed"`
+	HoldsExpired int64 `json:"holds_expired"`
 }
 
 // Stats returns the sale's counters.
