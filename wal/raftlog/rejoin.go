@@ -1,6 +1,7 @@
 package raftlog
 
 import (
+	"errors"
 	"sync"
 	"sync/atomic"
 
@@ -19,8 +20,10 @@ import (
 // would be lost.
 //
 // So a rejoining node does not bootstrap, and it refuses every vote and
-// pre-vote until it has applied the log up to a point that covers what it
-// acknowledged before: the highest index the leader's first append names
+// pre-vote, and asks for none (its own vote for itself is given inside the
+// library, and a partial copy could win with a lagging member's), until it
+// has applied the log up to a point that covers what it acknowledged
+// before: the highest index the leader's first append names
 // (its commit index, the entry before its entries, the last of them) or
 // the last index of the first snapshot installed. A leader's first append
 // to it starts at the index the leader next expects from this node, past
@@ -53,6 +56,27 @@ func newRejoinGuard(t *raft.NetworkTransport, id, addr string, applied func() ui
 	}
 	go g.run(t.Consumer())
 	return g
+}
+
+// errRejoining refuses this node's own campaign. Its text must not hold
+// the library's "rpc unexpected command", which counts as a pre-vote
+// granted by a peer that knows no pre-votes.
+var errRejoining = errors.New("this node is rejoining and votes in no election until it has caught up with the log")
+
+// RequestVote asks a peer for its vote, once this node has caught up.
+func (g *rejoinGuard) RequestVote(id raft.ServerID, target raft.ServerAddress, args *raft.RequestVoteRequest, resp *raft.RequestVoteResponse) error {
+	if !g.caughtUp() {
+		return errRejoining
+	}
+	return g.NetworkTransport.RequestVote(id, target, args, resp)
+}
+
+// RequestPreVote asks a peer for its pre-vote, once this node has caught up.
+func (g *rejoinGuard) RequestPreVote(id raft.ServerID, target raft.ServerAddress, args *raft.RequestPreVoteRequest, resp *raft.RequestPreVoteResponse) error {
+	if !g.caughtUp() {
+		return errRejoining
+	}
+	return g.NetworkTransport.RequestPreVote(id, target, args, resp)
 }
 
 // Consumer is what Raft reads its RPCs from.
