@@ -219,6 +219,10 @@ func Open(cfg Config) (*Engine, error) {
 
 func (e *Engine) nowMs() int64 { return e.cfg.Now().UnixMilli() }
 
+// Payer is the payment provider this engine was configured with
+// (Config.Payer), the one its settler uses; nil if none.
+func (e *Engine) Payer() Payer { return e.cfg.Payer }
+
 // fatal records the first fatal error and reports it.
 func (e *Engine) fatal(err error) {
 	if e.failed.CompareAndSwap(nil, &err) {

@@ -354,8 +354,8 @@ func (r *Running) startCluster(o Options, m *Metrics, fatal chan error) error {
 	}
 	srv.cluster = c
 	c.gauges(m)
-	confirm := func() error {
-		if !c.confirmed(c.epoch.Load()) {
+	confirm := func(epoch uint64) error {
+		if !c.confirmed(epoch) {
 			return errNotConfirmed
 		}
 		return nil

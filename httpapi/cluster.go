@@ -421,9 +421,13 @@ func (c *cluster) lead() error {
 		return fmt.Errorf("replicate this node's address: %w", err)
 	}
 	c.adoptKey()
+	// The leadership's epoch before its engine: the engine charges as this
+	// leadership's (inEpoch); handlers see it once leading is set below.
+	epoch := c.epoch.Add(1)
 	cfg := c.engine()
 	cfg.Journal = j
 	cfg.Fatal = c.engineFatal
+	cfg.Payer = c.s.pay.inEpoch(epoch)
 	eng, err := actors.Open(cfg)
 	if err != nil {
 		j.Close()
@@ -436,7 +440,6 @@ func (c *cluster) lead() error {
 	c.eng.Store(eng)
 	c.journal = j
 	c.confirmStop = make(chan struct{})
-	epoch := c.epoch.Add(1)
 	go c.runConfirm(c.confirmStop, epoch)
 	c.leading.Store(true)
 	c.s.SetEngine(eng)

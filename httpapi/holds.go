@@ -255,7 +255,7 @@ func (s *Server) checkout(ctx *fasthttp.RequestCtx, eng *actors.Engine, holdID s
 	if !ok || !s.limitBuyer(ctx, claims.Buyer) {
 		return
 	}
-	r := eng.Checkout(actors.CheckoutRequest{HoldID: holdID, Buyer: claims.Buyer, PaymentToken: *in.Payment.Token, IdemKey: key}, s.pay)
+	r := eng.Checkout(actors.CheckoutRequest{HoldID: holdID, Buyer: claims.Buyer, PaymentToken: *in.Payment.Token, IdemKey: key}, eng.Payer())
 	if r.Err == nil {
 		sale.CheckoutDone(claims.ID)
 	}

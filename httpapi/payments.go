@@ -350,9 +350,23 @@ type bulkhead struct {
 	slots chan struct{}
 	m     *Metrics
 	// confirm, if set, is asked right before a charge leaves for the
-	// provider (a cluster's leader: does a majority still follow it?).
-	confirm atomic.Pointer[func() error]
+	// provider: does a majority still follow this node, in the leadership
+	// (cluster.epoch) whose engine makes the charge?
+	confirm atomic.Pointer[func(epoch uint64) error]
 }
+
+// inEpoch is the bulkhead as the payer of the engine of one leadership: its
+// charges go out only while this node is confirmed to lead in that
+// leadership, never on a later one's round (the later engine may have
+// closed the attempt as never charged).
+func (b *bulkhead) inEpoch(epoch uint64) actors.Payer { return epochPayer{b, epoch} }
+
+type epochPayer struct {
+	*bulkhead
+	epoch uint64
+}
+
+func (p epochPayer) Charge(pm actors.Payment) *actors.Error { return p.charge(pm, p.epoch) }
 
 // errNotConfirmed: a charge not sent because the leadership could not be
 // confirmed.
@@ -423,8 +437,10 @@ func (b *bulkhead) call(op string, f func(ctx context.Context) error) *actors.Er
 // order of the settler's stand-in for an attempt whose amount it does
 // not know.)
 
-// Charge implements actors.Payer.
-func (b *bulkhead) Charge(p actors.Payment) *actors.Error {
+// Charge implements actors.Payer, for one node (no leadership to confirm).
+func (b *bulkhead) Charge(p actors.Payment) *actors.Error { return b.charge(p, 0) }
+
+func (b *bulkhead) charge(p actors.Payment, epoch uint64) *actors.Error {
 	if p.AmountCents == 0 {
 		return nil
 	}
@@ -433,7 +449,7 @@ func (b *bulkhead) Charge(p actors.Payment) *actors.Error {
 		// deposed meanwhile must not charge an attempt the new leader may
 		// have closed as never charged.
 		if f := b.confirm.Load(); f != nil {
-			if err := (*f)(); err != nil {
+			if err := (*f)(epoch); err != nil {
 				return errNotConfirmed
 			}
 		}

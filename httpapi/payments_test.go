@@ -219,3 +219,33 @@ func journalOps(t *testing.T, path string) []string {
 	}
 	return ops
 }
+
+// TestChargeConfirmsItsOwnLeadership: the payer of one leadership's engine
+// confirms that leadership before it charges, whatever leadership is
+// current: a charge of a dropped engine is not sent on a later one's
+// confirmation.
+func TestChargeConfirmsItsOwnLeadership(t *testing.T) {
+	b := newBulkhead(&Simulator{}, 4, NewMetrics())
+	current := uint64(9)
+	var asked []uint64
+	confirm := func(epoch uint64) error {
+		asked = append(asked, epoch)
+		if epoch != current {
+			return errNotConfirmed
+		}
+		return nil
+	}
+	b.confirm.Store(&confirm)
+	p := actors.Payment{OrderID: "o1", HoldID: "h1", AmountCents: 100, Token: "tok_visa"}
+	err := b.inEpoch(7).Charge(p)
+	requireTrue(t, err != nil, "a charge of leadership 7 went out while 9 leads")
+	requireNoErr(t, asErr(b.inEpoch(9).Charge(actors.Payment{OrderID: "o2", HoldID: "h2", AmountCents: 100, Token: "tok_visa"})), "a charge of the current leadership")
+	requireEqual(t, asked, []uint64{7, 9})
+}
+
+func asErr(e *actors.Error) error {
+	if e == nil {
+		return nil
+	}
+	return e
+}
