@@ -29,6 +29,9 @@ func startChild(o Options, dir, admin string, extra ...string) (*server, error) 
 	if so.NoSync {
 		args = append(args, "--unsafe-no-fsync")
 	}
+	if so.SnapshotRecords != 0 {
+		args = append(args, "--snapshot-records", strconv.FormatUint(so.SnapshotRecords, 10))
+	}
 	// The Stripe key is not a flag: the child inherits STRIPE_SECRET_KEY.
 	if so.Payments != "" {
 		args = append(args, "--payments", so.Payments)
