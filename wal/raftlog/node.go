@@ -283,9 +283,10 @@ func Open(cfg Config) (*Node, error) {
 			trans.Close()
 		}
 	}
-	n.timed = &timedLogStore{LogStore: logs}
 	if cfg.wrapLogs != nil {
-		n.timed.LogStore = cfg.wrapLogs(logs)
+		n.timed = newTimedLogStore(cfg.wrapLogs(logs))
+	} else {
+		n.timed = newTimedLogStore(logs)
 	}
 	cache, err := raft.NewLogCache(512, n.timed)
 	if err != nil {
@@ -648,9 +649,15 @@ func (w *slogWriter) Write(p []byte) (int, error) {
 		line = rest
 	}
 	msg, fields, _ := strings.Cut(line, ": ")
+	// A repeat is the same message about the same peer: the first field
+	// (peer=..., id=...) goes in the key, the others (an error's text) not.
+	key := msg
+	if first, _, _ := strings.Cut(fields, " "); first != "" {
+		key += " " + first
+	}
 	now := time.Now()
 	w.mu.Lock()
-	r := w.seen[msg]
+	r := w.seen[key]
 	if r != nil && now.Sub(r.at) < slogRepeatEvery {
 		r.dropped++
 		w.mu.Unlock()
@@ -663,7 +670,7 @@ func (w *slogWriter) Write(p []byte) (int, error) {
 	if len(w.seen) > 1000 {
 		clear(w.seen)
 	}
-	w.seen[msg] = &slogRepeat{at: now}
+	w.seen[key] = &slogRepeat{at: now}
 	w.mu.Unlock()
 	args := []any{"lib", "raft"}
 	if fields != "" {

@@ -20,9 +20,14 @@ func TestSlogWriterLevelsAndRepeats(t *testing.T) {
 		hl.Error("failed to appendEntries to", "peer", "n2", "error", "dial tcp: connection refused")
 	}
 	hl.Warn("heartbeat timeout reached, starting election", "last-leader-id", "n1")
+	// The same message about another peer is no repeat.
+	hl.Error("failed to appendEntries to", "peer", "n3", "error", "dial tcp: connection refused")
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if len(lines) != 2 {
-		t.Fatalf("wrote %d lines, want 2 (the repeats left out):\n%s", len(lines), out.String())
+	if len(lines) != 3 {
+		t.Fatalf("wrote %d lines, want 3 (the repeats left out):\n%s", len(lines), out.String())
+	}
+	if !strings.Contains(lines[2], "peer=n3") {
+		t.Fatalf("the other peer's line: %s", lines[2])
 	}
 	if !strings.Contains(lines[0], "level=ERROR") || !strings.Contains(lines[0], `msg="failed to appendEntries to"`) ||
 		!strings.Contains(lines[0], "peer=n2") || strings.Contains(lines[0], "[ERROR]") {
@@ -32,7 +37,8 @@ func TestSlogWriterLevelsAndRepeats(t *testing.T) {
 		t.Fatalf("warning line: %s", lines[1])
 	}
 	// Once the quiet time has passed, the next says how many were left out.
-	w.seen["failed to appendEntries to"].at = w.seen["failed to appendEntries to"].at.Add(-slogRepeatEvery)
+	const key = "failed to appendEntries to peer=n2"
+	w.seen[key].at = w.seen[key].at.Add(-slogRepeatEvery)
 	out.Reset()
 	hl.Error("failed to appendEntries to", "peer", "n2", "error", "dial tcp: connection refused")
 	if !strings.Contains(out.String(), "repeated=4") {
