@@ -494,6 +494,16 @@ func TestBrowserBuyerLiveSeats(t *testing.T) {
 	}
 	b.shot("taken")
 
+	// A focused seat that someone takes hands the focus to the next free
+	// one, not to the page.
+	b.do("focus A-7", chromedp.Focus(chromedp.CSS(`button[data-seat="A-7"]`)))
+	h7 := s.must(t, 201, "POST", "/v1/sales/live/holds", map[string]any{"zone": "vip", "seats": []string{"A-7"}}, tok, "k-rival-7")
+	b.waitJS("A-7 shown held", `document.querySelector('button[data-seat="A-7"]').disabled`)
+	if focused := eval[string](b, "focus", `document.activeElement.dataset.seat || document.activeElement.tagName`); focused != "A-8" {
+		t.Fatalf("focus on %q after the focused seat was taken, want A-8", focused)
+	}
+	s.must(t, 200, "DELETE", "/v1/holds/"+fmt.Sprint(h7["hold_id"]), nil, tok, "")
+
 	s.must(t, 200, "DELETE", "/v1/holds/"+fmt.Sprint(h["hold_id"]), nil, tok, "")
 	b.waitJS("the released seats free again", `['A-5', 'A-6'].every(id => {
 		const b = document.querySelector('button[data-seat="' + id + '"]');
