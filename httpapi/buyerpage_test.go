@@ -14,13 +14,15 @@ import (
 )
 
 // TestBuyerPageRoutes: the sales list and the page of one sale are the same
-// embedded page, served as HTML under the page CSP, for any sale id.
+// embedded page, served as HTML under the page CSP, for any sale id; the
+// page of a sale that does not exist says so with its status too.
 func TestBuyerPageRoutes(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t)
-	for _, path := range []string{"/", "/sales/demo", "/sales/no-such-sale"} {
+	ts.createSale(t, newSaleSpec("demo"))
+	for path, status := range map[string]int{"/": 200, "/sales/demo": 200, "/sales/no-such-sale": 404} {
 		r := ts.do(t, "GET", path, nil)
-		requireEqual(t, r.Status, 200, path)
+		requireEqual(t, r.Status, status, path)
 		requireTrue(t, strings.HasPrefix(r.Header.Get("Content-Type"), "text/html"), "%s: Content-Type %q", path, r.Header.Get("Content-Type"))
 		requireTrue(t, strings.Contains(r.Header.Get("Content-Security-Policy"), "default-src 'self'"), "%s: no CSP", path)
 		requireEqual(t, string(r.Body), string(buyerPage), path)

@@ -292,9 +292,16 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, leading bool) string {
 		return "/"
 	case n == 2 && parts[0] == "sales":
 		// The page of one sale, the link an organizer shares. The page reads
-		// the id from its own address and says so if the sale does not exist.
+		// the id from its own address and says so if the sale does not exist;
+		// the status says it too, for link checkers and crawlers (a node
+		// still building its state cannot tell, and answers 200).
 		if method(ctx, "GET") {
 			servePage(ctx, buyerPage)
+			if eng := s.eng.Load(); eng != nil {
+				if _, ok := eng.Sale(parts[1]); !ok {
+					ctx.SetStatusCode(fasthttp.StatusNotFound)
+				}
+			}
 		}
 		return "/sales/{sale}"
 	case n == 1 && parts[0] == "healthz":
