@@ -217,18 +217,36 @@ func (s *crashServer) stop() {
 	s.cmd = nil
 }
 
-// crashFreeAddr finds a free port on the loopback interface.
+// crashAddrsGiven are the ports crashFreeAddr handed out in this process:
+// a port closed after the probe may come back from the next probe, and two
+// nodes of one cluster given the same address never start.
+var crashAddrsGiven = struct {
+	sync.Mutex
+	m map[string]bool
+}{m: map[string]bool{}}
+
+// crashFreeAddr finds a free port on the loopback interface, one it has not
+// handed out before.
 func crashFreeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("find a free port: %v", err)
+	crashAddrsGiven.Lock()
+	defer crashAddrsGiven.Unlock()
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("find a free port: %v", err)
+		}
+		addr := ln.Addr().String()
+		if err := ln.Close(); err != nil {
+			t.Fatalf("close probe listener: %v", err)
+		}
+		if !crashAddrsGiven.m[addr] {
+			crashAddrsGiven.m[addr] = true
+			return addr
+		}
 	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		t.Fatalf("close probe listener: %v", err)
-	}
-	return addr
+	t.Fatal("find a free port: 100 probes gave ports handed out already")
+	return ""
 }
 
 // crashChildEnv is the test's environment without ONSALE_* variables, so

@@ -16,14 +16,33 @@ import (
 	"onsale/wal"
 )
 
+// addrsGiven are the ports freeAddr handed out: a probed port, once closed,
+// may come back from the next probe, and two nodes of a cluster given one
+// address never start.
+var addrsGiven = struct {
+	sync.Mutex
+	m map[string]bool
+}{m: map[string]bool{}}
+
+// freeAddr is a free loopback address not handed out before.
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	addrsGiven.Lock()
+	defer addrsGiven.Unlock()
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		if !addrsGiven.m[addr] {
+			addrsGiven.m[addr] = true
+			return addr
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("100 probes gave ports handed out already")
+	return ""
 }
 
 type testCluster struct {
