@@ -111,6 +111,19 @@ func (r *CheckoutRequest) hash() uint64 {
 // turns the hold into an order, durably. A charge whose hold could not be
 // bought after all (it expired during the payment) is refunded.
 func (e *Engine) Checkout(r CheckoutRequest, p Payer) Result {
+	res := e.checkout(r, p)
+	if res.Err != nil && res.Err.keyClosed {
+		// A resumed attempt whose key the settler closed while this
+		// request waited (a retry right after a restart meets the settler
+		// finishing the same attempt): nothing was charged under it and it
+		// is closed now, so the buyer's checkout goes on as a fresh one.
+		// Its 5xx was not stored under the Idempotency-Key.
+		res = e.checkout(r, p)
+	}
+	return res
+}
+
+func (e *Engine) checkout(r CheckoutRequest, p Payer) Result {
 	s, zh, ok := e.route('h', r.HoldID)
 	if !ok {
 		return Result{Err: errHoldNotFound()}

@@ -87,6 +87,34 @@ func TestEngineCheckoutGatewayDown(t *testing.T) {
 	requireEqual(t, p.chargeAttempts(), 5)
 }
 
+// TestEngineCheckoutKeyClosedMeanwhile: the key of the attempt a checkout
+// charges under is closed while the charge waits (the settler, finishing
+// the same attempt after a restart, voided it). Nothing was charged under
+// it, and the buyer's checkout goes on as a fresh attempt: one order, one
+// charge, under the second attempt's key.
+func TestEngineCheckoutKeyClosedMeanwhile(t *testing.T) {
+	h := newHarness(t)
+	s := h.createSale(stdSaleDef())
+	p := newFakePayer()
+	v := mustHold(t, s, HoldRequest{Buyer: "b1", Zone: "ga", Quantity: 2})
+	var first string
+	p.setOnCharge(func(orderID string) {
+		if first == "" {
+			first = orderID
+			st, err := p.Void(Payment{OrderID: orderID})
+			requireTrue(t, err == nil && st == ChargeNone, "void: %v %v", st, err)
+		}
+	})
+	o := requireOrder(t, h.e.Checkout(CheckoutRequest{HoldID: v.ID, Buyer: "b1", PaymentToken: tokOK, IdemKey: "k1"}, p))
+	requireTrue(t, o.ID != first, "the order is the fresh attempt's, not the closed %s", first)
+	requireEqual(t, p.charged(), map[string]int64{o.ID: 9000})
+	requireEqual(t, p.chargeAttempts(), 2)
+	requireEqual(t, counts(s, "ga"), ZoneCounts{ID: "ga", Free: 18, Sold: 2})
+	// The answer is stored under the key like any order.
+	requireEqual(t, *requireOrder(t, h.e.Checkout(CheckoutRequest{HoldID: v.ID, Buyer: "b1", PaymentToken: tokOK, IdemKey: "k1"}, p)), *o)
+	requireEqual(t, p.chargeAttempts(), 2)
+}
+
 func TestEngineCheckoutAfterExpiry(t *testing.T) {
 	h := newHarness(t)
 	s := h.createSale(stdSaleDef())

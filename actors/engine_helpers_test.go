@@ -103,7 +103,7 @@ func (p *fakePayer) Charge(pay Payment) *Error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.voided[orderID] {
-		return errorf(CodePaymentDown, "the charge key was closed: the attempt was settled as unpaid")
+		return KeyClosed("the charge key was closed: the attempt was settled as unpaid")
 	}
 	if _, ok := p.charges[orderID]; ok {
 		panic("fakePayer: order " + orderID + " charged twice")

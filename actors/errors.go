@@ -25,6 +25,18 @@ type Error struct {
 	// transient marks a refusal that a retry may not get (another checkout
 	// of the hold in progress): never stored under an idempotency key.
 	transient bool
+	// keyClosed marks a charge the provider refused because its key was
+	// closed (Payer.Void) while the charge waited: nothing was charged,
+	// and the attempt can never be; see KeyClosed.
+	keyClosed bool
+}
+
+// KeyClosed is a Payer's answer to a charge whose key was closed (Void)
+// before it left: the attempt was settled as unpaid meanwhile, and nothing
+// was or can be charged under that key. A checkout then starts a fresh
+// attempt.
+func KeyClosed(message string) *Error {
+	return &Error{Code: CodePaymentDown, Message: message, keyClosed: true}
 }
 
 // ZoneFree names a zone and how many seats it has free. The seat core makes

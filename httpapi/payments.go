@@ -416,7 +416,7 @@ func (b *bulkhead) call(op string, f func(ctx context.Context) error) *actors.Er
 		return &actors.Error{Code: actors.CodeUnavailable, Message: "nothing was charged: " + err.Error() + "; retry with the same Idempotency-Key"}
 	case errors.Is(err, errVoided):
 		b.m.paymentsClosed.Inc()
-		return &actors.Error{Code: actors.CodePaymentDown, Message: "nothing was charged: this payment attempt was settled as unpaid while it waited; retry the checkout, your hold stays until it expires"}
+		return actors.KeyClosed("nothing was charged: this payment attempt was settled as unpaid while it waited; retry the checkout, your hold stays until it expires")
 	case errors.Is(err, ErrAuthRequired):
 		b.m.paymentDeclines.Inc()
 		return &actors.Error{Code: actors.CodePaymentDecline, Message: "the card requires authentication (3-D Secure), which this checkout cannot complete; use another card, your hold stays until it expires"}
