@@ -1,25 +1,17 @@
 package httpapi
 
 import (
-	"bytes"
-	"crypto/hmac"
-	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -101,74 +93,6 @@ type cluster struct {
 	failover atomic.Int64
 	// skewWarned is the second the last clock-skew warning was logged in.
 	skewWarned atomic.Int64
-}
-
-func clusterProof(adminToken string) []byte {
-	h := sha256.Sum256([]byte(adminToken))
-	return h[:]
-}
-
-// clusterProofSkew bounds how far a proof's time may be from the
-// receiver's clock: the nodes' clocks must agree within it.
-const clusterProofSkew = 5 * time.Minute
-
-// A member's request to another carries a proof that it comes from a
-// member: the time, and an HMAC under the cluster's key (made from the
-// admin token, which every member has) of that time, the method, the
-// client address it passes on (Onsale-Forwarded-For) and the body's hash.
-// One seen on the wire is no use for long (clusterProofSkew) nor for
-// another request: it cannot pass on another client's address, nor carry
-// another body (a node registration, say).
-
-// sign puts the proof on req, a request to another member; call it once
-// its method, Forwarded-For header and body are set.
-func (c *cluster) sign(req *fasthttp.Request) {
-	t := strconv.FormatInt(time.Now().Unix(), 10)
-	req.Header.Set(hdrClusterProof, t+"."+c.proofMAC(t, req.Header.Method(), req.Header.Peek(hdrForwardedFor), req.Body()))
-}
-
-func (c *cluster) proofMAC(t string, method, forwardedFor, body []byte) string {
-	bh := sha256.Sum256(body)
-	m := hmac.New(sha256.New, c.proof)
-	for _, part := range [][]byte{[]byte(t), method, forwardedFor, bh[:]} {
-		m.Write(part)
-		m.Write([]byte{0})
-	}
-	return hex.EncodeToString(m.Sum(nil))
-}
-
-// memberKey keeps a request's verdict (fromMember is asked several times).
-type memberKey struct{}
-
-// fromMember reports whether a request carries a valid proof.
-func (c *cluster) fromMember(ctx *fasthttp.RequestCtx) bool {
-	if v, ok := ctx.UserValue(memberKey{}).(bool); ok {
-		return v
-	}
-	ok := c.verifyProof(ctx)
-	ctx.SetUserValue(memberKey{}, ok)
-	return ok
-}
-
-func (c *cluster) verifyProof(ctx *fasthttp.RequestCtx) bool {
-	p := ctx.Request.Header.Peek(hdrClusterProof)
-	if len(p) == 0 {
-		return false
-	}
-	ts, mac, ok := bytes.Cut(p, []byte("."))
-	t, err := strconv.ParseInt(string(ts), 10, 64)
-	if !ok || err != nil {
-		return false
-	}
-	if d := time.Since(time.Unix(t, 0)); d > clusterProofSkew || d < -clusterProofSkew {
-		if now := time.Now().Unix(); c.skewWarned.Swap(now) != now {
-			c.log.Warn("cluster: a member's request is refused: its clock is too far from this node's; keep the nodes' clocks in step (NTP)",
-				"from", ctx.RemoteIP().String(), "skew", d.Round(time.Second), "allowed", clusterProofSkew)
-		}
-		return false
-	}
-	want := c.proofMAC(string(ts), ctx.Method(), ctx.Request.Header.Peek(hdrForwardedFor), ctx.PostBody())
-	return subtle.ConstantTimeCompare(mac, []byte(want)) == 1
 }
 
 // run keeps an engine on this node: the deciding one while it leads, a
@@ -267,119 +191,6 @@ func (c *cluster) gauges(m *Metrics) {
 	m.set.NewGauge("onsale_cluster_snapshots_taken", func() float64 { return float64(c.node.SnapshotsTaken()) })
 	m.set.NewGauge("onsale_cluster_snapshots_installed", func() float64 { return float64(c.node.SnapshotsInstalled()) })
 	m.set.NewGauge("onsale_cluster_last_takeover_seconds", func() float64 { return time.Duration(c.failover.Load()).Seconds() })
-}
-
-// The leader's answers that no record of their own made durable (reads,
-// refusals, not found) come from its memory, which is the cluster's state
-// only while no other node leads. A leader paused (SIGSTOP) past an
-// election answers from stale memory for the moment it takes to learn of
-// the new term. So such an answer is sent only once leadership is
-// confirmed at or after the time it was made: by a lease (a Verify that
-// started before the request and less than raftlog.Lease ago), or else
-// by the next Verify round. A write's 2xx needs none: it was committed by
-// a majority, or it repeats an answer that was.
-
-// confirmer runs Verify rounds while this node leads.
-type confirmer struct {
-	mu     sync.Mutex
-	okAt   time.Time     // start of the last successful round
-	okOf   uint64        // the leadership (cluster.epoch) that round ran in
-	start  time.Time     // start of the round running now (zero: none)
-	done   chan struct{} // closed when that round ends
-	demand chan struct{} // capacity 1: a request waits for a round
-	// needed is when an answer last asked for a confirmation (unix ns):
-	// the ticked rounds run only while answers need them, so an idle
-	// leader adds no entries to the log.
-	needed atomic.Int64
-}
-
-func newConfirmer() *confirmer {
-	return &confirmer{demand: make(chan struct{}, 1)}
-}
-
-// confirmEvery spaces the rounds while nobody waits, to keep the lease
-// fresh for the fast path: each one commits an empty entry.
-const confirmEvery = 100 * time.Millisecond
-
-// confirmIdleAfter: with no answer asking for this long, the ticked rounds
-// pause (the first answer after waits for one round).
-const confirmIdleAfter = 2 * time.Second
-
-// confirmWaitMax bounds a request's wait for a round.
-const confirmWaitMax = time.Second
-
-// runConfirm runs rounds for the leadership epoch until stop closes.
-func (c *cluster) runConfirm(stop <-chan struct{}, epoch uint64) {
-	cf := c.confirm
-	t := time.NewTicker(confirmEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-stop:
-			return
-		case <-t.C:
-			if time.Since(time.Unix(0, cf.needed.Load())) > confirmIdleAfter {
-				continue
-			}
-		case <-cf.demand:
-		}
-		cf.mu.Lock()
-		start, done := time.Now(), make(chan struct{})
-		cf.start, cf.done = start, done
-		cf.mu.Unlock()
-		err := c.node.Verify()
-		cf.mu.Lock()
-		if err == nil {
-			cf.okAt, cf.okOf = start, epoch
-		}
-		cf.start, cf.done = time.Time{}, nil
-		cf.mu.Unlock()
-		close(done)
-	}
-}
-
-// confirmed reports whether an answer made by now, in leadership epoch (read
-// before the request was routed), may be sent as this cluster's: this node
-// led when it was made, in that leadership. A round of a later leadership
-// proves nothing of an engine dropped before it.
-func (c *cluster) confirmed(epoch uint64) bool {
-	cf := c.confirm
-	// The answer was made by now. A round that succeeded proves this node
-	// led up to its start (a majority was still in its term) and, by the
-	// lease, for raftlog.Lease after: so one that started no earlier than
-	// Lease before now covers the answer, whenever it was made.
-	made := time.Now()
-	cf.needed.Store(made.UnixNano())
-	deadline := made.Add(confirmWaitMax)
-	for {
-		cf.mu.Lock()
-		okAt, okOf, start, done := cf.okAt, cf.okOf, cf.start, cf.done
-		cf.mu.Unlock()
-		if c.epoch.Load() != epoch {
-			return false
-		}
-		if okOf == epoch && !okAt.IsZero() && okAt.Add(raftlog.Lease).After(made) {
-			return true
-		}
-		if !c.leading.Load() || time.Now().After(deadline) {
-			return false
-		}
-		if done == nil || start.Before(made) {
-			select {
-			case cf.demand <- struct{}{}:
-			default:
-			}
-		}
-		wait := done
-		if wait == nil {
-			time.Sleep(time.Millisecond)
-			continue
-		}
-		select {
-		case <-wait:
-		case <-time.After(time.Until(deadline)):
-		}
-	}
 }
 
 // adoptKey puts the cluster's signing key in force once it is known.
@@ -514,153 +325,6 @@ func (c *cluster) watchWrites(stall time.Duration, stalled func() time.Duration)
 			}
 			return
 		}
-	}
-}
-
-// register tells the leader this node's HTTP address.
-func (c *cluster) register() bool {
-	if c.node.HTTPAddr(c.node.ID()) == c.self {
-		return true
-	}
-	addr := c.node.HTTPAddr(c.node.Leader())
-	if addr == "" {
-		return false
-	}
-	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseRequest(req)
-	defer fasthttp.ReleaseResponse(resp)
-	req.Header.SetMethod("POST")
-	req.SetRequestURI("http://" + addr + "/v1/cluster/nodes")
-	req.Header.SetContentType("application/json")
-	b, _ := json.Marshal(map[string]string{"id": c.node.ID(), "http_addr": c.self})
-	req.SetBody(b)
-	c.sign(req)
-	if err := c.client(addr).DoTimeout(req, resp, peerAskTimeout*4); err != nil || resp.StatusCode() != 204 {
-		return false
-	}
-	return true
-}
-
-func (c *cluster) client(addr string) *fasthttp.HostClient {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	hc := c.clients[addr]
-	if hc == nil {
-		hc = &fasthttp.HostClient{Addr: addr, MaxConns: 512, ReadTimeout: forwardTimeout, WriteTimeout: 5 * time.Second,
-			MaxIdleConnDuration: 30 * time.Second, DisablePathNormalizing: true}
-		c.clients[addr] = hc
-	}
-	return hc
-}
-
-// forward passes a request for the engine to the leader and its answer
-// back, unchanged. Event streams are not forwarded: a follower answers 503
-// and the buyer's page polls instead.
-func (c *cluster) forward(ctx *fasthttp.RequestCtx, parts []string) {
-	if len(ctx.Request.Header.Peek(hdrForwardedBy)) > 0 {
-		// Forwarded once already: the sender thought this node leads.
-		retryAfter(ctx, 1)
-		fail(ctx, codeRecovering, "the cluster is electing a leader; retry in a moment")
-		return
-	}
-	if parts[len(parts)-1] == "events" {
-		retryAfter(ctx, 1)
-		fail(ctx, codeRecovering, "this node does not serve event streams while it follows the cluster's leader; poll the same address without /events")
-		return
-	}
-	leader := c.node.Leader()
-	addr := c.node.HTTPAddr(leader)
-	if leader == "" || addr == "" {
-		retryAfter(ctx, 1)
-		fail(ctx, codeRecovering, "the cluster is electing a leader; retry in a moment")
-		return
-	}
-	// The exchange runs on its own copies, so that a leader that stops
-	// answering (paused, cut off) is given up as soon as the cluster
-	// elects another, not after forwardTimeout.
-	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-	ctx.Request.CopyTo(req)
-	req.Header.Set(hdrForwardedBy, c.node.ID())
-	req.Header.Set(hdrForwardedFor, ctx.RemoteIP().String())
-	c.sign(req)
-	req.SetHost(addr)
-	done := make(chan error, 1)
-	go func() {
-		err := c.client(addr).DoTimeout(req, resp, forwardTimeout)
-		done <- err
-	}()
-	tick := time.NewTicker(forwardWatchEvery)
-	defer tick.Stop()
-	for {
-		select {
-		case err := <-done:
-			if err == nil {
-				resp.CopyTo(&ctx.Response)
-				// Read your writes: the buyer's next read on this node
-				// sees what the leader answered.
-				if idx, perr := strconv.ParseUint(string(resp.Header.Peek(hdrApplied)), 10, 64); perr == nil {
-					c.waitApplied(idx)
-				}
-			}
-			fasthttp.ReleaseRequest(req)
-			fasthttp.ReleaseResponse(resp)
-			if err != nil {
-				c.log.Warn("cluster: forward to the leader failed", "leader", leader, "addr", addr, "err", err)
-				retryAfter(ctx, 1)
-				fail(ctx, actors.CodeUnavailable, fmt.Sprintf("the cluster's leader (%s) %s; %s", leader, forwardFailure(err), maybeMade(ctx)))
-			}
-			return
-		case <-tick.C:
-			if c.node.Leader() == leader {
-				continue
-			}
-			// The exchange ends on its own; its copies are let go then.
-			go func() {
-				<-done
-				fasthttp.ReleaseRequest(req)
-				fasthttp.ReleaseResponse(resp)
-			}()
-			retryAfter(ctx, 1)
-			fail(ctx, actors.CodeUnavailable, fmt.Sprintf("the cluster's leader (%s) was replaced while it had this request; %s", leader, maybeMade(ctx)))
-			return
-		}
-	}
-}
-
-// forwardFailure says, for a buyer, why a forwarded request got no answer;
-// the client library's own text (advice to server authors) goes to the log.
-func forwardFailure(err error) string {
-	var ne net.Error
-	switch {
-	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, fasthttp.ErrDialTimeout):
-		return fmt.Sprintf("did not answer within %s", forwardTimeout)
-	case errors.Is(err, fasthttp.ErrConnectionClosed), errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET):
-		return "closed the connection before it answered (it may have stopped)"
-	case errors.Is(err, syscall.ECONNREFUSED), errors.As(err, &ne):
-		return "could not be reached (it may have stopped)"
-	}
-	return "did not answer"
-}
-
-// maybeMade is the advice for a write whose outcome is unknown: the same
-// Idempotency-Key gets the first answer; without one, a retry may do it
-// twice (a join keeps the buyer's place; a hold or a checkout may not).
-func maybeMade(ctx *fasthttp.RequestCtx) string {
-	if ctx.IsGet() || ctx.IsHead() {
-		return "retry in a moment"
-	}
-	if len(ctx.Request.Header.Peek("Idempotency-Key")) > 0 {
-		return "the change may or may not have been made: retry with the same Idempotency-Key, which gets the first answer"
-	}
-	return "the change may or may not have been made, and without an Idempotency-Key a retry may make it twice: check before you retry, and send an Idempotency-Key with writes"
-}
-
-// waitApplied waits, at most appliedWaitMax, until this node has applied
-// the log up to idx.
-func (c *cluster) waitApplied(idx uint64) {
-	deadline := time.Now().Add(appliedWaitMax)
-	for c.node.AppliedIndex() < idx && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
 	}
 }
 
