@@ -255,7 +255,13 @@ func (s *Server) checkout(ctx *fasthttp.RequestCtx, eng *actors.Engine, holdID s
 	if !ok || !s.limitBuyer(ctx, claims.Buyer) {
 		return
 	}
-	r := eng.Checkout(actors.CheckoutRequest{HoldID: holdID, Buyer: claims.Buyer, PaymentToken: *in.Payment.Token, IdemKey: key}, eng.Payer())
+	// The engine's own payer: on a cluster, bound to the leadership that
+	// built the engine (inEpoch).
+	payer := eng.Payer()
+	if payer == nil {
+		payer = s.pay
+	}
+	r := eng.Checkout(actors.CheckoutRequest{HoldID: holdID, Buyer: claims.Buyer, PaymentToken: *in.Payment.Token, IdemKey: key}, payer)
 	if r.Err == nil {
 		sale.CheckoutDone(claims.ID)
 	}

@@ -159,6 +159,11 @@ func (s *Stripe) chargeError(p actors.Payment, err error) error {
 		s.remember(p.OrderID, se.PaymentIntent.ID)
 	}
 	switch {
+	case se.Code == stripe.ErrorCodeIdempotencyKeyInUse || se.HTTPStatusCode == 409:
+		// Another request with this key is in progress (a deposed
+		// leader's charge, say): it may yet take the money, so the
+		// outcome is unknown, never "closed".
+		return fmt.Errorf("%w: another request with the charge key is in progress", ErrGatewayDown)
 	case se.Type == stripe.ErrorTypeIdempotency:
 		// The charge key was closed by a void (or used otherwise): no
 		// money is taken under it.

@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stripe/stripe-go/v82"
+
 	"onsale/actors"
 )
 
@@ -505,4 +507,18 @@ func TestPaymentsOptions(t *testing.T) {
 	h := ts.mustHold(t, "s", tok, map[string]any{"zone": "ga", "quantity": 1})
 	requireError(t, ts.checkout(t, h.HoldID, tok, pmUnknown, "k1"), 402, actors.CodePaymentDecline, "a payment method Stripe does not know")
 	requireStatus(t, ts.checkout(t, h.HoldID, tok, pmPaid, "k2"), 201, "paid through Stripe")
+}
+
+// TestStripeKeyInUseIsNotClosed: Stripe's answer that another request with
+// the key is in progress (a deposed leader's charge, say) is an unknown
+// outcome, never a closed key: that request may yet take the money, so
+// the checkout must not go on as a fresh attempt.
+func TestStripeKeyInUseIsNotClosed(t *testing.T) {
+	gw := newTestStripe(t, "http://127.0.0.1:1")
+	p := actors.Payment{Sale: "s", HoldID: "h_1", OrderID: "o_1", AmountCents: 4500, Currency: "eur", Token: "pm_card_visa"}
+	inUse := &stripe.Error{Type: stripe.ErrorTypeIdempotency, Code: stripe.ErrorCodeIdempotencyKeyInUse, HTTPStatusCode: 409}
+	err := gw.chargeError(p, inUse)
+	requireTrue(t, errors.Is(err, ErrGatewayDown) && !errors.Is(err, errVoided), "key in use: %v", err)
+	closed := &stripe.Error{Type: stripe.ErrorTypeIdempotency, HTTPStatusCode: 400}
+	requireTrue(t, errors.Is(gw.chargeError(p, closed), errVoided), "a key closed by a void")
 }
