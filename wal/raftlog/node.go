@@ -24,6 +24,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -613,6 +614,23 @@ func (f *fsm) signingKey() []byte {
 	return f.key
 }
 
+// firstField is the first key=value of hclog's fields, its value whole
+// when quoted (a peer is written as peer="{Voter n2 127.0.0.1:7002}").
+func firstField(fields string) string {
+	k, v, ok := strings.Cut(fields, "=")
+	if !ok || strings.Contains(k, " ") {
+		first, _, _ := strings.Cut(fields, " ")
+		return first
+	}
+	if strings.HasPrefix(v, `"`) {
+		if q, err := strconv.QuotedPrefix(v); err == nil {
+			return k + "=" + q
+		}
+	}
+	v, _, _ = strings.Cut(v, " ")
+	return k + "=" + v
+}
+
 // slogWriter passes the library's log lines (hclog's, without their time)
 // to the server's logger at their own level. A peer that is down makes
 // the library say the same thing twice a second: a line that repeats
@@ -651,10 +669,7 @@ func (w *slogWriter) Write(p []byte) (int, error) {
 	msg, fields, _ := strings.Cut(line, ": ")
 	// A repeat is the same message about the same peer: the first field
 	// (peer=..., id=...) goes in the key, the others (an error's text) not.
-	key := msg
-	if first, _, _ := strings.Cut(fields, " "); first != "" {
-		key += " " + first
-	}
+	key := msg + " " + firstField(fields)
 	now := time.Now()
 	w.mu.Lock()
 	r := w.seen[key]
