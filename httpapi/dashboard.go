@@ -191,6 +191,11 @@ func (d *dashboard) route(ctx *fasthttp.RequestCtx, parts []string) string {
 			d.login(ctx)
 		}
 		return "/dashboard/login"
+	case len(parts) == 1 && parts[0] == "logout":
+		if method(ctx, "POST") {
+			d.logout(ctx)
+		}
+		return "/dashboard/logout"
 	case len(parts) == 1 && parts[0] == "events":
 		if method(ctx, "GET") {
 			if !d.loggedIn(ctx) {
@@ -232,6 +237,31 @@ func (d *dashboard) login(ctx *fasthttp.RequestCtx) {
 	c.SetMaxAge(int(sessionTTL.Seconds()))
 	ctx.Response.Header.SetCookie(&c)
 	writeJSON(ctx, 200, map[string]string{"status": "logged in", "next": "/dashboard"})
+}
+
+// logout ends this browser's session: the cookie is removed, for a
+// logged-in operator whose request carries the session's CSRF token (so
+// that another site cannot log an operator out). Sessions are kept by no
+// table: a copy of the cookie taken elsewhere stays valid until it
+// expires (sessionTTL).
+func (d *dashboard) logout(ctx *fasthttp.RequestCtx) {
+	if !d.loggedIn(ctx) {
+		fail(ctx, codeUnauthorized, "not logged in to the dashboard")
+		return
+	}
+	if !hmac.Equal(ctx.Request.Header.Peek("X-CSRF-Token"), []byte(d.csrf(ctx))) {
+		fail(ctx, codeForbidden, "the request lacks the dashboard's CSRF token: reload the dashboard and try again")
+		return
+	}
+	var c fasthttp.Cookie
+	c.SetKey(sessionCookie)
+	c.SetValue("")
+	c.SetPath("/dashboard")
+	c.SetHTTPOnly(true)
+	c.SetSameSite(fasthttp.CookieSameSiteStrictMode)
+	c.SetExpire(fasthttp.CookieExpireDelete)
+	ctx.Response.Header.SetCookie(&c)
+	writeJSON(ctx, 200, map[string]string{"status": "logged out", "next": "/dashboard"})
 }
 
 // dashSale is one sale on the dashboard.

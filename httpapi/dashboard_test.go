@@ -206,3 +206,29 @@ func TestDashboardPauseResume(t *testing.T) {
 	requireTrue(t, ts.sale(t, "s").Queue.State != "paused", "resumed")
 	requireError(t, ts.do(t, "POST", "/dashboard/sales/nope/pause", nil, session, hdr{"X-CSRF-Token", tok.Token}), 404, actors.CodeNotFound, "unknown sale")
 }
+
+// TestDashboardLogout: logging out takes the session's CSRF token, like
+// any action, and answers with the cookie removed; the browser that drops
+// it sees the login page again.
+func TestDashboardLogout(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	ck := ts.dashboardLogin(t)
+	session := hdr{"Cookie", ck.Name + "=" + ck.Value}
+	var tok struct {
+		Token string `json:"token"`
+	}
+	r := ts.do(t, "GET", "/dashboard/csrf", nil, session)
+	requireStatus(t, r, 200, "csrf token")
+	r.decode(t, &tok)
+
+	requireError(t, ts.do(t, "POST", "/dashboard/logout", nil), 401, "unauthorized", "no session")
+	requireError(t, ts.do(t, "POST", "/dashboard/logout", nil, session), 403, "forbidden", "no token: another site cannot log an operator out")
+	r = ts.do(t, "POST", "/dashboard/logout", nil, session, hdr{"X-CSRF-Token", tok.Token})
+	requireStatus(t, r, 200, "logout")
+	cookies := (&http.Response{Header: r.Header}).Cookies()
+	requireEqual(t, len(cookies), 1, "the session cookie, removed")
+	requireTrue(t, cookies[0].Name == ck.Name && cookies[0].Value == "" && cookies[0].Expires.Before(time.Now()), "removed: %+v", cookies[0])
+	page := ts.do(t, "GET", "/dashboard", nil)
+	requireTrue(t, string(page.Body) == string(loginPage), "without the cookie, the login page")
+}

@@ -11,7 +11,7 @@ import "math"
 var routeNames = [...]string{
 	routeUnknown, "invalid", "recovering", "rate_limited",
 	"/", "/sales/{sale}", "/healthz", "/readyz", "/metrics", "/openapi.yaml",
-	"/dashboard", "/dashboard/csrf", "/dashboard/login", "/dashboard/events",
+	"/dashboard", "/dashboard/csrf", "/dashboard/login", "/dashboard/logout", "/dashboard/events",
 	"/dashboard/sales/{sale}/pause", "/dashboard/sales/{sale}/resume",
 	"/v1/sales", "/v1/sales/{sale}", "/v1/sales/{sale}/pause", "/v1/sales/{sale}/resume",
 	"/v1/sales/{sale}/availability", holdRoute, "/v1/sales/{sale}/draw",
