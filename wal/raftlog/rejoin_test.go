@@ -1,11 +1,9 @@
 package raftlog
 
 import (
-	"fmt"
 	"os"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -129,77 +127,5 @@ func TestRejoinKeepsWhatItAcknowledged(t *testing.T) {
 	got := replayed(t, c.nodes[nl].Journal())
 	if !slices.Contains(got, "w") || !slices.Contains(got, "a") {
 		t.Fatalf("the new leader's log holds %v; want a and w", got)
-	}
-}
-
-// cappedStore refuses to store entries past its limit (0: none), so that a
-// test can stop a node's copy of the log at a chosen index.
-type cappedStore struct {
-	raft.LogStore
-	limit *atomic.Uint64
-}
-
-func (s *cappedStore) StoreLog(l *raft.Log) error { return s.StoreLogs([]*raft.Log{l}) }
-
-func (s *cappedStore) StoreLogs(logs []*raft.Log) error {
-	if limit := s.limit.Load(); limit > 0 && logs[len(logs)-1].Index > limit {
-		return fmt.Errorf("test: entries past %d refused", limit)
-	}
-	return s.LogStore.StoreLogs(logs)
-}
-
-func (s *cappedStore) IsMonotonic() bool {
-	m, ok := s.LogStore.(raft.MonotonicLogStore)
-	return ok && m.IsMonotonic()
-}
-
-// TestRejoinPartialCopyDoesNotCampaign: the rejoining node has applied
-// part of the log (up to one batch) when the leader stops; the other node
-// lags further behind. The rejoining node would win the lagging node's
-// vote with its longer, partial copy and lead without w; it must not ask.
-func TestRejoinPartialCopyDoesNotCampaign(t *testing.T) {
-	var limits [3]atomic.Uint64
-	c := newTestClusterWith(t, &testCluster{t: t, wrap: func(i int) func(raft.LogStore) raft.LogStore {
-		return func(s raft.LogStore) raft.LogStore { return &cappedStore{LogStore: s, limit: &limits[i]} }
-	}})
-	li := c.leader()
-	lagging, lost := (li+1)%3, (li+2)%3
-	j := c.nodes[li].Journal()
-	j.Start()
-	appendAll(t, j, "a")
-	upTo := c.nodes[li].CommitIndex()
-	for c.nodes[lagging].Dispatched() < upTo {
-		time.Sleep(10 * time.Millisecond)
-	}
-	limits[lagging].Store(upTo)
-	filler := make([]string, 3*maxAppendEntries)
-	for i := range filler {
-		filler[i] = "b"
-	}
-	appendAll(t, j, filler...)
-	appendAll(t, j, "w") // on the leader and lost only
-
-	c.stop(lost)
-	if err := os.RemoveAll(c.dirs[lost]); err != nil {
-		t.Fatal(err)
-	}
-	limits[lost].Store(maxAppendEntries)
-	c.startWith(lost, true)
-	deadline := time.Now().Add(20 * time.Second)
-	for c.nodes[lost].Dispatched() < maxAppendEntries {
-		if time.Now().After(deadline) {
-			t.Fatalf("the rejoining node applied %d; want a first batch", c.nodes[lost].Dispatched())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	c.stop(li)
-	limits[lost].Store(0)
-	limits[lagging].Store(0)
-	end := time.Now().Add(8 * electionTimeout)
-	for time.Now().Before(end) {
-		if c.nodes[lost].IsLeader() || c.nodes[lagging].IsLeader() {
-			t.Fatal("a node without w leads while the only full copy is down")
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
