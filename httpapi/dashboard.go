@@ -124,15 +124,24 @@ func (d *dashboard) csrf(ctx *fasthttp.RequestCtx) string {
 	return hex.EncodeToString(m.Sum(nil))
 }
 
-// action pauses or resumes a sale for a logged-in operator whose request
-// carries the session's CSRF token.
-func (d *dashboard) action(ctx *fasthttp.RequestCtx, saleID, what string) {
+// operator reports whether a request comes from a logged-in operator and
+// carries the session's CSRF token, as every action must; if not, it has
+// answered 401 or 403.
+func (d *dashboard) operator(ctx *fasthttp.RequestCtx) bool {
 	if !d.loggedIn(ctx) {
 		fail(ctx, codeUnauthorized, "log in to the dashboard first")
-		return
+		return false
 	}
 	if !hmac.Equal(ctx.Request.Header.Peek("X-CSRF-Token"), []byte(d.csrf(ctx))) {
 		fail(ctx, codeForbidden, "the request lacks the dashboard's CSRF token: reload the dashboard and try again")
+		return false
+	}
+	return true
+}
+
+// action pauses or resumes a sale for an operator (see operator).
+func (d *dashboard) action(ctx *fasthttp.RequestCtx, saleID, what string) {
+	if !d.operator(ctx) {
 		return
 	}
 	if c := d.s.cluster; c != nil && !c.leading.Load() {
@@ -245,12 +254,7 @@ func (d *dashboard) login(ctx *fasthttp.RequestCtx) {
 // table: a copy of the cookie taken elsewhere stays valid until it
 // expires (sessionTTL).
 func (d *dashboard) logout(ctx *fasthttp.RequestCtx) {
-	if !d.loggedIn(ctx) {
-		fail(ctx, codeUnauthorized, "not logged in to the dashboard")
-		return
-	}
-	if !hmac.Equal(ctx.Request.Header.Peek("X-CSRF-Token"), []byte(d.csrf(ctx))) {
-		fail(ctx, codeForbidden, "the request lacks the dashboard's CSRF token: reload the dashboard and try again")
+	if !d.operator(ctx) {
 		return
 	}
 	var c fasthttp.Cookie
