@@ -649,6 +649,12 @@ type slogRepeat struct {
 
 const slogRepeatEvery = 10 * time.Second
 
+// hclogLevels are hclog's level tags and the slog levels they become.
+var hclogLevels = []struct {
+	tag   string
+	level slog.Level
+}{{"[ERROR]", slog.LevelError}, {"[WARN]", slog.LevelWarn}, {"[INFO]", slog.LevelInfo}, {"[DEBUG]", slog.LevelDebug}, {"[TRACE]", slog.LevelDebug}}
+
 func newSlogWriter(l *slog.Logger) *slogWriter {
 	return &slogWriter{l: l, seen: map[string]*slogRepeat{}}
 }
@@ -656,9 +662,9 @@ func newSlogWriter(l *slog.Logger) *slogWriter {
 func (w *slogWriter) Write(p []byte) (int, error) {
 	line := strings.TrimSpace(string(p))
 	level := slog.LevelWarn
-	for tag, l := range map[string]slog.Level{"[ERROR]": slog.LevelError, "[WARN]": slog.LevelWarn, "[INFO]": slog.LevelInfo, "[DEBUG]": slog.LevelDebug, "[TRACE]": slog.LevelDebug} {
-		if rest, ok := strings.CutPrefix(line, tag); ok {
-			line, level = strings.TrimSpace(rest), l
+	for _, t := range hclogLevels {
+		if rest, ok := strings.CutPrefix(line, t.tag); ok {
+			line, level = strings.TrimSpace(rest), t.level
 			break
 		}
 	}
